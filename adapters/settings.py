@@ -1,0 +1,221 @@
+"""The TOML configuration (operations.md §2), decoded once into typed msgspec Structs.
+
+An unknown key, a wrong type or a missing required key raises ConfigError naming the file,
+the key and what was expected; the CLI turns it into exit code 2.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+CONFIG_ENV = "ML_CONNECTOR_CONFIG"
+DEFAULT_CONFIG = "ml-connector.toml"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says where and what was expected."""
+
+
+def parse_duration(text: str) -> float:
+    """'30s', '15m', '2h', '500ms' -> seconds."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ValueError(f"expected a duration like 30s, 15m or 2h, got {text!r}")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class ConnectorSettings(_Section):
+    company: str
+    ledger: str = "sqlite:///data/ledger.db"
+    data_dir: str = "data"
+    schedule: str = "15m"
+    max_attempts: int = 8
+    retry_base: str = "30s"            # first backoff; doubles per attempt, with jitter
+    retry_max: str = "1h"
+
+
+class FileKindSettings(_Section):
+    patterns: list[str] = []
+    encoding: str = "utf-8-sig"
+    delimiter: str = ","
+    decimal_separator: str = "."
+    thousands_separator: str = ""
+    date_format: str = "%Y-%m-%d"
+    columns: dict[str, str] = {}       # canonical field -> the template's header text
+
+
+class InvoiceFileSettings(FileKindSettings):
+    patterns: list[str] = ["invoices_*.csv", "invoices_*.xml"]
+    approved_statuses: list[str] = ["Approved"]
+
+
+class VendorFileSettings(FileKindSettings):
+    patterns: list[str] = ["vendors_*.csv", "vendors_*.xml"]
+
+
+class PurchaseOrderFileSettings(FileKindSettings):
+    patterns: list[str] = ["purchase_orders_*.csv"]
+
+
+class StampliSettings(_Section):
+    host: str
+    port: int = 22
+    username: str
+    auth: str = "password"             # or "key"
+    known_hosts: str = "known_hosts"
+    outbound_dir: str = "/outbound"
+    archive_dir: str = ""
+    min_file_age: str = "30s"
+    connect_timeout: str = "15s"
+    read_timeout: str = "60s"
+    companies: dict[str, str] = {}     # Stampli CompanyID -> IFS company
+    invoices: InvoiceFileSettings = msgspec.field(default_factory=InvoiceFileSettings)
+    vendors: VendorFileSettings = msgspec.field(default_factory=VendorFileSettings)
+    purchase_orders: PurchaseOrderFileSettings = msgspec.field(
+        default_factory=PurchaseOrderFileSettings
+    )
+
+
+class PostingSettings(_Section):
+    post_voucher: bool = True
+    voucher_type: str = "I"
+    ap_liability_account: str = "2440"
+    cost_center_code_part: str = "B"
+    tax_accounts: dict[str, str] = {}
+
+
+class EndpointSettings(_Section):
+    """One entry of the endpoint map: where an IFS entity lives."""
+    projection: str
+    entity_set: str
+    keys: list[str] = []
+
+
+class IfsSettings(_Section):
+    base_url: str
+    realm: str = ""
+    endpoint: str = "int"
+    client_id: str = "ml-connector"
+    token_url: str = ""
+    requests_per_minute: int = 1000
+    page_size: int = 5000
+    use_batch: bool = True
+    create_missing_suppliers: bool = True
+    verify_tls: bool | str = True
+    timeout: str = "60s"
+    reference_refresh: str = "15m"
+    posting: PostingSettings = msgspec.field(default_factory=PostingSettings)
+    endpoints: dict[str, EndpointSettings] = {}
+
+
+class Settings(_Section):
+    connector: ConnectorSettings
+    stampli: StampliSettings | None = None
+    ifs: IfsSettings | None = None
+    source: str = ""                   # the file it was read from (set by load_settings)
+
+    @property
+    def data_dir(self) -> Path:
+        return resolve_path(self, self.connector.data_dir)
+
+    def duration(self, text: str) -> float:
+        return parse_duration(text)
+
+
+def resolve_path(settings: Settings, value: str) -> Path:
+    """Relative paths in the config are relative to the config file's folder."""
+    path = Path(value).expanduser()
+    if path.is_absolute() or not settings.source:
+        return path
+    return Path(settings.source).resolve().parent / path
+
+
+def ledger_url(settings: Settings) -> str:
+    """The ledger URL with a relative sqlite path resolved against the config's folder."""
+    url = settings.connector.ledger
+    if url.startswith("sqlite:///"):
+        raw = url[len("sqlite:///"):]
+        if raw != ":memory:":
+            return "sqlite:///" + str(resolve_path(settings, raw))
+    return url
+
+
+def find_config(explicit: str | None) -> Path:
+    return Path(explicit or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+
+
+_DURATION_KEYS = {
+    ("connector", "schedule"): False,  # may also be a cron line
+    ("connector", "retry_base"): True,
+    ("connector", "retry_max"): True,
+    ("stampli", "min_file_age"): True,
+    ("stampli", "connect_timeout"): True,
+    ("stampli", "read_timeout"): True,
+    ("ifs", "timeout"): True,
+    ("ifs", "reference_refresh"): True,
+}
+
+
+def load_settings(path: str | Path) -> Settings:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: no such configuration file; create one with `ml-connector init`"
+            " or point --config / $ML_CONNECTOR_CONFIG at it"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return settings_from_dict(raw, source=str(path))
+
+
+def settings_from_dict(raw: dict[str, Any], source: str = "") -> Settings:
+    where = source or "<config>"
+    try:
+        settings = msgspec.convert({**raw, "source": source}, Settings)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{where}: {_explain(exc)}") from None
+    for (section, key), strict in _DURATION_KEYS.items():
+        part = getattr(settings, section)
+        if part is None:
+            continue
+        value = getattr(part, key)
+        try:
+            parse_duration(value)
+        except ValueError as exc:
+            if strict or not _looks_like_cron(value):
+                raise ConfigError(f"{where}: `{section}.{key}`: {exc}") from None
+    if settings.stampli and settings.stampli.auth not in ("password", "key"):
+        raise ConfigError(f"{where}: `stampli.auth`: expected \"password\" or \"key\", "
+                          f"got {settings.stampli.auth!r}")
+    return settings
+
+
+def _looks_like_cron(value: str) -> bool:
+    return len(value.split()) == 5
+
+
+def _explain(exc: msgspec.ValidationError) -> str:
+    """msgspec says `Object contains unknown field `x` - at `$.stampli``; make it a config key."""
+    text = str(exc)
+    match = re.match(r"(.*?)(?: - at `\$(.*)`)?$", text)
+    message, where = (match.group(1), match.group(2)) if match else (text, None)
+    path = (where or "").lstrip(".")
+    field = re.search(r"field `([^`]+)`", message)
+    if field:
+        path = f"{path}.{field.group(1)}" if path else field.group(1)
+    path = re.sub(r"\[(\d+)\]", r"[\1]", path)
+    return f"`{path}`: {message}" if path else message

@@ -1,0 +1,160 @@
+"""The canonical invoice (what every export template becomes) and the invoice identity.
+
+Amounts are Decimal; dates are ISO `YYYY-MM-DD` strings once parsed. An invoice that broke a
+rule still becomes a CanonicalInvoice (with whatever could be read) plus its RuleViolations,
+so the ledger records it and a person can see why it does not post.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from decimal import Decimal
+
+import msgspec
+
+# Fixed namespace: changing it would move every invoice to a new stream.
+INVOICE_NAMESPACE = uuid.UUID("6f1c2a9e-3b7d-5e48-9a0c-2d4b8e6f1a37")
+FILE_NAMESPACE = uuid.UUID("0b8e6a52-7c1f-5d39-8e2a-4f6b9c3d1e70")
+VENDOR_NAMESPACE = uuid.UUID("a3d5f7b9-1c2e-5f40-8b6d-9e0a2c4e6f81")
+POLL_NAMESPACE = uuid.UUID("c7e9a1b3-5d6f-5a82-9c4e-0f2b4d6a8c93")
+
+DOCUMENT_TYPES = ("Invoice", "CreditNote")
+_WHITESPACE = re.compile(r"\s+")
+
+
+def normalize_invoice_number(number: str) -> str:
+    """Trim, case-fold and remove inner white space (stampli-exports.md §6)."""
+    return _WHITESPACE.sub("", number).casefold()
+
+
+def invoice_identity(company: str, vendor_id: str, document_type: str, invoice_number: str) -> str:
+    return "|".join((company.strip(), vendor_id.strip(), document_type.strip(),
+                     normalize_invoice_number(invoice_number)))
+
+
+def invoice_id(company: str, vendor_id: str, document_type: str, invoice_number: str) -> uuid.UUID:
+    return uuid.uuid5(INVOICE_NAMESPACE,
+                      invoice_identity(company, vendor_id, document_type, invoice_number))
+
+
+def export_file_id(path: str, sha256: str) -> uuid.UUID:
+    return uuid.uuid5(FILE_NAMESPACE, f"{path}|{sha256}")
+
+
+def vendor_stream_id(vendor_id: str) -> uuid.UUID:
+    return uuid.uuid5(VENDOR_NAMESPACE, vendor_id.strip())
+
+
+class InvoiceLine(msgspec.Struct, frozen=True, kw_only=True):
+    line_number: int
+    description: str = ""
+    gl_account: str
+    cost_center: str
+    net: Decimal | None
+    tax_code: str = ""
+    tax: Decimal | None = Decimal("0")
+    source_line: int = 0               # line (CSV) or element index (XML) in the export file
+
+
+class CanonicalInvoice(msgspec.Struct, frozen=True, kw_only=True):
+    company: str                       # IFS company code
+    stampli_company_id: str = ""
+    stampli_invoice_id: str = ""
+    document_type: str
+    invoice_number: str
+    vendor_id: str
+    vendor_name: str = ""
+    invoice_date: str = ""             # ISO date when it parsed, else the raw text
+    due_date: str = ""
+    currency: str
+    net: Decimal | None
+    tax: Decimal | None
+    total: Decimal | None
+    approval_status: str
+    approved_at: str = ""
+    approved_by: str = ""
+    po_number: str = ""
+    exported_at: str = ""
+    lines: tuple[InvoiceLine, ...] = ()
+
+    @property
+    def id(self) -> uuid.UUID:
+        return invoice_id(self.company, self.vendor_id, self.document_type, self.invoice_number)
+
+    @property
+    def ref(self) -> str:
+        """What a person types: VENDOR_ID/INVOICE_NUMBER."""
+        return f"{self.vendor_id}/{self.invoice_number}"
+
+
+class RuleViolation(msgspec.Struct, frozen=True, kw_only=True):
+    rule: str                          # short id, e.g. "lines_sum_net"
+    field: str                         # canonical field name
+    message: str                       # what was found, what was expected
+    line: int = 0                      # file line (CSV) or element index (XML); 0 = whole invoice
+
+
+class ParsedInvoice(msgspec.Struct, frozen=True, kw_only=True):
+    """One invoice read from an export file, with where it came from and what is wrong."""
+    invoice: CanonicalInvoice
+    violations: tuple[RuleViolation, ...] = ()
+    locations: tuple[int, ...] = ()    # the CSV lines / XML element index it was read from
+
+
+_encoder = msgspec.json.Encoder(decimal_format="string", order="sorted")
+
+
+def invoice_to_data(invoice: CanonicalInvoice) -> dict:
+    """JSON-native form for the ledger: decimals as strings."""
+    return msgspec.to_builtins(invoice, order="sorted")
+
+
+def invoice_from_data(data: dict) -> CanonicalInvoice:
+    return msgspec.convert(data, CanonicalInvoice, strict=False)
+
+
+def content_hash(invoice: CanonicalInvoice) -> str:
+    """Hash of the canonical content. Where in which file it was read does not count, so the
+    same invoice in another file is a duplicate, not an amendment."""
+    stripped = msgspec.structs.replace(
+        invoice,
+        exported_at="",
+        lines=tuple(msgspec.structs.replace(line, source_line=0) for line in invoice.lines),
+    )
+    return hashlib.sha256(_encoder.encode(stripped)).hexdigest()
+
+
+class VendorRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A vendor as the latest vendor export describes it."""
+    vendor_id: str
+    name: str
+    tax_id: str = ""
+    address_line1: str = ""
+    city: str = ""
+    postal_code: str = ""
+    country: str = ""                  # ISO 3166 alpha-2
+    currency: str = ""
+    payment_terms: str = ""
+    active: bool = True
+    source_line: int = 0
+
+
+class PurchaseOrderLine(msgspec.Struct, frozen=True, kw_only=True):
+    po_number: str
+    vendor_id: str
+    line_number: int
+    description: str = ""
+    quantity: Decimal | None = None
+    unit_price: Decimal | None = None
+    amount: Decimal | None = None
+    currency: str = ""
+    status: str = ""
+    source_line: int = 0
+
+
+class RejectedRow(msgspec.Struct, frozen=True, kw_only=True):
+    """A row (or XML element) that could not be attributed to any record; its neighbours go on."""
+    line: int
+    field: str
+    message: str

@@ -1,0 +1,112 @@
+"""The small interfaces the pipeline needs from the edges. Adapters implement them; tests
+run one contract suite against a fake and against the real adapter."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import msgspec
+
+from ledger.model import CanonicalInvoice, VendorRecord
+
+# ---------------------------------------------------------------- Stampli side (blocking)
+
+
+class RemoteFile(msgspec.Struct, frozen=True):
+    name: str                          # plain file name inside the outbound folder
+    size: int
+    mtime: float                       # seconds since the epoch, as the server reports it
+
+
+class DownloadedFile(msgspec.Struct, frozen=True):
+    name: str
+    path: Path                         # the content-addressed local copy
+    sha256: str
+    size: int
+
+
+class SourceError(Exception):
+    """The export source could not be reached or read. `transient` says whether a later poll
+    may succeed (network, timeout) or a person must act (host key, credentials, permissions)."""
+
+    def __init__(self, message: str, *, transient: bool = True) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class ExportSource(Protocol):
+    """Stampli's outbound folder. Blocking: the pipeline calls it through asyncio.to_thread."""
+
+    def list_files(self, patterns: list[str]) -> list[RemoteFile]: ...
+
+    def download(self, name: str, dest_dir: Path) -> DownloadedFile: ...
+
+    def archive(self, name: str, archive_dir: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+# ---------------------------------------------------------------- IFS side (async)
+
+FAILURE_KINDS = ("data", "reference", "transient", "rejected", "conflict")
+
+
+class ErpFailure(Exception):
+    """IFS refused or could not be reached. kind is one of FAILURE_KINDS (ledger.md §3)."""
+
+    def __init__(self, kind: str, message: str, *, code: str = "", status: int = 0,
+                 exchanges: list[dict[str, Any]] | None = None) -> None:
+        assert kind in FAILURE_KINDS, kind
+        super().__init__(message)
+        self.kind = kind
+        self.code = code
+        self.status = status
+        self.exchanges = exchanges or []
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class ValidationOutcome(msgspec.Struct, frozen=True):
+    checks: list[str]                  # e.g. "account 6100 in company 10 valid on 2026-11-04"
+    snapshot: str                      # which reference snapshot (loaded-at time / version)
+
+
+class SupplierResolution(msgspec.Struct, frozen=True):
+    supplier_id: str
+    how: str                           # "existing", "linked_to_company", "created"
+    exchanges: list[dict[str, Any]] = []
+
+
+class PostingRequest(msgspec.Struct, frozen=True):
+    ledger_id: str                     # the invoice's ledger id: sent as ExternalRef
+    invoice: CanonicalInvoice
+    supplier_id: str
+
+
+class PostingResult(msgspec.Struct, frozen=True):
+    ifs_invoice_id: str
+    voucher: dict[str, Any]            # Company, AccountingYear, VoucherType, VoucherNo ({} if none)
+    etags: dict[str, str]
+    exchanges: list[dict[str, Any]]    # every request sent and response received, in order
+    found_existing: bool = False       # True when recovered by lookup after a crash
+
+
+class Erp(Protocol):
+    async def validate(self, invoice: CanonicalInvoice) -> ValidationOutcome:
+        """Raises ErpFailure(kind="reference"|"data", ...) naming the line and the value."""
+
+    async def resolve_supplier(self, invoice: CanonicalInvoice,
+                               vendor: VendorRecord | None) -> SupplierResolution: ...
+
+    async def sync_vendor(self, vendor: VendorRecord) -> dict[str, Any]:
+        """Apply vendor-file changes to an existing IFS supplier; returns what changed."""
+
+    async def find_posted(self, request: PostingRequest) -> PostingResult | None:
+        """Look the document up in IFS (ExternalRef, else company + supplier + number)."""
+
+    async def post(self, requests: list[PostingRequest]) -> list[PostingResult | ErpFailure]:
+        """Create and post each document; one result per request, in order."""
+
+    async def close(self) -> None: ...
