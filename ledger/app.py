@@ -1,0 +1,196 @@
+"""The ledger application: one eventsourcing Application holding every aggregate, with one
+method per use case. SQLite by default, PostgreSQL from a `postgresql://` URL: same code."""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from typing import Any
+from urllib.parse import unquote, urlparse
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, Transcoder
+
+from ledger.codec import OrjsonTranscoder, event_type
+from ledger.files import ExportFile, PollRun
+from ledger.invoice import Invoice, InvoiceRuleError
+from ledger.model import invoice_id, vendor_stream_id
+from ledger.vendor import Vendor
+
+APP_NAME = "ml_connector"
+
+
+class LedgerError(Exception):
+    """A request the ledger cannot carry out; the message says why and what to do."""
+
+
+class ConcurrentChange(LedgerError):
+    """Another process recorded an event on the same stream first (the optimistic lock)."""
+
+
+def environment_for(url: str) -> dict[str, str]:
+    """eventsourcing settings from a ledger URL."""
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///"):]
+        if path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": path if path != ":memory:" else ":memory:",
+                "SQLITE_LOCK_TIMEOUT": "30"}
+    if url.startswith(("postgresql://", "postgres://")):
+        parts = urlparse(url)
+        return {"PERSISTENCE_MODULE": "eventsourcing.postgres",
+                "POSTGRES_DBNAME": (parts.path or "/").lstrip("/") or "postgres",
+                "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+                "POSTGRES_PORT": str(parts.port or 5432),
+                "POSTGRES_USER": unquote(parts.username or "postgres"),
+                "POSTGRES_PASSWORD": unquote(parts.password or ""),
+                "POSTGRES_CONNECT_TIMEOUT": "10",
+                "POSTGRES_LOCK_TIMEOUT": "30",
+                "POSTGRES_POOL_SIZE": "4"}
+    raise LedgerError(f"ledger URL {redact_url(url)!r} is neither sqlite:///PATH nor"
+                      " postgresql://USER@HOST:PORT/DB")
+
+
+def redact_url(url: str) -> str:
+    parts = urlparse(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url
+
+
+class Ledger(Application[UUID]):
+    name = APP_NAME
+    env = {"IS_SNAPSHOTTING_ENABLED": "n"}
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        super().__init__(env=environment_for(url))
+
+    def construct_transcoder(self) -> Transcoder:
+        return OrjsonTranscoder()
+
+    # ------------------------------------------------------------------ reads
+
+    def invoice(self, id: UUID) -> Invoice:
+        return self._get(id, Invoice)
+
+    def invoice_at(self, id: UUID, version: int) -> Invoice:
+        return self.repository.get(id, version=version)
+
+    def find_invoice(self, id: UUID) -> Invoice | None:
+        return self._find(id)
+
+    def export_file(self, id: UUID) -> ExportFile | None:
+        return self._find(id)
+
+    def vendor(self, vendor_id: str) -> Vendor | None:
+        return self._find(vendor_stream_id(vendor_id))
+
+    def _get(self, id: UUID, cls: type) -> Any:
+        try:
+            aggregate = self.repository.get(id)
+        except AggregateNotFoundError:
+            raise LedgerError(f"no {cls.__name__.lower()} with ledger id {id}") from None
+        return aggregate
+
+    def _find(self, id: UUID) -> Any:
+        try:
+            return self.repository.get(id)
+        except AggregateNotFoundError:
+            return None
+
+    def history(self, id: UUID) -> list[dict[str, Any]]:
+        """Every event of one stream, oldest first, as plain data."""
+        recorder = self.recorder
+        stored = recorder.select_events(id)
+        if not stored:
+            raise LedgerError(f"no events recorded for {id}")
+        out = []
+        for item in stored:
+            event = self.mapper.to_domain_event(item)
+            data = {k: v for k, v in vars(event).items()
+                    if k not in ("originator_id", "originator_version", "timestamp",
+                                 "originator_topic")}
+            out.append({"version": item.originator_version, "type": event_type(item.topic),
+                        "recorded_at": event.timestamp.isoformat(), "data": data})
+        return out
+
+    def resolve_ref(self, ref: str, default_company: str) -> UUID:
+        """REF is a ledger id, VENDOR/NUMBER (default company, Invoice), or
+        COMPANY/VENDOR/TYPE/NUMBER (operations.md §3)."""
+        try:
+            return UUID(ref)
+        except ValueError:
+            pass
+        parts = ref.split("/")
+        if len(parts) == 2:
+            ids = [invoice_id(default_company, parts[0], "Invoice", parts[1])]
+            ids.append(invoice_id(default_company, parts[0], "CreditNote", parts[1]))
+        elif len(parts) == 4:
+            ids = [invoice_id(parts[0], parts[1], parts[2], parts[3])]
+        else:
+            raise LedgerError(f"{ref!r} is not an invoice reference: use a ledger id,"
+                              " VENDOR_ID/INVOICE_NUMBER or COMPANY/VENDOR_ID/TYPE/NUMBER")
+        for candidate in ids:
+            if self.recorder.select_events(candidate, limit=1):
+                return candidate
+        raise LedgerError(f"no invoice {ref} in the ledger (company {default_company});"
+                          " `ml-connector status` lists the invoices it knows")
+
+    # ------------------------------------------------------------------ writes
+
+    def save_all(self, aggregates: Iterable[Any]) -> None:
+        """Save several aggregates' new events in one transaction. A concurrent writer on any
+        of the streams makes the whole save fail with ConcurrentChange, nothing written."""
+        try:
+            self.save(*aggregates)
+        except IntegrityError as exc:
+            raise ConcurrentChange(f"another process changed the ledger first: {exc}") from None
+
+    def request_replay(self, id: UUID, from_version: int | None, reason: str) -> Invoice:
+        invoice = self.invoice(id)
+        if from_version is None:
+            from_version = _version_before_last_failure(self, invoice)
+        if not 1 <= from_version <= invoice.version:
+            raise LedgerError(f"invoice {invoice.ref} has events 1..{invoice.version};"
+                              f" cannot replay from {from_version}")
+        restored = self.invoice_at(id, from_version).state
+        if invoice.posted is not None and restored not in ("posted", "needs_attention"):
+            raise LedgerError(f"invoice {invoice.ref} is already posted in IFS (InvoiceId"
+                              f" {invoice.row['ifs_invoice_id']}); replaying it to"
+                              f" '{restored}' could post it twice, so it is refused")
+        if restored in ("discovered",):
+            raise LedgerError(f"event {from_version} of {invoice.ref} is before its content"
+                              " was parsed; replay from a later event")
+        invoice.request_replay(from_version, restored, reason)
+        self.save_all([invoice])
+        return invoice
+
+    def record(self, *aggregates: Any) -> None:
+        self.save_all(aggregates)
+
+
+def _version_before_last_failure(ledger: Ledger, invoice: Invoice) -> int:
+    """The last event before the latest run of failures (and replays): replaying puts the
+    invoice back where the failed stage takes it on again."""
+    events = ledger.recorder.select_events(invoice.id)
+    for item in reversed(events):
+        if event_type(item.topic) not in ("Failed", "ReplayRequested"):
+            return item.originator_version
+    return invoice.version
+
+
+def iter_chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+__all__ = ["Ledger", "LedgerError", "ConcurrentChange", "InvoiceRuleError", "Invoice",
+           "ExportFile", "PollRun", "Vendor", "iter_chunks", "redact_url"]

@@ -1,0 +1,124 @@
+"""Export-file and poll-run aggregates.
+
+An export file is one stream per (path, sha256): a changed file under the same name is a new
+file. A poll run is one stream per polling attempt, so "every polling attempt is logged"
+without one ever-growing stream.
+"""
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from ledger import __version__
+
+
+class ExportFile(Aggregate):
+    TOPIC = "ml_connector.ExportFile"
+
+    class Event(Aggregate.Event):
+        connector_version: str
+
+    class Created(Event, Aggregate.Created):
+        TOPIC = "ml_connector.file.Created"
+
+    class Downloaded(Created):
+        TOPIC = "ml_connector.file.Downloaded"
+        name: str
+        kind: str                      # invoices, vendors, purchase_orders
+        size: int
+        mtime: float
+        sha256: str
+        local_path: str                # content-addressed copy kept for audit
+
+    class Parsed(Event):
+        TOPIC = "ml_connector.file.Parsed"
+        records: int
+        invoices_new: int
+        duplicates: int
+        amendments: int
+        rejected_rows: list[dict[str, Any]]
+
+        def apply(self, aggregate: ExportFile) -> None:
+            aggregate.outcome = "parsed"
+
+    class Rejected(Event):
+        TOPIC = "ml_connector.file.Rejected"
+        reason: str
+        line: int
+        field: str
+
+        def apply(self, aggregate: ExportFile) -> None:
+            aggregate.outcome = "rejected"
+
+    class Archived(Event):
+        TOPIC = "ml_connector.file.Archived"
+        archive_dir: str
+
+        def apply(self, aggregate: ExportFile) -> None:
+            aggregate.archived = True
+
+    def __init__(self, name: str, kind: str, size: int, mtime: float, sha256: str,
+                 local_path: str, connector_version: str) -> None:
+        self.name, self.kind, self.sha256, self.local_path = name, kind, sha256, local_path
+        self.size, self.mtime = size, mtime
+        self.outcome = ""              # "", "parsed", "rejected"
+        self.archived = False
+
+    @classmethod
+    def download(cls, id: UUID, **fields: Any) -> ExportFile:
+        return cls._create(cls.Downloaded, id=id, connector_version=__version__, **fields)
+
+    def record_parsed(self, records: int, invoices_new: int, duplicates: int, amendments: int,
+                      rejected_rows: list[dict[str, Any]]) -> None:
+        self.trigger_event(self.Parsed, records=records, invoices_new=invoices_new,
+                           duplicates=duplicates, amendments=amendments,
+                           rejected_rows=rejected_rows, connector_version=__version__)
+
+    def reject(self, reason: str, line: int = 0, field: str = "") -> None:
+        self.trigger_event(self.Rejected, reason=reason, line=line, field=field,
+                           connector_version=__version__)
+
+    def archive(self, archive_dir: str) -> None:
+        self.trigger_event(self.Archived, archive_dir=archive_dir, connector_version=__version__)
+
+
+class PollRun(Aggregate):
+    TOPIC = "ml_connector.PollRun"
+
+    class Event(Aggregate.Event):
+        connector_version: str
+
+    class Created(Event, Aggregate.Created):
+        TOPIC = "ml_connector.poll.Created"
+
+    class Started(Created):
+        TOPIC = "ml_connector.poll.Started"
+        source: str
+        started_at: str
+
+    class Finished(Event):
+        TOPIC = "ml_connector.poll.Finished"
+        listed: list[dict[str, Any]]
+        taken: list[str]
+        skipped: list[dict[str, str]]
+        errors: list[str]
+        ended_at: str
+
+        def apply(self, aggregate: PollRun) -> None:
+            aggregate.finished = True
+
+    def __init__(self, source: str, started_at: str, connector_version: str) -> None:
+        self.source, self.started_at = source, started_at
+        self.finished = False
+
+    @classmethod
+    def start(cls, source: str, started_at: str) -> PollRun:
+        return cls._create(cls.Started, source=source, started_at=started_at,
+                           connector_version=__version__)
+
+    def finish(self, *, listed: list[dict[str, Any]], taken: list[str],
+               skipped: list[dict[str, str]], errors: list[str], ended_at: str) -> None:
+        self.trigger_event(self.Finished, listed=listed, taken=taken, skipped=skipped,
+                           errors=errors, ended_at=ended_at, connector_version=__version__)

@@ -1,0 +1,274 @@
+"""The Invoice aggregate: one stream per invoice identity (uuid5 of company, vendor, document
+type and normalized invoice number), its past-tense events, and guard methods.
+
+Every event carries the connector version that recorded it; `timestamp` is when it was
+recorded. Topics are explicit so that modules can move without breaking stored events.
+"""
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from ledger import __version__
+from ledger.status import AMENDABLE, STAGE_OF_STATE, empty_row, transition
+
+
+class InvoiceRuleError(Exception):
+    """A command that the invoice's current state does not allow."""
+
+
+class Invoice(Aggregate):
+    TOPIC = "ml_connector.Invoice"
+
+    class Event(Aggregate.Event):
+        connector_version: str
+
+        def apply(self, aggregate: Invoice) -> None:
+            data = vars(self)
+            aggregate.row = transition(aggregate.row, type(self).__name__, data,
+                                       self.originator_version, self.timestamp.isoformat())
+            aggregate.on(type(self).__name__, data)
+
+    class Created(Event, Aggregate.Created):
+        TOPIC = "ml_connector.invoice.Created"
+
+    class Discovered(Created):
+        TOPIC = "ml_connector.invoice.Discovered"
+        company: str
+        vendor_id: str
+        document_type: str
+        invoice_number: str
+        file_name: str
+        file_sha256: str
+        locations: list[int]
+
+    class Parsed(Event):
+        TOPIC = "ml_connector.invoice.Parsed"
+        invoice: dict[str, Any]
+        content_hash: str
+        violations: list[dict[str, Any]]
+        file_name: str
+        file_sha256: str
+
+    class Amended(Event):
+        """New content for an invoice not yet posted; the old content stays in the ledger."""
+        TOPIC = "ml_connector.invoice.Amended"
+        invoice: dict[str, Any]
+        content_hash: str
+        previous_hash: str
+        violations: list[dict[str, Any]]
+        file_name: str
+        file_sha256: str
+
+    class SeenAgain(Event):
+        """The same content in another export: a duplicate, nothing new to post."""
+        TOPIC = "ml_connector.invoice.SeenAgain"
+        file_name: str
+        file_sha256: str
+        locations: list[int]
+
+    class ChangedAfterPosting(Event):
+        """Different content for an invoice IFS already has: never re-posted, a person decides."""
+        TOPIC = "ml_connector.invoice.ChangedAfterPosting"
+        invoice: dict[str, Any]
+        content_hash: str
+        file_name: str
+        file_sha256: str
+        message: str
+
+    class AwaitingApproval(Event):
+        TOPIC = "ml_connector.invoice.AwaitingApproval"
+        approval_status: str
+
+    class Validated(Event):
+        TOPIC = "ml_connector.invoice.Validated"
+        checks: list[str]
+        snapshot: str
+
+    class VendorResolved(Event):
+        TOPIC = "ml_connector.invoice.VendorResolved"
+        supplier_id: str
+        how: str
+        exchanges: list[dict[str, Any]]
+
+    class PostingIntended(Event):
+        """Write-ahead intent: recorded before the first write to IFS. Optimistic concurrency
+        on the aggregate version makes it a lock between processes."""
+        TOPIC = "ml_connector.invoice.PostingIntended"
+        attempt: int
+        supplier_id: str
+        content_hash: str
+        worker: str
+
+    class Posted(Event):
+        TOPIC = "ml_connector.invoice.Posted"
+        ifs_invoice_id: str
+        voucher: dict[str, Any]
+        etags: dict[str, str]
+        exchanges: list[dict[str, Any]]
+        found_existing: bool
+        content_hash: str
+
+    class Failed(Event):
+        TOPIC = "ml_connector.invoice.Failed"
+        class_version = 2
+        stage: str
+        kind: str
+        code: str
+        message: str
+        attempt: int
+        next_retry_at: str | None
+        exchanges: list[dict[str, Any]]
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # Version 1 had no retry scheduling: every failure was parked.
+            state.setdefault("next_retry_at", None)
+
+    class ReplayRequested(Event):
+        """Puts the invoice back in the state it had after event `from_version`. Appends;
+        never rewrites."""
+        TOPIC = "ml_connector.invoice.ReplayRequested"
+        from_version: int
+        restored_state: str
+        reason: str
+
+    # ------------------------------------------------------------------ state
+
+    def __init__(self, company: str, vendor_id: str, document_type: str, invoice_number: str,
+                 file_name: str, file_sha256: str, locations: list[int],
+                 connector_version: str) -> None:
+        self.row: dict[str, Any] = empty_row(str(self.id))
+        self.content: dict[str, Any] = {}
+        self.violations: list[dict[str, Any]] = []
+        self.open_intent: dict[str, Any] | None = None
+        self.posted: dict[str, Any] | None = None
+        self.supplier_id = ""
+
+    def on(self, event: str, data: dict[str, Any]) -> None:
+        if event in ("Parsed", "Amended"):
+            self.content, self.violations = data["invoice"], data["violations"]
+        elif event == "VendorResolved":
+            self.supplier_id = data["supplier_id"]
+        elif event == "PostingIntended":
+            self.open_intent = data
+        elif event == "Posted":
+            self.open_intent, self.posted = None, data
+        # A failed post leaves the intent open on purpose: whether IFS kept anything is only
+        # known after looking, so every later attempt looks the document up first.
+
+    @property
+    def state(self) -> str:
+        return self.row["state"]
+
+    @property
+    def content_hash(self) -> str:
+        return self.row["content_hash"]
+
+    # ------------------------------------------------------------------ commands
+
+    @classmethod
+    def discover(cls, id: UUID, *, company: str, vendor_id: str, document_type: str,
+                 invoice_number: str, file_name: str, file_sha256: str,
+                 locations: list[int]) -> Invoice:
+        return cls._create(cls.Discovered, id=id, company=company, vendor_id=vendor_id,
+                           document_type=document_type, invoice_number=invoice_number,
+                           file_name=file_name, file_sha256=file_sha256,
+                           locations=list(locations), connector_version=__version__)
+
+    def _record(self, event_class: type[Event], **data: Any) -> None:
+        self.trigger_event(event_class, connector_version=__version__, **data)
+
+    def take_content(self, invoice: dict[str, Any], content_hash: str,
+                     violations: list[dict[str, Any]], file_name: str, file_sha256: str,
+                     locations: list[int], approved: bool) -> str:
+        """Record what an export says about this invoice. Returns what happened:
+        parsed, duplicate, amended or changed_after_posting."""
+        source = dict(file_name=file_name, file_sha256=file_sha256)
+        if not self.content_hash:
+            self._record(self.Parsed, invoice=invoice, content_hash=content_hash,
+                         violations=violations, **source)
+            outcome = "parsed"
+        elif content_hash == self.content_hash:
+            self._record(self.SeenAgain, locations=list(locations), **source)
+            return "duplicate"
+        elif self.posted is not None or self.state in ("posting", "posted", "needs_attention"):
+            self._record(self.ChangedAfterPosting, invoice=invoice, content_hash=content_hash,
+                         message=_changed_after_posting_message(self, file_name), **source)
+            return "changed_after_posting"
+        elif self.state in AMENDABLE:
+            self._record(self.Amended, invoice=invoice, content_hash=content_hash,
+                         previous_hash=self.content_hash, violations=violations, **source)
+            outcome = "amended"
+        else:  # pragma: no cover - every state is covered above
+            raise InvoiceRuleError(f"cannot take new content in state {self.state}")
+        if violations:
+            self.fail("parse", "data", _violations_message(violations), code="RULES")
+        elif not approved:
+            self._record(self.AwaitingApproval, approval_status=invoice["approval_status"])
+        return outcome
+
+    def validate(self, checks: list[str], snapshot: str) -> None:
+        self._require_stage("validate")
+        self._record(self.Validated, checks=checks, snapshot=snapshot)
+
+    def resolve_vendor(self, supplier_id: str, how: str,
+                       exchanges: list[dict[str, Any]] | None = None) -> None:
+        self._require_stage("resolve_vendor")
+        self._record(self.VendorResolved, supplier_id=supplier_id, how=how,
+                     exchanges=exchanges or [])
+
+    def intend_posting(self, worker: str, *, looked_up: bool = False) -> None:
+        self._require_stage("post")
+        if self.open_intent is not None and not looked_up:
+            raise InvoiceRuleError("a posting intent is already open; look it up in IFS first")
+        self._record(self.PostingIntended, attempt=self.row["attempts"] + 1,
+                     supplier_id=self.supplier_id, content_hash=self.content_hash,
+                     worker=worker)
+
+    def post(self, ifs_invoice_id: str, voucher: dict[str, Any], etags: dict[str, str],
+             exchanges: list[dict[str, Any]], found_existing: bool = False) -> None:
+        if self.posted is not None:
+            raise InvoiceRuleError("already posted")
+        self._record(self.Posted, ifs_invoice_id=str(ifs_invoice_id), voucher=voucher,
+                     etags=etags, exchanges=exchanges, found_existing=found_existing,
+                     content_hash=self.content_hash)
+
+    def fail(self, stage: str, kind: str, message: str, *, code: str = "",
+             next_retry_at: str | None = None, exchanges: list[dict[str, Any]] | None = None,
+             count_attempt: bool = True) -> None:
+        attempt = self.row["attempts"] + (1 if count_attempt else 0)
+        self._record(self.Failed, stage=stage, kind=kind, code=code, message=message,
+                     attempt=attempt, next_retry_at=next_retry_at, exchanges=exchanges or [])
+
+    def request_replay(self, from_version: int, restored_state: str, reason: str) -> None:
+        self._record(self.ReplayRequested, from_version=from_version,
+                     restored_state=restored_state, reason=reason)
+
+    def _require_stage(self, stage: str) -> None:
+        acting = self.row["stage"] if self.state in ("retry_scheduled", "failed") else None
+        if (acting or STAGE_OF_STATE.get(self.state)) != stage:
+            raise InvoiceRuleError(f"invoice {self.ref} is {self.state}; it is not waiting for"
+                                   f" {stage.replace('_', ' ')}")
+
+    @property
+    def ref(self) -> str:
+        return f"{self.row['vendor_id']}/{self.row['invoice_number']}"
+
+
+def _violations_message(violations: list[dict[str, Any]]) -> str:
+    parts = []
+    for v in violations[:5]:
+        where = f"line {v['line']}, " if v.get("line") else ""
+        parts.append(f"{where}{v['field']}: {v['message']}")
+    more = f" (+{len(violations) - 5} more)" if len(violations) > 5 else ""
+    return "; ".join(parts) + more + "; correct the invoice in Stampli and re-export it"
+
+
+def _changed_after_posting_message(invoice: Invoice, file_name: str) -> str:
+    ifs_id = invoice.row.get("ifs_invoice_id") or "?"
+    return (f"{file_name} changes invoice {invoice.ref}, which is already posted in IFS"
+            f" (InvoiceId {ifs_id}); it will not be posted again: correct it in IFS by hand"
+            " (credit note or manual adjustment)")

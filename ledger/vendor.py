@@ -1,0 +1,79 @@
+"""Vendor aggregate: one stream per Stampli vendor id; what the vendor files said and what
+was synced to IFS."""
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from ledger import __version__
+
+
+class Vendor(Aggregate):
+    TOPIC = "ml_connector.Vendor"
+
+    class Event(Aggregate.Event):
+        connector_version: str
+
+    class Created(Event, Aggregate.Created):
+        TOPIC = "ml_connector.vendor.Created"
+
+    class Seen(Created):
+        TOPIC = "ml_connector.vendor.Seen"
+        vendor_id: str
+        record: dict[str, Any]
+        file_name: str
+
+    class Changed(Event):
+        TOPIC = "ml_connector.vendor.Changed"
+        record: dict[str, Any]
+        file_name: str
+
+        def apply(self, aggregate: Vendor) -> None:
+            aggregate.record = self.record
+
+    class Synced(Event):
+        TOPIC = "ml_connector.vendor.Synced"
+        supplier_id: str
+        action: str                    # created, updated, unchanged, linked_to_company
+        fields: list[str]
+
+        def apply(self, aggregate: Vendor) -> None:
+            aggregate.synced_record = aggregate.record
+            aggregate.supplier_id = self.supplier_id
+
+    class SyncFailed(Event):
+        TOPIC = "ml_connector.vendor.SyncFailed"
+        kind: str
+        message: str
+
+    def __init__(self, vendor_id: str, record: dict[str, Any], file_name: str,
+                 connector_version: str) -> None:
+        self.vendor_id, self.record = vendor_id, record
+        self.synced_record: dict[str, Any] | None = None
+        self.supplier_id = ""
+
+    @classmethod
+    def see(cls, id: UUID, vendor_id: str, record: dict[str, Any], file_name: str) -> Vendor:
+        return cls._create(cls.Seen, id=id, vendor_id=vendor_id, record=record,
+                           file_name=file_name, connector_version=__version__)
+
+    def update_record(self, record: dict[str, Any], file_name: str) -> bool:
+        if record == self.record:
+            return False
+        self.trigger_event(self.Changed, record=record, file_name=file_name,
+                           connector_version=__version__)
+        return True
+
+    def synced(self, supplier_id: str, action: str, fields: list[str]) -> None:
+        self.trigger_event(self.Synced, supplier_id=supplier_id, action=action, fields=fields,
+                           connector_version=__version__)
+
+    def sync_failed(self, kind: str, message: str) -> None:
+        self.trigger_event(self.SyncFailed, kind=kind, message=message,
+                           connector_version=__version__)
+
+    @property
+    def needs_sync(self) -> bool:
+        return self.synced_record != self.record
