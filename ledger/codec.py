@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
 import orjson
 from eventsourcing.persistence import Transcoder
+from eventsourcing.utils import TopicError, resolve_topic
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS
 
@@ -61,3 +63,22 @@ def _jsonable_default(obj: Any) -> Any:
     if isinstance(obj, (UUID, Decimal)):
         return str(obj)
     return _default(obj)
+
+
+@lru_cache(maxsize=None)
+def _event_class(topic: str) -> Any:
+    try:
+        return resolve_topic(topic)
+    except TopicError:
+        return None
+
+
+def upcast(topic: str, state: dict[str, Any]) -> dict[str, Any]:
+    """Bring raw stored state up to the current class version (as the Mapper does)."""
+    from_version = state.pop("class_version", 1)
+    cls = _event_class(topic)
+    to_version = getattr(cls, "class_version", 1) if cls is not None else 1
+    while from_version < to_version:
+        getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
+        from_version += 1
+    return state

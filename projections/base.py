@@ -1,0 +1,53 @@
+"""What a projection is: tables, and a function that folds a page of events into them.
+
+Events reach projections as `LedgerEvent`s decoded straight from the stored bytes (no domain
+objects built), upcast to the current class version, so rebuilding a million events is fast.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from projections.store import Cursor
+
+
+class LedgerEvent(NamedTuple):
+    position: int                      # notification id: the global order
+    stream_id: str
+    version: int
+    topic: str
+    type: str                          # the event class name: Posted, Failed, ...
+    data: dict[str, Any]
+    recorded_at: str
+    raw: bytes                         # the stored state, byte for byte (for the audit chain)
+
+
+class Projection:
+    name = ""
+    topic_prefix = ""                  # which events it reads; "" = all
+    tables: Sequence[str] = ()         # table names it owns (dropped on rebuild)
+    ddl: Sequence[str] = ()            # CREATE statements, dialect-neutral
+
+    def wants(self, event: LedgerEvent) -> bool:
+        return event.topic.startswith(self.topic_prefix)
+
+    def create(self, cur: Cursor) -> None:
+        for statement in self.ddl:
+            cur.execute(statement)
+
+    def drop(self, cur: Cursor) -> None:
+        for table in self.tables:
+            cur.execute(f"DROP TABLE IF EXISTS {table}")
+
+    def apply(self, cur: Cursor, events: list[LedgerEvent]) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+
+def select_in(cur: Cursor, sql_prefix: str, keys: Sequence[Any], chunk: int = 500) -> list[tuple]:
+    """`SELECT ... WHERE key IN (...)` in chunks that stay under parameter limits."""
+    rows: list[tuple] = []
+    for start in range(0, len(keys), chunk):
+        part = keys[start:start + chunk]
+        marks = ",".join("?" * len(part))
+        rows.extend(cur.execute(f"{sql_prefix} ({marks})", part).fetchall())
+    return rows

@@ -1,0 +1,112 @@
+"""Keeps projections current by following the ledger's notification log from a tracked
+position (the SQLite recorder cannot subscribe, so this polls; it works the same on
+PostgreSQL). Each page of events and the new position are written in one transaction, so a
+view never runs ahead of or behind its position, and several processes can share it."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import ledger.files  # noqa: F401  (registers the explicit topics)
+import ledger.invoice  # noqa: F401
+import ledger.vendor  # noqa: F401
+from ledger.app import Ledger
+from ledger.codec import decode_state, event_type, upcast
+from projections.base import LedgerEvent, Projection
+from projections.files import FilesProjection, VendorsProjection
+from projections.status import StatusProjection
+from projections.store import Cursor, ViewStore, open_view_store
+
+POSITIONS = "mlc_projection_position"
+Progress = Callable[[int, int], None]
+
+
+def default_projections() -> list[Projection]:
+    return [StatusProjection(), FilesProjection(), VendorsProjection()]
+
+
+def decode_notifications(notifications: Sequence) -> list[LedgerEvent]:
+    events = []
+    for n in notifications:
+        data = upcast(n.topic, decode_state(n.state))
+        events.append(LedgerEvent(n.id, str(n.originator_id), n.originator_version, n.topic,
+                                  event_type(n.topic), data, data.get("timestamp", ""),
+                                  n.state))
+    return events
+
+
+class Projector:
+    def __init__(self, ledger: Ledger, store: ViewStore | None = None,
+                 projections: list[Projection] | None = None, page_size: int = 2000) -> None:
+        self.ledger = ledger
+        self.store = store or open_view_store(ledger.url)
+        self.projections = projections if projections is not None else default_projections()
+        self.page_size = page_size
+        self._tables_ready = False
+
+    def ensure_tables(self) -> None:
+        if self._tables_ready:
+            return
+        with self.store.transaction() as cur:
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {POSITIONS} (name TEXT PRIMARY KEY,"
+                        " position BIGINT NOT NULL)")
+            for projection in self.projections:
+                projection.create(cur)
+                cur.execute(f"INSERT INTO {POSITIONS} (name, position) VALUES (?, 0)"
+                            " ON CONFLICT (name) DO NOTHING", (projection.name,))
+        self._tables_ready = True
+
+    def _lock_positions(self, cur: Cursor) -> dict[str, int]:
+        lock = " FOR UPDATE" if self.store.dialect == "postgres" else ""
+        names = [p.name for p in self.projections]
+        rows = cur.execute(f"SELECT name, position FROM {POSITIONS} WHERE name IN"
+                           f" ({','.join('?' * len(names))}){lock}", names).fetchall()
+        return {name: int(position) for name, position in rows}
+
+    def positions(self) -> dict[str, int]:
+        self.ensure_tables()
+        with self.store.transaction() as cur:
+            return self._lock_positions(cur)
+
+    def catch_up(self, progress: Progress | None = None) -> int:
+        """Apply every event not yet applied. Returns how many notifications were read."""
+        self.ensure_tables()
+        total = self.ledger.recorder.max_notification_id() or 0
+        applied = 0
+        while True:
+            with self.store.transaction() as cur:
+                positions = self._lock_positions(cur)
+                start = min(positions.values(), default=0)
+                page = self.ledger.recorder.select_notifications(
+                    start + 1, self.page_size, inclusive_of_start=True)
+                if not page:
+                    return applied
+                events = decode_notifications(page)
+                last = events[-1].position
+                for projection in self.projections:
+                    mine = [e for e in events
+                            if e.position > positions[projection.name] and projection.wants(e)]
+                    if mine:
+                        projection.apply(cur, mine)
+                    cur.execute(f"UPDATE {POSITIONS} SET position = ? WHERE name = ?",
+                                (last, projection.name))
+            applied += len(events)
+            if progress:
+                progress(last, max(total, last))
+
+    def rebuild(self, from_position: int | None = None,
+                progress: Progress | None = None) -> int:
+        """Drop and rebuild every projection from the start, or re-apply from a position
+        onto the current views (the fold is per-field overwrite, so the result is the same)."""
+        self.ensure_tables()
+        with self.store.transaction() as cur:
+            positions = self._lock_positions(cur)
+            for projection in self.projections:
+                if from_position is None:
+                    projection.drop(cur)
+                    projection.create(cur)
+                    new = 0
+                else:
+                    new = min(positions[projection.name], max(0, from_position - 1))
+                cur.execute(f"UPDATE {POSITIONS} SET position = ? WHERE name = ?",
+                            (new, projection.name))
+        return self.catch_up(progress)

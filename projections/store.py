@@ -1,0 +1,130 @@
+"""Where projections live: tables beside the ledger (the same SQLite file, or the same
+PostgreSQL database), reached through one small interface so the projection code is the
+same on both. SQL is written with `?` placeholders; PostgreSQL gets `%s`."""
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+
+class ViewStore:
+    dialect = ""
+
+    def transaction(self) -> Any:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def close(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class Cursor:
+    """The few cursor calls projections make, with placeholder translation."""
+
+    def __init__(self, raw: Any, translate: bool) -> None:
+        self.raw, self.translate = raw, translate
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.translate else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        self.raw.execute(self._sql(sql), tuple(params))
+        return self
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.raw.executemany(self._sql(sql), rows)
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return list(self.raw.fetchall())
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self.raw.fetchone()
+
+    @property
+    def columns(self) -> list[str]:
+        return [d[0] for d in self.raw.description]
+
+
+class SqliteViewStore(ViewStore):
+    dialect = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = threading.local()
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+            if self.path != ":memory:":
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        conn = self._connection()
+        cursor = conn.cursor()
+        # IMMEDIATE takes the write lock up front: two processes catching up the same view
+        # queue here instead of both reading an old position.
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            yield Cursor(cursor, translate=False)
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+class PostgresViewStore(ViewStore):
+    dialect = "postgres"
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        parts = urlparse(url)
+        self._connect_args = dict(
+            dbname=(parts.path or "/").lstrip("/") or "postgres",
+            host=parts.hostname or "127.0.0.1", port=parts.port or 5432,
+            user=unquote(parts.username or "postgres"),
+            password=unquote(parts.password or "") or None, connect_timeout=10)
+        self._psycopg = psycopg
+        self._local = threading.local()
+
+    def _connection(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = self._psycopg.connect(**self._connect_args)
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        conn = self._connection()
+        with conn.transaction():
+            with conn.cursor() as cursor:
+                yield Cursor(cursor, translate=True)
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def open_view_store(ledger_url: str) -> ViewStore:
+    if ledger_url.startswith("sqlite:///"):
+        return SqliteViewStore(ledger_url[len("sqlite:///"):])
+    return PostgresViewStore(ledger_url)
