@@ -57,16 +57,18 @@ class FileKindSettings(_Section):
 
 
 class InvoiceFileSettings(FileKindSettings):
-    patterns: list[str] = ["invoices_*.csv", "invoices_*.xml"]
-    approved_statuses: list[str] = ["Approved"]
+    patterns: list[str] = msgspec.field(
+        default_factory=lambda: ["invoices_*.csv", "invoices_*.xml"])
+    approved_statuses: list[str] = msgspec.field(default_factory=lambda: ["Approved"])
 
 
 class VendorFileSettings(FileKindSettings):
-    patterns: list[str] = ["vendors_*.csv", "vendors_*.xml"]
+    patterns: list[str] = msgspec.field(
+        default_factory=lambda: ["vendors_*.csv", "vendors_*.xml"])
 
 
 class PurchaseOrderFileSettings(FileKindSettings):
-    patterns: list[str] = ["purchase_orders_*.csv"]
+    patterns: list[str] = msgspec.field(default_factory=lambda: ["purchase_orders_*.csv"])
 
 
 class StampliSettings(_Section):
