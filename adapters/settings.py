@@ -36,7 +36,7 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pass
 
 
-class ConnectorSettings(_Section):
+class ConnectorSettings(_Section, kw_only=True):
     company: str
     ledger: str = "sqlite:///data/ledger.db"
     data_dir: str = "data"
@@ -46,7 +46,7 @@ class ConnectorSettings(_Section):
     retry_max: str = "1h"
 
 
-class FileKindSettings(_Section):
+class FileKindSettings(_Section, kw_only=True):
     patterns: list[str] = []
     encoding: str = "utf-8-sig"
     delimiter: str = ","
@@ -56,22 +56,22 @@ class FileKindSettings(_Section):
     columns: dict[str, str] = {}       # canonical field -> the template's header text
 
 
-class InvoiceFileSettings(FileKindSettings):
+class InvoiceFileSettings(FileKindSettings, kw_only=True):
     patterns: list[str] = msgspec.field(
         default_factory=lambda: ["invoices_*.csv", "invoices_*.xml"])
     approved_statuses: list[str] = msgspec.field(default_factory=lambda: ["Approved"])
 
 
-class VendorFileSettings(FileKindSettings):
+class VendorFileSettings(FileKindSettings, kw_only=True):
     patterns: list[str] = msgspec.field(
         default_factory=lambda: ["vendors_*.csv", "vendors_*.xml"])
 
 
-class PurchaseOrderFileSettings(FileKindSettings):
+class PurchaseOrderFileSettings(FileKindSettings, kw_only=True):
     patterns: list[str] = msgspec.field(default_factory=lambda: ["purchase_orders_*.csv"])
 
 
-class StampliSettings(_Section):
+class StampliSettings(_Section, kw_only=True):
     host: str
     port: int = 22
     username: str
@@ -90,7 +90,7 @@ class StampliSettings(_Section):
     )
 
 
-class PostingSettings(_Section):
+class PostingSettings(_Section, kw_only=True):
     post_voucher: bool = True
     voucher_type: str = "I"
     ap_liability_account: str = "2440"
@@ -98,14 +98,14 @@ class PostingSettings(_Section):
     tax_accounts: dict[str, str] = {}
 
 
-class EndpointSettings(_Section):
+class EndpointSettings(_Section, kw_only=True):
     """One entry of the endpoint map: where an IFS entity lives."""
     projection: str
     entity_set: str
     keys: list[str] = []
 
 
-class IfsSettings(_Section):
+class IfsSettings(_Section, kw_only=True):
     base_url: str
     realm: str = ""
     endpoint: str = "int"
@@ -122,7 +122,7 @@ class IfsSettings(_Section):
     endpoints: dict[str, EndpointSettings] = {}
 
 
-class Settings(_Section):
+class Settings(_Section, kw_only=True):
     connector: ConnectorSettings
     stampli: StampliSettings | None = None
     ifs: IfsSettings | None = None
