@@ -1,0 +1,82 @@
+"""What a person sees: tables for humans, JSON for scripts, logs as text or JSON lines, and a
+progress bar only on a terminal."""
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+
+STATUS_COLUMNS = (("REF", lambda r: f"{r['vendor_id']}/{r['invoice_number']}"),
+                  ("TYPE", lambda r: r["document_type"]),
+                  ("CO", lambda r: r["company"]),
+                  ("TOTAL", lambda r: f"{r['total']} {r['currency']}".strip()),
+                  ("STATE", lambda r: r["state"]),
+                  ("IFS INVOICE", lambda r: r["ifs_invoice_id"] or ""),
+                  ("VOUCHER", lambda r: r["ifs_voucher_no"] or ""),
+                  ("TRIES", lambda r: str(r["attempts"] or 0)),
+                  ("PROBLEM", lambda r: _problem(r)))
+
+
+def _problem(row: dict[str, Any]) -> str:
+    if not row.get("failure_kind"):
+        return ""
+    message = row["failure_message"] or ""
+    if len(message) > 90:
+        message = message[:87] + "..."
+    return f"{row['failure_kind']}: {message}"
+
+
+def table(rows: Sequence[dict[str, Any]],
+          columns: Sequence[tuple[str, Callable[[dict[str, Any]], str]]]) -> str:
+    cells = [[fn(row) for _, fn in columns] for row in rows]
+    widths = [max([len(name)] + [len(c[i]) for c in cells]) for i, (name, _) in enumerate(columns)]
+    lines = ["  ".join(name.ljust(w) for (name, _), w in zip(columns, widths)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(cell, widths)).rstrip() for cell in cells]
+    return "\n".join(lines)
+
+
+def dumps(data: Any) -> str:
+    return orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode()
+
+
+def is_terminal(stream: Any = None) -> bool:
+    stream = stream or sys.stderr
+    return hasattr(stream, "isatty") and stream.isatty()
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line, with the invoice or file the line is about."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), "level": record.levelname,
+                "logger": record.name, "message": record.getMessage()}
+        for key in ("invoice", "file", "stage", "kind"):
+            value = getattr(record, key, None)
+            if value is not None:
+                data[key] = value
+        if record.exc_info and record.exc_info[0] is not None:
+            data["error"] = f"{record.exc_info[0].__name__}: {record.exc_info[1]}"
+        return orjson.dumps(data, default=str).decode()
+
+
+class TextLogFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        about = " ".join(f"{k}={getattr(record, k)}" for k in ("invoice", "file")
+                         if getattr(record, k, None) is not None)
+        text = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname.lower():7} " \
+               f"{record.getMessage()}"
+        return f"{text} [{about}]" if about else text
+
+
+def setup_logging(fmt: str, verbose: int) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLogFormatter() if fmt == "json" else TextLogFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    for noisy in ("paramiko", "aiohttp.access", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("ml_connector").setLevel(logging.DEBUG if verbose > 1 else logging.INFO)

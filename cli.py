@@ -1,0 +1,262 @@
+"""ml-connector's command line: a thin layer over the library. Library errors become clear
+messages with exit codes: 0 done, 1 the work could not be done, 2 usage or configuration."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from adapters import console
+from adapters.secrets import KNOWN_NAMES, SecretsError
+from adapters.settings import ConfigError, find_config, load_settings
+from ledger.app import LedgerError
+from ledger.status import STATES
+from projections.export import csv_header, iter_events, normalize_time, to_csv, to_jsonl
+from runtime import Runtime, init_project
+
+EXAMPLE = "\n\nExample:\n\n    "
+
+
+class ConfigFailure(click.ClickException):
+    exit_code = 2
+
+
+def runtime(ctx: click.Context) -> Runtime:
+    obj = ctx.ensure_object(dict)
+    if "runtime" not in obj:
+        path = find_config(obj.get("config"))
+        try:
+            obj["runtime"] = Runtime(load_settings(path))
+        except ConfigError as exc:
+            raise ConfigFailure(str(exc)) from None
+        ctx.call_on_close(obj["runtime"].close)
+    return obj["runtime"]
+
+
+@click.group(help="Moves approved Stampli invoices into IFS Cloud, every step on record."
+             + EXAMPLE + "ml-connector --config ml-connector.toml status")
+@click.option("--config", "config", metavar="PATH",
+              help="Config file (default $ML_CONNECTOR_CONFIG, else ./ml-connector.toml).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              help="Logs on stderr: text, or JSON lines for log collectors.")
+@click.option("-v", "--verbose", count=True, help="More log lines (-vv for debug).")
+@click.pass_context
+def main(ctx: click.Context, config: str | None, log_format: str, verbose: int) -> None:
+    ctx.ensure_object(dict)["config"] = config
+    console.setup_logging(log_format, verbose)
+
+
+@main.command(help="Write a commented ml-connector.toml and a master key." + EXAMPLE
+              + "ml-connector init --dir /etc/ml-connector")
+@click.option("--dir", "directory", default=".", type=click.Path(file_okay=False),
+              help="Where to write the config (default: here).")
+@click.option("--force", is_flag=True, help="Overwrite an existing config file.")
+def init(directory: str, force: bool) -> None:
+    try:
+        config, key = init_project(Path(directory), force=force)
+    except FileExistsError as exc:
+        raise ConfigFailure(f"{exc} already exists; use --force to overwrite it") from None
+    click.echo(f"wrote {config}\nmaster key in {key} (mode 0600; keep a copy somewhere safe)\n"
+               "next: edit the config, then `ml-connector secrets set ifs.client_secret`"
+               " and `ml-connector check`")
+
+
+@main.group(help="Store and list secrets (encrypted; values are never shown)." + EXAMPLE
+            + "ml-connector secrets set ifs.client_secret")
+def secrets() -> None:
+    pass
+
+
+@secrets.command("set", help="Store a secret: from a hidden prompt, from stdin when it is not"
+                 " a terminal, or --from-file." + EXAMPLE
+                 + "printf '%s' \"$SECRET\" | ml-connector secrets set ifs.client_secret")
+@click.argument("name")
+@click.option("--from-file", type=click.Path(exists=True, dir_okay=False),
+              help="Read the value from this file (e.g. a private key).")
+@click.pass_context
+def secrets_set(ctx: click.Context, name: str, from_file: str | None) -> None:
+    if name not in KNOWN_NAMES:
+        raise click.UsageError(f"unknown secret {name!r}; known: {', '.join(KNOWN_NAMES)}")
+    if from_file:
+        value = Path(from_file).read_text()
+    elif sys.stdin.isatty():
+        value = click.prompt(f"value for {name}", hide_input=True, confirmation_prompt=True)
+    else:
+        value = sys.stdin.read()
+        value = value if name == "stampli.private_key" else value.rstrip("\r\n")
+    if not value:
+        raise click.UsageError("empty value; nothing stored")
+    try:
+        runtime(ctx).secrets.set(name, value)
+    except SecretsError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"stored {name}")
+
+
+@secrets.command("list", help="List the names of stored secrets." + EXAMPLE
+                 + "ml-connector secrets list")
+@click.pass_context
+def secrets_list(ctx: click.Context) -> None:
+    try:
+        names = runtime(ctx).secrets.names()
+    except SecretsError as exc:
+        raise click.ClickException(str(exc)) from None
+    for name in names:
+        click.echo(name)
+
+
+@main.command(help="The current status of every invoice." + EXAMPLE
+              + "ml-connector status --state failed --json")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array, for scripts.")
+@click.option("--state", type=click.Choice(STATES), help="Only this state.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool, state: str | None) -> None:
+    rows = runtime(ctx).status_rows(state)
+    if as_json:
+        click.echo(console.dumps([_public(r) for r in rows]))
+    elif not rows:
+        click.echo("no invoices" + (f" in state {state}" if state else ""))
+    else:
+        click.echo(console.table(rows, console.STATUS_COLUMNS))
+
+
+def _public(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k not in ("stage", "content_hash")}
+
+
+@main.command(help="Every event of one invoice, oldest first. REF is a ledger id,"
+              " VENDOR_ID/INVOICE_NUMBER or COMPANY/VENDOR_ID/TYPE/INVOICE_NUMBER." + EXAMPLE
+              + "ml-connector history V00231/INV-2026-0117")
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array of events.")
+@click.pass_context
+def history(ctx: click.Context, ref: str, as_json: bool) -> None:
+    rt = runtime(ctx)
+    events = _ledger_call(lambda: rt.ledger.history(rt.resolve(ref)))
+    if as_json:
+        click.echo(console.dumps(events))
+        return
+    for event in events:
+        click.echo(f"{event['version']:>3}  {event['recorded_at']}  {event['type']}")
+        for key, value in event["data"].items():
+            if key == "connector_version":
+                continue
+            text = console.dumps(value) if isinstance(value, (dict, list)) else str(value)
+            click.echo(f"       {key}: {text}")
+
+
+@main.command(help="Re-drive invoices: REF from an event number (default: before its last"
+              " failure), or every parked invoice with --failed. Appends; never rewrites."
+              + EXAMPLE + "ml-connector replay --failed --kind reference")
+@click.argument("ref", required=False)
+@click.option("--from", "from_version", type=int, help="Event number to go back to.")
+@click.option("--failed", is_flag=True, help="Every failed (parked) invoice.")
+@click.option("--kind", type=click.Choice(["data", "reference", "transient", "rejected",
+                                           "conflict"]), help="With --failed: only this kind.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def replay(ctx: click.Context, ref: str | None, from_version: int | None, failed: bool,
+           kind: str | None, as_json: bool) -> None:
+    if bool(ref) == failed:
+        raise click.UsageError("give either REF or --failed")
+    rt = runtime(ctx)
+    if failed:
+        done = rt.replay_failed(kind)
+    else:
+        done = [_ledger_call(lambda: rt.replay_one(ref, from_version))]
+    if as_json:
+        click.echo(console.dumps(done))
+        return
+    for item in done:
+        click.echo(f"{item['ref']}: back to {item['restored_state']} (after event"
+                   f" {item['from_version']})")
+    if not done:
+        click.echo("nothing to replay")
+
+
+@main.group(help="Rebuild the read models from the ledger." + EXAMPLE
+            + "ml-connector projections rebuild")
+def projections() -> None:
+    pass
+
+
+@projections.command("rebuild", help="Drop and rebuild the projections (or re-apply from a"
+                     " position), with a progress bar on a terminal." + EXAMPLE
+                     + "ml-connector projections rebuild --from 1200")
+@click.option("--from", "from_position", type=int, help="Notification position to start at.")
+@click.pass_context
+def projections_rebuild(ctx: click.Context, from_position: int | None) -> None:
+    rt = runtime(ctx)
+    with _progress("rebuilding") as progress:
+        count = rt.projector.rebuild(from_position, progress=progress)
+    click.echo(f"rebuilt from {'the start' if from_position is None else from_position}:"
+               f" {count} events applied; positions {rt.projector.positions()}")
+
+
+class _progress:
+    """click's progress bar on a terminal; silent in a pipe."""
+
+    def __init__(self, label: str) -> None:
+        self.label, self.bar = label, None
+
+    def __enter__(self):
+        if not console.is_terminal():
+            return None
+        def update(done: int, total: int) -> None:
+            if self.bar is None:
+                self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
+                self.bar.__enter__()
+            self.bar.update(done - self.bar.pos)
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+def _ledger_call(fn):
+    try:
+        return fn()
+    except LedgerError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.group(help="The ledger for auditors: export it as data." + EXAMPLE
+            + "ml-connector audit export --since 2026-11-01 -o november.jsonl")
+def audit() -> None:
+    pass
+
+
+@audit.command("export", help="Write the ledger (or a time range) as JSON lines or CSV, in"
+               " the order it was recorded." + EXAMPLE
+               + "ml-connector audit export --format csv --since 2026-11-01 --until 2026-12-01")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl")
+@click.option("--since", default="", metavar="TIME", help="ISO date or time (inclusive).")
+@click.option("--until", default="", metavar="TIME", help="ISO date or time (exclusive).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="File (default stdout).")
+@click.pass_context
+def audit_export(ctx: click.Context, fmt: str, since: str, until: str, output: str | None) -> None:
+    rt = runtime(ctx)
+    try:
+        since, until = normalize_time(since), normalize_time(until)
+    except ValueError as exc:
+        raise click.UsageError(f"--since/--until: {exc}") from None
+    events = iter_events(rt.ledger, since, until)
+    write = to_csv if fmt == "csv" else to_jsonl
+    handle = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
+    count = 0
+    try:
+        if fmt == "csv":
+            handle.write(csv_header())
+        with _progress("exporting") as progress:
+            for event in events:
+                handle.write(write(event))
+                count += 1
+                if progress and count % 1000 == 0:
+                    progress(event["position"], rt.ledger.recorder.max_notification_id() or 0)
+    finally:
+        if output:
+            handle.close()
+    if output:
+        click.echo(f"wrote {count} events to {output}", err=True)

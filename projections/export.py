@@ -1,0 +1,67 @@
+"""The ledger as data: every event in notification order, for `audit export`."""
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, timezone
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from ledger.app import Ledger
+from projections.runner import decode_notifications
+
+CSV_FIELDS = ("position", "stream_id", "stream", "version", "type", "recorded_at",
+              "connector_version", "data")
+
+
+def iter_events(ledger: Ledger, since: str = "", until: str = "",
+                page_size: int = 2000) -> Iterator[dict[str, Any]]:
+    """Events with since <= recorded_at < until (ISO strings; a date means its midnight UTC)."""
+    start = 1
+    while True:
+        page = ledger.recorder.select_notifications(start, page_size)
+        if not page:
+            return
+        for event in decode_notifications(page):
+            if since and event.recorded_at < since:
+                continue
+            if until and event.recorded_at >= until:
+                continue
+            data = {k: v for k, v in event.data.items()
+                    if k not in ("timestamp", "originator_topic", "connector_version")}
+            yield {"position": event.position, "stream_id": event.stream_id,
+                   "stream": event.topic.split(".")[1], "version": event.version,
+                   "type": event.type, "recorded_at": event.recorded_at,
+                   "connector_version": event.data.get("connector_version", ""), "data": data}
+        start = page[-1].id + 1
+
+
+def to_jsonl(event: dict[str, Any]) -> str:
+    return orjson.dumps(event).decode() + "\n"
+
+
+def csv_header() -> str:
+    return _csv_line(CSV_FIELDS)
+
+
+def to_csv(event: dict[str, Any]) -> str:
+    values = [event[f] for f in CSV_FIELDS[:-1]] + [orjson.dumps(event["data"]).decode()]
+    return _csv_line(values)
+
+
+def _csv_line(values: Any) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(values)
+    return buffer.getvalue()
+
+
+def normalize_time(value: str) -> str:
+    """'2026-11-06' -> '2026-11-06T00:00:00+00:00'; full timestamps pass through."""
+    if not value:
+        return ""
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc).isoformat()
