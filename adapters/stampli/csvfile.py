@@ -1,0 +1,148 @@
+"""Streaming CSV access shared by the invoice, vendor and purchase-order readers.
+
+The file is decoded strictly with the configured encoding (never guessed) through a text stream
+and read by the csv module record by record, so memory does not grow with the file. Quoted
+newlines work; every record carries the file line where it starts.
+
+When a byte does not decode, the file is scanned once more with `surrogateescape` (undecodable
+bytes become lone surrogates, which no strict decode produces) to report the exact line and
+column of the first bad byte.
+"""
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from adapters.settings import FileKindSettings
+from adapters.stampli.errors import ExportFileError
+from adapters.stampli.templates import Template, TemplateSpec, resolve
+
+_ESCAPED = re.compile("[\udc80-\udcff]")
+
+
+class CsvExport:
+    """`with CsvExport(path, settings, spec) as export: for line, row in export.records(): ...`"""
+
+    def __init__(self, path: Path, settings: FileKindSettings, spec: TemplateSpec) -> None:
+        self.path = Path(path)
+        self.name = self.path.name
+        self.settings = settings
+        self.spec = spec
+        self.template: Template | None = None
+        self._raw: BinaryIO | None = None
+        self._reader = None
+        _check_settings(settings, spec, self.name)
+
+    def __enter__(self) -> CsvExport:
+        self._raw = open(self.path, "rb")  # noqa: SIM115 - closed in __exit__
+        try:
+            text = io.TextIOWrapper(self._raw, encoding=self.settings.encoding, errors="strict",
+                                    newline="")
+            self._reader = csv.reader(text, delimiter=self.settings.delimiter, strict=False)
+            for line, row in self._rows():
+                if any(cell.strip() for cell in row):   # blank lines before the header: skip
+                    row[0] = row[0].lstrip("\ufeff")   # a BOM under plain "utf-8" is no header
+                    self.template = resolve(row, self.spec, self.settings.columns, self.name,
+                                            line)
+                    return self
+            raise ExportFileError(self.name, 1, "", "the file is empty: a header row is "
+                                  "required; check the export template in Stampli")
+        except BaseException:
+            self._raw.close()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        if self._raw is not None:
+            self._raw.close()
+
+    def records(self) -> Iterator[tuple[int, list[str]]]:
+        """(file line where the record starts, cells) for every non-blank record after the
+        header. Rows whose cells are all blank are skipped."""
+        for line, row in self._rows():
+            if any(cell.strip() for cell in row):
+                yield line, row
+
+    def _rows(self) -> Iterator[tuple[int, list[str]]]:
+        reader = self._reader
+        assert reader is not None
+        while True:
+            start = reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except UnicodeDecodeError:
+                raise self._decode_error() from None
+            except csv.Error as exc:
+                raise ExportFileError(
+                    self.name, start, "",
+                    f"not readable as CSV ({exc}); check quoting in the export, and that "
+                    f"{self.spec.config_key}.delimiter ({self.settings.delimiter!r}) matches "
+                    f"the file") from None
+            yield start, row
+
+    def _decode_error(self) -> ExportFileError:
+        """Find the first undecodable byte: its line, its column, the text before it."""
+        enc = self.settings.encoding
+        advice = (f"the connector reads this file as {enc} and never guesses; have Stampli "
+                  f"export {enc}, or set {self.spec.config_key}.encoding to the file's real "
+                  f"encoding (e.g. cp1252 or latin-1)")
+        try:
+            with open(self.path, "rb") as raw:
+                text = io.TextIOWrapper(raw, encoding=enc, errors="surrogateescape", newline="")
+                reader = csv.reader(text, delimiter=self.settings.delimiter, strict=False)
+                header: list[str] | None = None
+                while True:
+                    start = reader.line_num + 1
+                    row = next(reader, None)
+                    if row is None:
+                        break
+                    for i, cell in enumerate(row):
+                        bad = _ESCAPED.search(cell)
+                        if not bad:
+                            continue
+                        before = cell[:bad.start()]
+                        line = start + sum(c.count("\n") for c in row[:i]) + before.count("\n")
+                        byte = ord(bad.group()) - 0xDC00
+                        column = ""
+                        if header is None:
+                            where = "in the header row"
+                        elif i < len(header):
+                            column = header[i].strip()
+                            where = f"in column {i + 1}"
+                        else:
+                            where = f"in column {i + 1} (beyond the header)"
+                        prefix = before.rsplit("\n", 1)[-1][-40:]
+                        return ExportFileError(
+                            self.name, line, column,
+                            f"byte 0x{byte:02X} {where} is not valid {enc} (after "
+                            f"{_clean(prefix)!r}); {advice}")
+                    if header is None and row:
+                        header = [c.lstrip("\ufeff") for c in row]
+        except (UnicodeError, csv.Error):
+            pass  # e.g. UTF-16 with a bad low byte: no line to point at
+        return ExportFileError(self.name, 0, "", f"bytes that are not valid {enc}; {advice}")
+
+
+def _clean(text: str) -> str:
+    return _ESCAPED.sub("?", text)
+
+
+def _check_settings(settings: FileKindSettings, spec: TemplateSpec, name: str) -> None:
+    """Configuration mistakes would reject every file; say which key to fix."""
+    try:
+        codecs.lookup(settings.encoding)
+    except LookupError:
+        raise ExportFileError(name, 0, "", f"{spec.config_key}.encoding = "
+                              f"{settings.encoding!r} is not a known encoding; use e.g. "
+                              f"utf-8-sig, cp1252 or latin-1") from None
+    delimiter = settings.delimiter
+    if len(delimiter) != 1 or delimiter in "\"\r\n":
+        raise ExportFileError(name, 0, "", f"{spec.config_key}.delimiter = {delimiter!r} must "
+                              f"be a single character other than a quote or newline, e.g. ',' "
+                              f"or ';'")

@@ -1,0 +1,238 @@
+"""The rules every parsed invoice must pass (stampli-exports.md §5).
+
+`build_invoice` turns the raw text of one invoice (its rows, from CSV or XML) into a
+CanonicalInvoice plus every RuleViolation found. It never raises for bad data: a value that
+does not parse becomes None (amounts) or stays raw text (dates) and is reported, so the invoice
+is still recorded and a person can see all that is wrong with it at once.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from adapters.stampli.values import Formats, ValueProblem, line_number
+from ledger.model import (DOCUMENT_TYPES, CanonicalInvoice, InvoiceLine, ParsedInvoice,
+                          RuleViolation)
+from ledger.money import fits_currency, is_currency, minor_units
+
+HEADER_FIELDS = (
+    "company_id", "stampli_invoice_id", "document_type", "invoice_number", "vendor_id",
+    "vendor_name", "invoice_date", "due_date", "currency", "invoice_net", "invoice_tax",
+    "invoice_total", "approval_status", "approved_at", "approved_by", "po_number", "exported_at",
+)
+LINE_FIELDS = ("line_number", "line_description", "gl_account", "cost_center", "line_net",
+               "tax_code", "line_tax")
+_AMOUNTS = frozenset({"invoice_net", "invoice_tax", "invoice_total", "line_net", "line_tax"})
+_DATES = frozenset({"invoice_date", "due_date"})
+_REQUIRED_TEXT = ("vendor_name", "currency", "invoice_date")
+
+
+@dataclass
+class Row:
+    """Raw text of one CSV row or XML element: canonical field -> stripped value ('' absent)."""
+    line: int
+    values: dict[str, str]
+    problems: list[tuple[str, str, str]] = field(default_factory=list)  # (rule, field, message)
+
+    def get(self, name: str) -> str:
+        return self.values.get(name, "")
+
+
+@dataclass(frozen=True)
+class Context:
+    company: str                       # the IFS company the invoice belongs to
+    formats: Formats
+    labels: Mapping[str, str]          # canonical field -> column header / XML element
+
+    def label(self, name: str) -> str:
+        return self.labels.get(name, name)
+
+
+def build_invoice(header_rows: Sequence[Row], line_rows: Sequence[Row], ctx: Context,
+                  locations: Sequence[int]) -> ParsedInvoice:
+    """header_rows: rows carrying the header fields (CSV: every row; XML: the <Invoice>);
+    line_rows: rows carrying the line fields (CSV: every row; XML: each <Line>)."""
+    return _Builder(ctx).build(header_rows, line_rows, tuple(locations))
+
+
+class _Builder:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.violations: list[RuleViolation] = []
+
+    def flag(self, rule: str, name: str, line: int, message: str) -> None:
+        self.violations.append(RuleViolation(rule=rule, field=name, line=line, message=message))
+
+    def build(self, header_rows: Sequence[Row], line_rows: Sequence[Row],
+              locations: tuple[int, ...]) -> ParsedInvoice:
+        ctx, first = self.ctx, header_rows[0]
+        for row in {id(r): r for r in (*header_rows, *line_rows)}.values():
+            for rule, name, message in row.problems:
+                self.flag(rule, name, row.line, message)
+        self._agreement(header_rows)
+
+        doc_type = first.get("document_type")
+        if doc_type not in DOCUMENT_TYPES:
+            self.flag("document_type", "document_type", first.line,
+                      f"{ctx.label('document_type')} is {doc_type!r}; expected Invoice or "
+                      f"CreditNote")
+        for name in _REQUIRED_TEXT:
+            if not first.get(name):
+                self.flag("required", name, first.line, f"{ctx.label(name)} is empty; it is "
+                          f"required")
+        currency = first.get("currency")
+        if currency and not is_currency(currency):
+            self.flag("currency_unknown", "currency", first.line,
+                      f"{ctx.label('currency')} {currency!r} is not an ISO 4217 currency code "
+                      f"(e.g. USD, EUR, JPY); fix the invoice in Stampli")
+        money_ok = is_currency(currency)
+        net, tax, total = (self._money(first, name, currency if money_ok else "")
+                           for name in ("invoice_net", "invoice_tax", "invoice_total"))
+        invoice_date, invoice_ok = self._date(first, "invoice_date")
+        due_date, due_ok = self._date(first, "due_date")
+        if invoice_ok and due_ok and due_date < invoice_date:
+            self.flag("due_before_invoice", "due_date", first.line,
+                      f"{ctx.label('due_date')} {due_date} is before "
+                      f"{ctx.label('invoice_date')} {invoice_date}")
+
+        lines = [self._line(row, currency if money_ok else "") for row in line_rows]
+        self._lines(lines, net, tax, total, doc_type)
+        lines.sort(key=lambda ln: (ln.line_number, ln.source_line))
+
+        invoice = CanonicalInvoice(
+            company=ctx.company, stampli_company_id=first.get("company_id"),
+            stampli_invoice_id=first.get("stampli_invoice_id"), document_type=doc_type,
+            invoice_number=first.get("invoice_number"), vendor_id=first.get("vendor_id"),
+            vendor_name=first.get("vendor_name"), invoice_date=invoice_date, due_date=due_date,
+            currency=currency, net=net, tax=tax, total=total,
+            approval_status=first.get("approval_status"), approved_at=first.get("approved_at"),
+            approved_by=first.get("approved_by"), po_number=first.get("po_number"),
+            exported_at=first.get("exported_at"), lines=tuple(lines))
+        return ParsedInvoice(invoice=invoice, violations=tuple(self.violations),
+                             locations=locations)
+
+    # ------------------------------------------------------------------ values
+
+    def _money(self, row: Row, name: str, currency: str, *, empty_is_zero: bool = False
+               ) -> Decimal | None:
+        """The amount, or None (reported) when it does not parse; checks minor units."""
+        text = row.get(name)
+        if not text and empty_is_zero:
+            return Decimal("0")
+        try:
+            amount = self.ctx.formats.money(text)
+        except ValueProblem as exc:
+            self.flag("amount_format", name, row.line, f"{self.ctx.label(name)} {exc}")
+            return None
+        if currency and not fits_currency(amount, currency):
+            units = minor_units(currency)
+            self.flag("amount_precision", name, row.line,
+                      f"{self.ctx.label(name)} {text!r} has more decimals than {currency} "
+                      f"allows ({units}, ISO 4217 minor units); fix the amount in Stampli")
+        return amount
+
+    def _date(self, row: Row, name: str) -> tuple[str, bool]:
+        """(ISO date, True) or (the raw text, False) when empty or not a date (reported)."""
+        text = row.get(name)
+        if not text:
+            return "", False
+        try:
+            return self.ctx.formats.date(text), True
+        except ValueProblem as exc:
+            self.flag("date_format", name, row.line, f"{self.ctx.label(name)}: {exc}")
+            return text, False
+
+    def _line(self, row: Row, currency: str) -> InvoiceLine:
+        label = self.ctx.label
+        number = 0
+        text = row.get("line_number")
+        if not text:
+            self.flag("required", "line_number", row.line, f"{label('line_number')} is empty; "
+                      f"it is required")
+        else:
+            try:
+                number = line_number(text)
+            except ValueProblem as exc:
+                self.flag("line_number_invalid", "line_number", row.line,
+                          f"{label('line_number')}: {exc}")
+        for name in ("gl_account", "cost_center"):
+            if not row.get(name):
+                self.flag("required", name, row.line, f"{label(name)} is empty; it is required")
+        return InvoiceLine(
+            line_number=number, description=row.get("line_description"),
+            gl_account=row.get("gl_account"), cost_center=row.get("cost_center"),
+            net=self._money(row, "line_net", currency), tax_code=row.get("tax_code"),
+            tax=self._money(row, "line_tax", currency, empty_is_zero=True),
+            source_line=row.line)
+
+    # ------------------------------------------------------------------ rules
+
+    def _agreement(self, rows: Sequence[Row]) -> None:
+        """Every row repeats the first row's header values (compared as values: 1250.0 is
+        1250.00)."""
+        first = rows[0]
+        for row in rows[1:]:
+            for name in HEADER_FIELDS:
+                if self._comparable(name, row.get(name)) != \
+                        self._comparable(name, first.get(name)):
+                    self.flag("header_mismatch", name, row.line,
+                              f"{self.ctx.label(name)} is {row.get(name)!r} on line {row.line} "
+                              f"but {first.get(name)!r} on line {first.line}; every row of one "
+                              f"invoice must repeat the same header values")
+
+    def _comparable(self, name: str, text: str) -> object:
+        try:
+            if name in _AMOUNTS and text:
+                return self.ctx.formats.money(text)
+            if name in _DATES and text:
+                return self.ctx.formats.date(text)
+        except ValueProblem:
+            pass
+        return text
+
+    def _lines(self, lines: list[InvoiceLine], net: Decimal | None, tax: Decimal | None,
+               total: Decimal | None, doc_type: str) -> None:
+        label, where = self.ctx.label, _where(lines)
+        if not lines:
+            self.flag("no_lines", "line_number", 0, "the invoice has no lines; it needs at "
+                      "least one line with an account, a cost center and an amount")
+        seen: dict[int, int] = {}
+        for ln in lines:
+            if ln.line_number in seen and ln.line_number:
+                self.flag("line_numbers_unique", "line_number", ln.source_line,
+                          f"{label('line_number')} {ln.line_number} on line {ln.source_line} "
+                          f"repeats line {seen[ln.line_number]}; line numbers must be unique "
+                          f"within an invoice")
+            seen.setdefault(ln.line_number, ln.source_line)
+        nets = [ln.net for ln in lines]
+        if lines and net is not None and None not in nets:
+            line_sum = sum(nets, Decimal("0"))
+            if line_sum != net:
+                self.flag("lines_sum_net", "invoice_net", 0,
+                          f"{label('invoice_net')} is {net} but the {label('line_net')} of "
+                          f"{where} sum to {line_sum}; they must be equal")
+        taxes = [ln.tax for ln in lines]
+        if lines and tax is not None and None not in taxes:
+            tax_sum = sum(taxes, Decimal("0"))
+            if tax_sum != tax:
+                self.flag("lines_sum_tax", "invoice_tax", 0,
+                          f"{label('invoice_tax')} is {tax} but the {label('line_tax')} of "
+                          f"{where} sum to {tax_sum}; they must be equal")
+        if net is not None and tax is not None and total is not None and net + tax != total:
+            self.flag("net_plus_tax_total", "invoice_total", 0,
+                      f"{label('invoice_total')} is {total} but {label('invoice_net')} "
+                      f"{net} + {label('invoice_tax')} {tax} = {net + tax}")
+        if total is not None and doc_type == "Invoice" and total <= 0:
+            self.flag("total_sign", "invoice_total", 0,
+                      f"{label('invoice_total')} of an Invoice must be positive, got {total}")
+        if total is not None and doc_type == "CreditNote" and total >= 0:
+            self.flag("total_sign", "invoice_total", 0,
+                      f"{label('invoice_total')} of a CreditNote must be negative, got {total}")
+
+
+def _where(lines: Sequence[InvoiceLine]) -> str:
+    sources = sorted({ln.source_line for ln in lines})
+    shown = ", ".join(map(str, sources[:10])) + (", ..." if len(sources) > 10 else "")
+    return f"its {len(lines)} line(s) (at {shown})"
+

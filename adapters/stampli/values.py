@@ -1,0 +1,113 @@
+"""Field values as the configuration says they are written: amounts, dates, line numbers.
+
+Nothing is guessed: an amount must match the configured decimal and thousands separators
+exactly (thousands groups of three, only before the decimal separator), a date must match the
+configured strptime format. Each failure is a ValueProblem whose message says what was
+expected, what was found and which setting to change.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from functools import cached_property
+
+from adapters.settings import FileKindSettings
+from adapters.stampli.errors import ExportFileError
+from ledger.money import MoneyError, parse_amount
+
+MAX_DIGITS = 18       # beyond this no real amount exists, and exactness under the default
+                      # 28-digit Decimal context would no longer be guaranteed for sums
+_INT = re.compile(r"[+]?\d{1,9}", re.ASCII)
+_SAMPLE_DATE = date(2026, 11, 4)
+
+
+class ValueProblem(ValueError):
+    """A value that cannot be read as the configuration says; str() is the whole message."""
+
+
+@dataclass(frozen=True)
+class Formats:
+    decimal_separator: str = "."
+    thousands_separator: str = ""
+    date_format: str = "%Y-%m-%d"
+    config_key: str = "stampli.invoices"
+
+    @classmethod
+    def of(cls, settings: FileKindSettings, config_key: str, file: str) -> Formats:
+        dec, thou = settings.decimal_separator, settings.thousands_separator
+        unusable = (len(dec) != 1 or len(thou) > 1 or thou == dec
+                    or any(c.isdigit() or c in "+-" for c in dec + thou))
+        if unusable:
+            raise ExportFileError(
+                file, 0, "", f"{config_key}.decimal_separator = {dec!r} and "
+                f"{config_key}.thousands_separator = {thou!r} cannot be used: the decimal "
+                f"separator must be one character, the thousands separator one other "
+                f"character or empty, neither a digit or sign")
+        return cls(dec, thou, settings.date_format, config_key)
+
+    @cached_property
+    def _amount(self) -> re.Pattern[str]:
+        d, t = re.escape(self.decimal_separator), re.escape(self.thousands_separator)
+        whole = rf"(?:\d{{1,3}}(?:{t}\d{{3}})+|\d+)" if self.thousands_separator else r"\d+"
+        return re.compile(rf"[+-]?{whole}(?:{d}\d+)?", re.ASCII)
+
+    def describe_amount(self) -> str:
+        thousands = (f"{self.thousands_separator!r} between thousands"
+                     if self.thousands_separator else "no thousands separator")
+        return f"a decimal with {self.decimal_separator!r} as decimal separator and {thousands}"
+
+    def money(self, text: str) -> Decimal:
+        raw = text.strip()
+        if not raw:
+            raise ValueProblem(f"is empty; expected {self.describe_amount()}")
+        if not self._amount.fullmatch(raw):
+            raise ValueProblem(
+                f"expected {self.describe_amount()}, got {raw!r}; fix the template or set "
+                f"{self.config_key}.decimal_separator / thousands_separator")
+        try:
+            amount = parse_amount(raw, self.decimal_separator, self.thousands_separator)
+        except MoneyError as exc:  # the pattern above should already exclude this
+            raise ValueProblem(f"expected {self.describe_amount()}: {exc}") from None
+        if significant_digits(amount) > MAX_DIGITS:
+            raise ValueProblem(f"{raw!r} has more than {MAX_DIGITS} significant digits; "
+                               f"no invoice amount is that long, fix the export")
+        return amount
+
+    def date(self, text: str) -> str:
+        """The ISO date (YYYY-MM-DD) of a date written in the configured format."""
+        raw = text.strip()
+        try:
+            return datetime.strptime(raw, self.date_format).date().isoformat()
+        except ValueError:
+            try:
+                example = f" (e.g. {_SAMPLE_DATE.strftime(self.date_format)!r})"
+            except ValueError:
+                example = ""
+            raise ValueProblem(
+                f"expected a valid date in the format {self.date_format!r}{example}, got "
+                f"{raw!r}; fix the export, or set {self.config_key}.date_format if the "
+                f"template writes dates differently") from None
+
+
+XML_FORMATS = Formats()                # XML carries xs:decimal and xs:date, whatever the CSV uses
+
+
+def line_number(text: str) -> int:
+    raw = text.strip()
+    if not _INT.fullmatch(raw) or int(raw) < 1:
+        raise ValueProblem(f"expected a whole number 1, 2, ..., got {raw!r}")
+    return int(raw)
+
+
+def significant_digits(amount: Decimal) -> int:
+    """Digits without leading zeros and without trailing zeros after the decimal point."""
+    _sign, digits, exponent = amount.as_tuple()
+    assert isinstance(exponent, int)
+    digits_list = list(digits)
+    while exponent < 0 and len(digits_list) > 1 and digits_list[-1] == 0:
+        digits_list.pop()
+        exponent += 1
+    text = "".join(map(str, digits_list)).lstrip("0")
+    return len(text)

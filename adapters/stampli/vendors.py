@@ -1,0 +1,107 @@
+"""Vendor exports (stampli-exports.md §4), CSV and XML.
+
+Same two passes as the invoice readers: pass 1 streams and validates the whole file and spills
+each record's raw text to a temporary SQLite file (so an unreadable file raises ExportFileError
+before anything is yielded, with bounded memory); pass 2 turns each into a VendorRecord, or a
+RejectedRow naming the line and field when a value is unusable (a vendor has no place to carry
+violations, and syncing half-wrong master data to IFS is worse than skipping it).
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+
+from adapters.settings import VendorFileSettings
+from adapters.stampli.csvfile import CsvExport
+from adapters.stampli.spill import Spill
+from adapters.stampli.templates import VENDORS
+from adapters.stampli.xmlfile import children, iter_records, text_of
+from ledger.model import RejectedRow, VendorRecord
+from ledger.money import is_currency
+
+_COUNTRY = re.compile(r"[A-Z]{2}", re.ASCII)
+# XML element per canonical field (children of <Vendor>; the id is an attribute).
+XML_ELEMENTS = {
+    "vendor_name": ("Name", "VendorName"), "tax_id": ("TaxID",),
+    "address_line1": ("AddressLine1",), "city": ("City",), "postal_code": ("PostalCode",),
+    "country": ("Country",), "currency": ("Currency",), "payment_terms": ("PaymentTerms",),
+    "active": ("Active",),
+}
+
+
+def read_csv_vendors(path: Path, settings: VendorFileSettings
+                     ) -> Iterator[VendorRecord | RejectedRow]:
+    path = Path(path)
+    spill = Spill()
+    try:
+        with CsvExport(path, settings, VENDORS) as export:
+            template = export.template
+            assert template is not None
+            for line, cells in export.records():
+                spill.add(None, msgspec.msgpack.encode((line, template.pick(cells))))
+        yield from _emit(spill, template.labels)
+    finally:
+        spill.close()
+
+
+def read_xml_vendors(path: Path, settings: VendorFileSettings
+                     ) -> Iterator[VendorRecord | RejectedRow]:
+    path = Path(path)
+    spill = Spill()
+    labels = {"vendor_id": "Vendor@id", **{f: names[0] for f, names in XML_ELEMENTS.items()}}
+    try:
+        for index, element, _root in iter_records(path, settings.encoding, "Vendor", "Vendor",
+                                                  VENDORS.config_key):
+            kids = children(element)
+            values = {"vendor_id": (element.get("id") or text_of(kids.get("VendorID"))).strip()}
+            for name, tags in XML_ELEMENTS.items():
+                found = next((kids[t] for t in tags if t in kids), None)
+                if found is not None:
+                    values[name] = text_of(found)
+            spill.add(None, msgspec.msgpack.encode((index, values)))
+        yield from _emit(spill, labels)
+    finally:
+        spill.close()
+
+
+def _emit(spill: Spill, labels: dict[str, str]) -> Iterator[VendorRecord | RejectedRow]:
+    groups = spill.groups()
+    try:
+        for group in groups:
+            line, values = msgspec.msgpack.decode(group[0])
+            yield vendor_record(line, values, labels)
+    finally:
+        groups.close()
+
+
+def vendor_record(line: int, values: dict[str, str], labels: dict[str, str]
+                  ) -> VendorRecord | RejectedRow:
+    """A VendorRecord, or a RejectedRow for the first unusable value."""
+    def reject(name: str, message: str) -> RejectedRow:
+        return RejectedRow(line=line, field=name, message=f"{labels.get(name, name)} {message}")
+
+    for name in ("vendor_id", "vendor_name"):
+        if not values.get(name):
+            return reject(name, "is empty; a vendor needs an id and a name")
+    active = True
+    if "active" in values:        # column/element present: it must say true or false
+        text = values["active"].casefold()
+        if text not in ("true", "false"):
+            return reject("active", f"is {values['active']!r}; expected true or false")
+        active = text == "true"
+    country = values.get("country", "")
+    if country and not _COUNTRY.fullmatch(country):
+        return reject("country", f"is {country!r}; expected an ISO 3166 alpha-2 code such as "
+                      f"US or DE")
+    currency = values.get("currency", "")
+    if currency and not is_currency(currency):
+        return reject("currency", f"is {currency!r}; expected an ISO 4217 code such as USD")
+    return VendorRecord(
+        vendor_id=values["vendor_id"], name=values["vendor_name"],
+        tax_id=values.get("tax_id", ""), address_line1=values.get("address_line1", ""),
+        city=values.get("city", ""), postal_code=values.get("postal_code", ""),
+        country=country, currency=currency, payment_terms=values.get("payment_terms", ""),
+        active=active, source_line=line)
