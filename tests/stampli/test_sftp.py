@@ -334,12 +334,14 @@ def test_reconnects_after_server_restart(sshd):
         source.close()
 
 
-def test_read_timeout_is_transient(sshd):
-    source = key_source(sshd, read_timeout=1)
+def test_read_timeout_is_transient(sshd, caplog):
+    caplog.set_level(logging.INFO, logger="adapters.stampli.sftp")
+    source = key_source(sshd, read_timeout=1, connect_timeout=1)
     try:
         source.list_files(PATTERNS)
-        pids = _children(sshd.process.pid)
-        for pid in pids:                           # a server that stops answering
+        # a server that stops answering: the session and (for the one reconnect) the listener
+        pids = [sshd.process.pid] + _children(sshd.process.pid)
+        for pid in pids:
             os.kill(pid, signal.SIGSTOP)
         try:
             with pytest.raises(SourceError) as caught:
@@ -348,6 +350,7 @@ def test_read_timeout_is_transient(sshd):
             for pid in pids:
                 os.kill(pid, signal.SIGCONT)
         assert caught.value.transient is True and "timed out" in str(caught.value)
+        assert "dropped (timed out); reconnecting once" in caplog.text
     finally:
         source.close()
 

@@ -1,0 +1,2 @@
+"""Project-wide pytest configuration. Fixture modules are registered here."""
+pytest_plugins = ["tests.fixtures.sshd"]
