@@ -110,3 +110,43 @@ class Erp(Protocol):
         """Create and post each document; one result per request, in order."""
 
     async def close(self) -> None: ...
+
+
+# ---------------------------------------------------------------- reading exports, finding work
+
+
+class UnreadableFile(Exception):
+    """A whole export file cannot be read (encoding, structure, missing column); it is
+    rejected and nothing from it is recorded."""
+
+    def __init__(self, message: str, *, line: int = 0, field: str = "") -> None:
+        super().__init__(message)
+        self.line, self.field = line, field
+
+
+class ExportReaders(Protocol):
+    """Parsers bound to the configured templates. `kind_of` maps a file name to "invoices",
+    "vendors", "purchase_orders" or None; the readers raise UnreadableFile."""
+
+    def kind_of(self, name: str) -> str | None: ...
+
+    def patterns(self) -> list[str]: ...
+
+    def invoices(self, path: Path) -> Any: ...
+
+    def vendors(self, path: Path) -> Any: ...
+
+    def purchase_orders(self, path: Path) -> Any: ...
+
+
+class WorkQueue(Protocol):
+    """What waits where, read from the projections (never from memory), so a restart resumes
+    exactly where the connector stopped."""
+
+    def ready(self, stage: str, now: str, limit: int) -> list[dict[str, Any]]: ...
+
+    def parked(self, kind: str, limit: int) -> list[dict[str, Any]]: ...
+
+    def file_taken(self, name: str, size: int, mtime: float) -> bool: ...
+
+    def vendors_to_sync(self) -> list[str]: ...

@@ -42,17 +42,22 @@ class Vendor(Aggregate):
         def apply(self, aggregate: Vendor) -> None:
             aggregate.synced_record = aggregate.record
             aggregate.supplier_id = self.supplier_id
+            aggregate.last_failure = ""
 
     class SyncFailed(Event):
         TOPIC = "ml_connector.vendor.SyncFailed"
         kind: str
         message: str
 
+        def apply(self, aggregate: Vendor) -> None:
+            aggregate.last_failure = self.message
+
     def __init__(self, vendor_id: str, record: dict[str, Any], file_name: str,
                  connector_version: str) -> None:
         self.vendor_id, self.record = vendor_id, record
         self.synced_record: dict[str, Any] | None = None
         self.supplier_id = ""
+        self.last_failure = ""
 
     @classmethod
     def see(cls, id: UUID, vendor_id: str, record: dict[str, Any], file_name: str) -> Vendor:

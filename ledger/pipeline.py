@@ -1,0 +1,284 @@
+"""The stages that move invoices on, driven by the ledger: each takes the invoices waiting for
+it (from the work queue, never from memory), acts through a port, and records the next event.
+
+    poll -> Discovered/Parsed -> validate -> Validated -> resolve vendor -> VendorResolved
+         -> intend (write-ahead) -> post -> Posted | Failed
+
+No invoice is posted twice: the PostingIntended event is recorded before any write to IFS
+(optimistic concurrency makes it a lock between processes), and an invoice with an intent
+but no outcome is first looked up in IFS before anything is sent again.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from uuid import UUID
+
+from ledger.app import ConcurrentChange, Ledger
+from ledger.invoice import Invoice, InvoiceRuleError
+from ledger.model import VendorRecord, invoice_from_data
+from ledger.poller import Poller
+from ledger.ports import Erp, ErpFailure, PostingRequest, PostingResult, SourceError, WorkQueue
+
+log = logging.getLogger("ml_connector.pipeline")
+
+
+@dataclass
+class PipelineSettings:
+    worker: str
+    max_attempts: int = 8
+    retry_base: float = 30.0
+    retry_max: float = 3600.0
+    intent_lease: float = 120.0        # an intent younger than this may still be in flight
+    post_batch: int = 200
+    page: int = 500
+
+
+@dataclass
+class CycleReport:
+    poll: dict[str, Any] = field(default_factory=dict)
+    moved: dict[str, int] = field(default_factory=dict)
+    failed: list[dict[str, str]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def count(self, what: str, n: int = 1) -> None:
+        self.moved[what] = self.moved.get(what, 0) + n
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat()
+
+
+class Pipeline:
+    def __init__(self, ledger: Ledger, erp: Erp, queue: WorkQueue, settings: PipelineSettings,
+                 poller: Poller | None = None, clock: Callable[[], float] = time.time,
+                 jitter: Callable[[], float] = random.random) -> None:
+        self.ledger, self.erp, self.queue, self.settings = ledger, erp, queue, settings
+        self.poller, self.clock, self.jitter = poller, clock, jitter
+        self.stopping = asyncio.Event()
+
+    # ------------------------------------------------------------------ the cycle
+
+    async def cycle(self) -> CycleReport:
+        report = CycleReport()
+        if self.poller is not None:
+            try:
+                polled = await self.poller.poll()
+                report.poll = {"listed": polled.listed, "taken": polled.taken,
+                               "skipped": polled.skipped, "errors": polled.errors}
+            except SourceError as exc:
+                report.errors.append(f"Stampli SFTP: {exc}")
+        if self.stopping.is_set():
+            return report
+        try:
+            await self.sync_vendors(report)
+            await self.resume_parked_reference(report)
+            while not self.stopping.is_set():
+                moved = (await self.validate(report) + await self.resolve_vendors(report)
+                         + await self.post(report))
+                if not moved:
+                    break
+        except ErpFailure as exc:       # IFS unreachable as a whole (token, network)
+            report.errors.append(f"IFS: {exc}")
+        return report
+
+    def _now(self) -> str:
+        return _iso(self.clock())
+
+    def _load(self, row: dict[str, Any]) -> Invoice:
+        return self.ledger.invoice(UUID(row["id"]))
+
+    def _save(self, *invoices: Invoice) -> bool:
+        try:
+            self.ledger.save_all(invoices)
+            return True
+        except ConcurrentChange:
+            log.info("another worker moved %s first", ", ".join(i.ref for i in invoices))
+            return False
+
+    def _fail(self, invoice: Invoice, stage: str, failure: ErpFailure,
+              report: CycleReport) -> None:
+        attempt = invoice.row["attempts"] + 1
+        retry_at = None
+        message = failure.message
+        if failure.kind == "transient":
+            if attempt < self.settings.max_attempts:
+                delay = min(self.settings.retry_max, self.settings.retry_base * 2 ** (attempt - 1))
+                retry_at = _iso(self.clock() + delay * (0.5 + self.jitter() / 2))
+            else:
+                message += (f" (gave up after {attempt} attempts; `ml-connector replay"
+                            f" {invoice.ref}` once IFS answers again)")
+        invoice.fail(stage, failure.kind, message, code=failure.code, next_retry_at=retry_at,
+                     exchanges=failure.exchanges)
+        report.failed.append({"invoice": invoice.ref, "stage": stage, "kind": failure.kind,
+                              "message": message})
+        log.warning("%s failed at %s (%s): %s", invoice.ref, stage, failure.kind, message,
+                    extra={"invoice": invoice.ref, "stage": stage, "kind": failure.kind})
+
+    # ------------------------------------------------------------------ validate
+
+    async def _validate_one(self, invoice: Invoice, report: CycleReport) -> None:
+        if invoice.violations:
+            self._fail(invoice, "validate", ErpFailure("data", "the invoice still breaks the"
+                       " export rules; correct it in Stampli and re-export it"), report)
+            return
+        try:
+            outcome = await self.erp.validate(invoice_from_data(invoice.content))
+        except ErpFailure as failure:
+            self._fail(invoice, "validate", failure, report)
+            return
+        invoice.validate(outcome.checks, outcome.snapshot)
+        report.count("validated")
+
+    async def validate(self, report: CycleReport) -> int:
+        rows = self.queue.ready("validate", self._now(), self.settings.page)
+        for row in rows:
+            invoice = self._load(row)
+            await self._validate_one(invoice, report)
+            self._save(invoice)
+        return len(rows)
+
+    async def resume_parked_reference(self, report: CycleReport) -> None:
+        """A `reference` failure moves again by itself once IFS has the missing value."""
+        for row in self.queue.parked("reference", self.settings.page):
+            invoice = self._load(row)
+            try:
+                if row["stage"] == "validate":
+                    outcome = await self.erp.validate(invoice_from_data(invoice.content))
+                    invoice.validate(outcome.checks, outcome.snapshot)
+                elif row["stage"] == "resolve_vendor":
+                    await self._resolve_one(invoice, {})
+                else:
+                    continue
+            except ErpFailure as failure:
+                if failure.kind == "reference" and failure.message == row["failure_message"]:
+                    continue           # still missing: nothing new to record
+                self._fail(invoice, row["stage"], failure, report)
+            else:
+                report.count("resumed")
+            self._save(invoice)
+
+    # ------------------------------------------------------------------ vendors
+
+    async def sync_vendors(self, report: CycleReport) -> None:
+        """Vendor-file changes (name, address, tax id) applied to the IFS supplier."""
+        for vendor_id in self.queue.vendors_to_sync():
+            vendor = self.ledger.vendor(vendor_id)
+            if vendor is None:
+                continue
+            try:
+                outcome = await self.erp.sync_vendor(VendorRecord(**vendor.record))
+            except ErpFailure as failure:
+                if failure.message == vendor.last_failure:
+                    continue
+                vendor.sync_failed(failure.kind, failure.message)
+                log.warning("vendor %s not synced: %s", vendor_id, failure.message)
+            else:
+                vendor.synced(outcome.get("supplier_id", ""), outcome.get("action", ""),
+                              list(outcome.get("fields", [])))
+                report.count(f"vendors_{outcome.get('action', 'synced')}")
+            try:
+                self.ledger.save_all([vendor])
+            except ConcurrentChange:
+                continue
+
+    async def _resolve_one(self, invoice: Invoice, cache: dict[tuple[str, str], Any]) -> None:
+        content = invoice_from_data(invoice.content)
+        key = (content.company, content.vendor_id)
+        if key not in cache:
+            vendor = self.ledger.vendor(content.vendor_id)
+            record = VendorRecord(**vendor.record) if vendor is not None else None
+            cache[key] = await self.erp.resolve_supplier(content, record)
+            exchanges = cache[key].exchanges
+        else:
+            exchanges = []
+        resolution = cache[key]
+        invoice.resolve_vendor(resolution.supplier_id, resolution.how, exchanges)
+
+    async def resolve_vendors(self, report: CycleReport) -> int:
+        rows = self.queue.ready("resolve_vendor", self._now(), self.settings.page)
+        cache: dict[tuple[str, str], Any] = {}
+        for row in rows:
+            invoice = self._load(row)
+            try:
+                await self._resolve_one(invoice, cache)
+                report.count("vendor_resolved")
+            except ErpFailure as failure:
+                self._fail(invoice, "resolve_vendor", failure, report)
+            self._save(invoice)
+        return len(rows)
+
+    # ------------------------------------------------------------------ post
+
+    def _intent_in_flight(self, row: dict[str, Any], invoice: Invoice) -> bool:
+        intent = invoice.open_intent or {}
+        if row["state"] != "posting" or intent.get("worker") == self.settings.worker:
+            return False
+        age = self.clock() - datetime.fromisoformat(row["updated_at"]).timestamp()
+        return age < self.settings.intent_lease
+
+    async def post(self, report: CycleReport) -> int:
+        rows = self.queue.ready("post", self._now(), self.settings.post_batch)
+        claimed: list[tuple[Invoice, PostingRequest]] = []
+        for row in rows:
+            invoice = self._load(row)
+            if invoice.posted is not None or self._intent_in_flight(row, invoice):
+                continue
+            request = PostingRequest(ledger_id=str(invoice.id),
+                                     invoice=invoice_from_data(invoice.content),
+                                     supplier_id=invoice.supplier_id)
+            looked_up = False
+            if invoice.open_intent is not None:
+                found = await self._look_up(invoice, request, report)
+                if found:
+                    continue
+                looked_up = True
+            try:
+                invoice.intend_posting(self.settings.worker, looked_up=looked_up)
+            except InvoiceRuleError:
+                continue
+            if self._save(invoice):    # the intent is the lock: only its winner posts
+                claimed.append((invoice, request))
+        if not claimed:
+            return 0
+        results = await self.erp.post([request for _, request in claimed])
+        for (invoice, _), result in zip(claimed, results):
+            if isinstance(result, PostingResult):
+                self._record_posted(invoice, result, report)
+            else:
+                self._fail(invoice, "post", result, report)
+        if not self._save(*(invoice for invoice, _ in claimed)):
+            for invoice, _ in claimed:   # pragma: no cover - the intents hold the lock
+                self._save(invoice)
+        return len(claimed)
+
+    async def _look_up(self, invoice: Invoice, request: PostingRequest,
+                       report: CycleReport) -> bool:
+        try:
+            found = await self.erp.find_posted(request)
+        except ErpFailure as failure:
+            self._fail(invoice, "post", failure, report)
+            self._save(invoice)
+            return True
+        if found is None:
+            return False
+        self._record_posted(invoice, found, report)
+        self._save(invoice)
+        return True
+
+    def _record_posted(self, invoice: Invoice, result: PostingResult,
+                       report: CycleReport) -> None:
+        invoice.post(result.ifs_invoice_id, result.voucher, result.etags, result.exchanges,
+                     found_existing=result.found_existing)
+        report.count("posted")
+        log.info("%s posted: IFS invoice %s, voucher %s%s", invoice.ref, result.ifs_invoice_id,
+                 result.voucher.get("VoucherNo", "-"),
+                 " (found in IFS after an interrupted attempt)" if result.found_existing else "",
+                 extra={"invoice": invoice.ref})
+

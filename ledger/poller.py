@@ -1,0 +1,178 @@
+"""Polling Stampli's outbound folder: list, wait for files to be stable, download, record.
+
+A file is taken only when it is older than `min_file_age` and its size and mtime are the same
+on two looks `stable_wait` apart. A file already taken (same name, size and mtime, or same
+content) is not processed again — across restarts, since "taken" lives in the ledger.
+Every poll is recorded as a PollRun, with what was listed, taken, skipped and why.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ledger.app import Ledger
+from ledger.files import ExportFile, PollRun
+from ledger.intake import record_invoice_file, record_vendor_file
+from ledger.model import RejectedRow, export_file_id
+from ledger.ports import (ExportReaders, ExportSource, RemoteFile, SourceError, UnreadableFile,
+                          WorkQueue)
+
+log = logging.getLogger("ml_connector.poller")
+KIND_ORDER = {"vendors": 0, "purchase_orders": 1, "invoices": 2}
+
+
+@dataclass
+class PollSettings:
+    source_name: str
+    min_file_age: float
+    stable_wait: float
+    download_dir: Path
+    archive_dir: str
+    approved_statuses: list[str]
+
+
+@dataclass
+class PollResult:
+    listed: int = 0
+    taken: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+class Poller:
+    def __init__(self, ledger: Ledger, source: ExportSource, readers: ExportReaders,
+                 queue: WorkQueue, settings: PollSettings,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.ledger, self.source, self.readers = ledger, source, readers
+        self.queue, self.settings = queue, settings
+        self.sleep, self.clock = sleep, clock
+
+    async def poll(self) -> PollResult:
+        run = PollRun.start(self.settings.source_name, _now_iso())
+        self.ledger.record(run)
+        result = PollResult()
+        listed: list[RemoteFile] = []
+        try:
+            listed = await asyncio.to_thread(self.source.list_files, self.readers.patterns())
+            result.listed = len(listed)
+            for remote in await self._stable(listed, result):
+                await self._take(remote, result)
+        except SourceError as exc:
+            result.errors.append(str(exc))
+            log.warning("polling %s failed: %s", self.settings.source_name, exc)
+        run.finish(listed=[{"name": f.name, "size": f.size, "mtime": f.mtime} for f in listed],
+                   taken=[t["file"] for t in result.taken], skipped=result.skipped,
+                   errors=result.errors, ended_at=_now_iso())
+        self.ledger.record(run)
+        if result.errors and not result.taken and not listed:
+            raise SourceError(result.errors[0])
+        return result
+
+    async def _stable(self, listed: list[RemoteFile], result: PollResult) -> list[RemoteFile]:
+        candidates = []
+        now = self.clock()
+        for remote in listed:
+            if self.readers.kind_of(remote.name) is None:
+                continue
+            if await asyncio.to_thread(self.queue.file_taken, remote.name, remote.size,
+                                       remote.mtime):
+                result.skipped.append({"name": remote.name, "reason": "already taken"})
+            elif now - remote.mtime < self.settings.min_file_age:
+                result.skipped.append({"name": remote.name, "reason": "younger than min_file_age"})
+            else:
+                candidates.append(remote)
+        if not candidates:
+            return []
+        # The second look: a file still being written changes size or mtime in between.
+        await self.sleep(self.settings.stable_wait)
+        again = {f.name: f for f in await asyncio.to_thread(
+            self.source.list_files, self.readers.patterns())}
+        stable = []
+        for remote in candidates:
+            second = again.get(remote.name)
+            if second is None:
+                result.skipped.append({"name": remote.name, "reason": "gone before download"})
+            elif (second.size, second.mtime) != (remote.size, remote.mtime):
+                result.skipped.append({"name": remote.name, "reason": "still changing"})
+            else:
+                stable.append(remote)
+        return sorted(stable, key=lambda f: (KIND_ORDER[self.readers.kind_of(f.name) or ""],
+                                             f.mtime, f.name))
+
+    async def _take(self, remote: RemoteFile, result: PollResult) -> None:
+        kind = self.readers.kind_of(remote.name) or ""
+        try:
+            local = await asyncio.to_thread(self.source.download, remote.name,
+                                            self.settings.download_dir)
+        except SourceError as exc:
+            result.errors.append(f"{remote.name}: {exc}")
+            log.warning("download failed: %s", exc, extra={"file": remote.name})
+            return
+        file_id = export_file_id(remote.name, local.sha256)
+        export_file = self.ledger.export_file(file_id)
+        if export_file is not None and export_file.outcome:
+            result.skipped.append({"name": remote.name, "reason": "same content already taken"})
+            await self._archive(export_file)
+            return
+        if export_file is None:
+            export_file = ExportFile.download(
+                file_id, name=remote.name, kind=kind, size=local.size, mtime=remote.mtime,
+                sha256=local.sha256, local_path=str(local.path))
+            self.ledger.record(export_file)
+        summary = await asyncio.to_thread(self._ingest, export_file, kind, local.path)
+        result.taken.append(summary)
+        await self._archive(export_file)
+
+    def _ingest(self, export_file: ExportFile, kind: str, path: Path) -> dict[str, Any]:
+        try:
+            if kind == "invoices":
+                summary = record_invoice_file(self.ledger, export_file,
+                                              self.readers.invoices(path),
+                                              self.settings.approved_statuses)
+            elif kind == "vendors":
+                summary = record_vendor_file(self.ledger, export_file, self.readers.vendors(path))
+            else:
+                summary = self._record_purchase_orders(export_file, path)
+        except UnreadableFile as exc:
+            export_file.reject(str(exc), exc.line, exc.field)
+            self.ledger.record(export_file)
+            log.error("rejected %s: %s", export_file.name, exc, extra={"file": export_file.name})
+            return {"file": export_file.name, "rejected": str(exc)}
+        log.info("recorded %s: %s", export_file.name, summary, extra={"file": export_file.name})
+        return summary
+
+    def _record_purchase_orders(self, export_file: ExportFile, path: Path) -> dict[str, Any]:
+        # PO lines are checked against IFS's own purchase orders; the file is kept for audit.
+        lines, rejected = 0, []
+        for item in self.readers.purchase_orders(path):
+            if isinstance(item, RejectedRow):
+                rejected.append({"line": item.line, "field": item.field, "message": item.message})
+            else:
+                lines += 1
+        export_file.record_parsed(records=lines, invoices_new=0, duplicates=0, amendments=0,
+                                  rejected_rows=rejected[:1000])
+        self.ledger.record(export_file)
+        return {"file": export_file.name, "po_lines": lines, "rejected_rows": len(rejected)}
+
+    async def _archive(self, export_file: ExportFile) -> None:
+        if not self.settings.archive_dir or export_file.archived:
+            return
+        try:
+            await asyncio.to_thread(self.source.archive, export_file.name,
+                                    self.settings.archive_dir)
+        except SourceError as exc:
+            log.warning("could not archive: %s", exc, extra={"file": export_file.name})
+            return
+        export_file.archive(self.settings.archive_dir)
+        self.ledger.record(export_file)

@@ -1,0 +1,49 @@
+"""The work queue the pipeline reads: which invoices wait for which stage, which files were
+already taken, which vendors changed. Every read catches the views up first."""
+from __future__ import annotations
+
+from typing import Any
+
+from ledger.status import COLUMNS
+from projections.files import FILES, VENDORS
+from projections.runner import Projector
+from projections.status import TABLE
+
+# state -> stage that takes it on; retry_scheduled/failed rows carry their failed stage.
+_FRESH = {"validate": ("parsed",), "resolve_vendor": ("validated",),
+          "post": ("vendor_resolved", "posting")}
+
+
+class ProjectionQueue:
+    def __init__(self, projector: Projector) -> None:
+        self.projector = projector
+
+    def _rows(self, where: str, params: list[Any], limit: int) -> list[dict[str, Any]]:
+        self.projector.catch_up()
+        with self.projector.store.transaction() as cur:
+            rows = cur.execute(f"SELECT {', '.join(COLUMNS)} FROM {TABLE} WHERE {where}"
+                               " ORDER BY updated_at, id LIMIT ?", [*params, limit]).fetchall()
+        return [dict(zip(COLUMNS, r)) for r in rows]
+
+    def ready(self, stage: str, now: str, limit: int) -> list[dict[str, Any]]:
+        states = _FRESH[stage]
+        marks = ",".join("?" * len(states))
+        return self._rows(f"state IN ({marks}) OR (state = 'retry_scheduled' AND stage = ?"
+                          " AND next_retry_at <= ?)", [*states, stage, now], limit)
+
+    def parked(self, kind: str, limit: int) -> list[dict[str, Any]]:
+        return self._rows("state = 'failed' AND failure_kind = ?", [kind], limit)
+
+    def file_taken(self, name: str, size: int, mtime: float) -> bool:
+        self.projector.catch_up()
+        with self.projector.store.transaction() as cur:
+            row = cur.execute(f"SELECT 1 FROM {FILES} WHERE name = ? AND size = ? AND mtime = ?"
+                              " AND outcome <> '' LIMIT 1", [name, size, mtime]).fetchone()
+        return row is not None
+
+    def vendors_to_sync(self) -> list[str]:
+        self.projector.catch_up()
+        with self.projector.store.transaction() as cur:
+            rows = cur.execute(f"SELECT vendor_id FROM {VENDORS} WHERE needs_sync = 1"
+                               " ORDER BY vendor_id").fetchall()
+        return [r[0] for r in rows]
