@@ -1,0 +1,125 @@
+"""Client-credentials token from IFS's Keycloak-based IAM, cached and renewed early.
+
+IFS's documented sample lifetime is 180 s and long runs (a backfill, a 5000-row paging) cross
+it, so the token is renewed RENEW_EARLY seconds before it expires, and a 401 from OData calls
+`invalidate()` and retries once. The secret goes in the form body only: it is never logged,
+recorded in an exchange, or put in a message.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import aiohttp
+import orjson
+
+from adapters.settings import IfsSettings
+from ledger.ports import ErpFailure
+
+RENEW_EARLY = 30.0
+SCOPE = "openid microprofile-jwt"
+
+
+def token_url(settings: IfsSettings) -> str:
+    if settings.token_url:
+        return settings.token_url
+    if not settings.realm:
+        raise ErpFailure("rejected", "IFS token URL unknown: set `ifs.realm` (the IAM realm, "
+                                     "e.g. acme1) or `ifs.token_url` in the configuration",
+                         code="CONFIG")
+    return f"{settings.base_url.rstrip('/')}/auth/realms/{settings.realm}/protocol/openid-connect/token"
+
+
+class TokenProvider:
+    def __init__(self, settings: IfsSettings, client_secret: str, session_getter,
+                 *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._settings = settings
+        self._secret = client_secret
+        self._session_getter = session_getter      # returns the shared aiohttp session
+        self._clock = clock
+        self._token = ""
+        self._expires_at = 0.0
+        self._lock = asyncio.Lock()
+        self.fetched = 0                            # how many tokens were issued (tests, bench)
+
+    @property
+    def url(self) -> str:
+        return token_url(self._settings)
+
+    def invalidate(self, token: str | None = None) -> None:
+        """Forget the token (after a 401). With `token`, only if it is still the cached one, so
+        that several requests failing with the same token fetch one new token, not several."""
+        if token is None or token == self._token:
+            self._token = ""
+            self._expires_at = 0.0
+
+    async def get(self) -> str:
+        if self._token and self._clock() < self._expires_at:
+            return self._token
+        async with self._lock:
+            if self._token and self._clock() < self._expires_at:
+                return self._token
+            await self._fetch()
+            return self._token
+
+    async def _fetch(self) -> None:
+        client_id = self._settings.client_id
+        form = {"grant_type": "client_credentials", "client_id": client_id,
+                "client_secret": self._secret, "scope": SCOPE}
+        url = self.url
+        session = self._session_getter()
+        try:
+            async with session.post(url, data=form,
+                                    headers={"Accept": "application/json"}) as resp:
+                body = await resp.read()
+                status = resp.status
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise ErpFailure("transient", f"IFS IAM at {url} could not be reached: "
+                                          f"{type(exc).__name__} {exc}".strip(),
+                             code="IAM_UNREACHABLE") from None
+        if status != 200:
+            raise self._error(status, body, url)
+        try:
+            data = orjson.loads(body)
+            token = str(data["access_token"])
+            lifetime = float(data.get("expires_in") or 60)
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            raise ErpFailure("rejected", f"IFS IAM at {url} answered 200 without an access_token;"
+                                         " check `ifs.token_url`", code="IAM_BAD_RESPONSE") from None
+        # Renew RENEW_EARLY s early, but never use less than half of a short lifetime.
+        margin = min(RENEW_EARLY, lifetime / 2)
+        self._token = token
+        self._expires_at = self._clock() + lifetime - margin
+        self.fetched += 1
+
+    def _error(self, status: int, body: bytes, url: str) -> ErpFailure:
+        client = self._settings.client_id
+        try:
+            data = orjson.loads(body) if body else {}
+        except orjson.JSONDecodeError:
+            data = {}
+        error = str(data.get("error", "")) if isinstance(data, dict) else ""
+        description = str(data.get("error_description", "")) if isinstance(data, dict) else ""
+        said = f"{error}: {description}" if description else error or f"HTTP {status}"
+        if status >= 500 or status == 429:
+            return ErpFailure("transient", f"IFS IAM at {url} is not answering normally "
+                                           f"(HTTP {status}); the connector will retry",
+                              code=error or "IAM_UNAVAILABLE", status=status)
+        if error == "invalid_client" or status == 401:
+            fix = "check `ml-connector secrets set ifs.client_secret` and `ifs.client_id`"
+        elif error == "unauthorized_client":
+            fix = (f"enable 'Service accounts' (client credentials) for client '{client}' in "
+                   "IFS IAM")
+        elif error == "unsupported_grant_type":
+            fix = "the IAM refused the client-credentials grant; check `ifs.token_url`"
+        elif error == "invalid_scope":
+            fix = f"allow the scopes '{SCOPE}' for client '{client}' in IFS IAM"
+        elif status == 404:
+            return ErpFailure("rejected", f"IFS IAM has no realm at {url} (HTTP 404); check "
+                                          "`ifs.realm` (or `ifs.token_url`) and `ifs.base_url`",
+                              code=error or "REALM_NOT_FOUND", status=status)
+        else:
+            fix = "check `ifs.client_id`, `ifs.realm` and the client's settings in IFS IAM"
+        return ErpFailure("rejected", f"IFS rejected client '{client}' ({said}): {fix}",
+                          code=error or "IAM_REJECTED", status=status)

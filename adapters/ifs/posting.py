@@ -1,0 +1,251 @@
+"""Posting documents into IFS, and finding (and finishing) what an earlier attempt left.
+
+Order per document: supplier invoice (header, lines, PostingProposalHead_Post), then the GL
+voucher (header, rows, Voucher_Approve) only once the invoice is posted. The voucher has no
+unique business key in IFS, so it is only ever created after a lookup by ExternalRef showed it
+missing (or in the same call right after its invoice was created): that, plus IFS refusing a
+second invoice with the same number (FND_RECORD_EXIST), is what keeps a document from being
+posted twice even when `post` is called again after a crash.
+
+With `use_batch`, one changeset per document (all-or-nothing) and many documents per `$batch`:
+two requests for a whole batch of documents. Without it, a plain sequence of requests using
+the ETag each write returns (a child add keeps the parent's ETag; an action changes it).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from adapters.ifs import batch as batchlib
+from adapters.ifs import mapping
+from adapters.ifs.endpoints import ACTIONS, Endpoint
+from adapters.ifs.errors import UNKNOWN, OutcomeUnknown, classify, failure
+from adapters.ifs.finishing import Finisher, keys_of
+from adapters.ifs.odata import ODataClient
+from adapters.ifs.reference import replay_hint
+from adapters.settings import IfsSettings
+from ledger.ports import FAILURE_KINDS, ErpFailure, PostingRequest, PostingResult
+
+MINIMAL = "return=minimal"
+
+
+def _exchange(info: dict[str, Any], part: bytes, result: batchlib.ChangesetResult) -> dict:
+    """One document's slice of a $batch: exactly what was sent and received for it."""
+    return {**info, "batch": True,
+            "request_body": part.decode("utf-8", "replace"),
+            "statuses": [r.status for r in result.responses],
+            "response_body": result.raw.decode("utf-8", "replace"),
+            "etag": result.responses[-1].etag}
+
+
+class Poster:
+    def __init__(self, odata: ODataClient, endpoints: dict[str, Endpoint],
+                 settings: IfsSettings, *, batch_max_documents: int = 200,
+                 default_company: str | None = None) -> None:
+        self._odata = odata
+        self._posting = settings.posting
+        self._use_batch = settings.use_batch
+        self._max_docs = max(1, batch_max_documents)
+        self._default_company = default_company
+        self._inv, self._line = endpoints["invoice"], endpoints["invoice_line"]
+        self._vou, self._row = endpoints["voucher"], endpoints["voucher_row"]
+        self._post_action = ACTIONS["invoice"].format(projection=self._inv.projection)
+        self._approve_action = ACTIONS["voucher"].format(projection=self._vou.projection)
+        self.finisher = Finisher(odata, endpoints, settings.posting)
+
+    # ------------------------------------------------------------------ public
+
+    async def post(self, requests: list[PostingRequest]) -> list[PostingResult | ErpFailure]:
+        results: list[PostingResult | ErpFailure | None] = [None] * len(requests)
+        docs: dict[int, mapping.Document] = {}
+        for i, request in enumerate(requests):
+            try:
+                docs[i] = mapping.document(request, self._posting)
+            except ErpFailure as exc:
+                results[i] = exc
+        if self._use_batch:
+            await self._post_batched(requests, docs, results)
+        else:
+            for i, doc in docs.items():
+                results[i] = await self._post_one(requests[i], doc)
+        assert all(r is not None for r in results)
+        return results  # type: ignore[return-value]
+
+    async def find_posted(self, request: PostingRequest) -> PostingResult | None:
+        doc = mapping.document(request, self._posting)
+        return await self.finisher.find(request, doc, [])
+
+    # ------------------------------------------------------------------ one by one
+
+    async def _post_one(self, request: PostingRequest, doc: mapping.Document
+                        ) -> PostingResult | ErpFailure:
+        record: list[dict[str, Any]] = []
+        ref = request.invoice.ref
+        try:
+            try:
+                head, etag = await self._odata.write(
+                    "POST", self._inv.projection, self._inv.entity_set, doc.invoice,
+                    what=f"creating supplier invoice {ref}", record=record)
+            except ErpFailure as exc:
+                if isinstance(exc, OutcomeUnknown) or exc.code == "FND_RECORD_EXIST":
+                    return await self._recover(request, doc, record, exc)
+                raise
+            head, etag = await self.finisher.finish_invoice(
+                request, doc, head or {}, etag, record, known_lines=[], rollback=True)
+            voucher, vetag = {}, ""
+            if doc.voucher is not None:
+                try:
+                    voucher, vetag = await self.finisher.create_voucher(request, doc, record)
+                except ErpFailure as exc:
+                    raise self._voucher_failed(request, head, exc, record) from None
+        except ErpFailure as exc:
+            return self._with_hint(exc, request, record)
+        return self._result(head, etag, voucher, vetag, record)
+
+    # ------------------------------------------------------------------ batched
+
+    def _groups(self, changesets: list[batchlib.Changeset]) -> list[list[batchlib.Changeset]]:
+        groups = []
+        for group in batchlib.split(changesets):
+            for start in range(0, len(group), self._max_docs):
+                groups.append(group[start:start + self._max_docs])
+        return groups
+
+    async def _post_batched(self, requests: list[PostingRequest],
+                            docs: dict[int, mapping.Document], results: list) -> None:
+        changesets = []
+        for i, doc in docs.items():
+            cs = self._invoice_changeset(i, doc)
+            if len(cs.operations) > batchlib.MAX_OPERATIONS:
+                results[i] = await self._post_one(requests[i], doc)   # too big for one $batch
+            else:
+                changesets.append(cs)
+        posted: dict[int, tuple[dict, str, list[dict[str, Any]]]] = {}
+        for group in self._groups(changesets):
+            await self._send_group(group, requests, docs, results, posted, voucher=False)
+        if not self._posting.post_voucher:
+            for i, (head, etag, record) in posted.items():
+                results[i] = self._result(head, etag, {}, "", record)
+            return
+        vouchers = [self._voucher_changeset(i, docs[i]) for i in posted]
+        for group in self._groups(vouchers):
+            await self._send_group(group, requests, docs, results, posted, voucher=True)
+
+    async def _send_group(self, group: list[batchlib.Changeset], requests: list[PostingRequest],
+                          docs: dict[int, mapping.Document], results: list,
+                          posted: dict[int, tuple[dict, str, list]], *, voucher: bool) -> None:
+        ep = self._vou if voucher else self._inv
+        what = f"posting {len(group)} {'GL voucher' if voucher else 'supplier invoice'}(s)"
+        body, headers, parts = batchlib.build(group)
+        try:
+            reply, info = await self._odata.batch(ep.projection, body, headers, what=what)
+            answers = batchlib.parse(reply.body, reply.headers.get("content-type", ""))
+            if len(answers) != len(group):
+                raise OutcomeUnknown(f"IFS answered {len(answers)} parts to a $batch of "
+                                     f"{len(group)} documents while {what}", exchanges=[info])
+        except (ErpFailure, ValueError) as exc:
+            if isinstance(exc, ValueError):      # an unreadable multipart answer
+                exc = OutcomeUnknown(f"IFS's answer to {what} could not be read ({exc})")
+            for cs, part in zip(group, parts):
+                i = cs.tag
+                sent = [{**x, "request_body": part.decode("utf-8", "replace")}
+                        for x in exc.exchanges[-1:]]
+                record = (posted[i][2] if voucher else []) + sent
+                if isinstance(exc, OutcomeUnknown):
+                    results[i] = await self._recover(requests[i], docs[i], record, exc)
+                else:
+                    results[i] = self._with_hint(
+                        ErpFailure(exc.kind, str(exc), code=exc.code, status=exc.status),
+                        requests[i], record)
+            return
+        for cs, part, answer in zip(group, parts, answers):
+            i = cs.tag
+            request = requests[i]
+            record = (posted[i][2] if voucher else []) + [_exchange(info, part, answer)]
+            if answer.ok:
+                created = answer.responses[0].json() or {}
+                final = answer.responses[-1].json() or {**created, "Objstate": "?"}
+                etag = answer.responses[-1].etag or final.get("@odata.etag", "")
+                if voucher:
+                    head, hetag, _ = posted[i]
+                    results[i] = self._result(head, hetag, final, etag, record)
+                else:
+                    posted[i] = ({**created, **final}, etag, record)
+                continue
+            err = answer.error
+            assert err is not None
+            action = classify(err.status, err.body, method="POST", during_write=True)
+            doc_what = f"{'GL voucher' if voucher else 'supplier invoice'} {request.invoice.ref}"
+            exc = failure(action if action in FAILURE_KINDS else "transient", err.status,
+                          err.body, what=f"posting {doc_what}", projection=ep.projection)
+            if action == UNKNOWN or exc.code == "FND_RECORD_EXIST":
+                results[i] = await self._recover(request, docs[i], record, exc)
+            elif voucher:
+                results[i] = self._with_hint(
+                    self._voucher_failed(request, posted[i][0], exc, record), request, record)
+            else:
+                results[i] = self._with_hint(exc, request, record)
+
+    def _invoice_changeset(self, i: int, doc: mapping.Document) -> batchlib.Changeset:
+        ops = [batchlib.Operation("POST", self._inv.entity_set, doc.invoice, content_id="1")]
+        ops += [batchlib.Operation("POST", f"$1/{self._line.entity_set}", line, if_match="$1",
+                                   content_id=str(n), prefer=MINIMAL)
+                for n, line in enumerate(doc.lines, start=2)]
+        ops.append(batchlib.Operation("POST", f"$1/{self._post_action}", {}, if_match="$1",
+                                      content_id=str(len(ops) + 1)))
+        return batchlib.Changeset(tuple(ops), tag=i)
+
+    def _voucher_changeset(self, i: int, doc: mapping.Document) -> batchlib.Changeset:
+        assert doc.voucher is not None
+        ops = [batchlib.Operation("POST", self._vou.entity_set, doc.voucher, content_id="1")]
+        ops += [batchlib.Operation("POST", f"$1/{self._row.entity_set}", row, if_match="$1",
+                                   content_id=str(n), prefer=MINIMAL)
+                for n, row in enumerate(doc.rows, start=2)]
+        ops.append(batchlib.Operation("POST", f"$1/{self._approve_action}", {}, if_match="$1",
+                                      content_id=str(len(ops) + 1)))
+        return batchlib.Changeset(tuple(ops), tag=i)
+
+    # ------------------------------------------------------------------ results and failures
+
+    async def _recover(self, request: PostingRequest, doc: mapping.Document,
+                       record: list[dict[str, Any]], cause: ErpFailure
+                       ) -> PostingResult | ErpFailure:
+        """After an unknown outcome or FND_RECORD_EXIST: look the document up and finish it."""
+        try:
+            found = await self.finisher.find(request, doc, record)
+        except ErpFailure as exc:
+            return self._with_hint(exc, request, record)
+        if found is not None:
+            return found
+        if isinstance(cause, OutcomeUnknown):
+            return OutcomeUnknown(f"{cause} (looked up by ExternalRef {request.ledger_id}: not in "
+                                  "IFS yet)", status=cause.status, exchanges=record)
+        return self._with_hint(cause, request, record)
+
+    def _voucher_failed(self, request: PostingRequest, head: dict[str, Any], exc: ErpFailure,
+                        record: list[dict[str, Any]]) -> ErpFailure:
+        invoice_id = head.get("InvoiceId", "?")
+        cls = OutcomeUnknown if isinstance(exc, OutcomeUnknown) else None
+        message = (f"supplier invoice {request.invoice.ref} is posted in IFS (InvoiceId "
+                   f"{invoice_id}) but its GL voucher was not: {exc}; a replay finishes the "
+                   "voucher and does not post the invoice again")
+        if cls is not None:
+            return OutcomeUnknown(message, status=exc.status, exchanges=record)
+        return ErpFailure(exc.kind, message, code=exc.code, status=exc.status, exchanges=record)
+
+    def _with_hint(self, exc: ErpFailure, request: PostingRequest,
+                   record: list[dict[str, Any]]) -> ErpFailure:
+        exc.exchanges = record
+        if exc.kind in ("reference", "rejected", "conflict") and "ml-connector replay" not in str(exc):
+            hint = replay_hint(request.invoice, self._default_company)
+            fixed = ErpFailure(exc.kind, f"{exc}; fix it in IFS (or Stampli), then {hint}",
+                               code=exc.code, status=exc.status, exchanges=record)
+            return fixed
+        return exc
+
+    def _result(self, head: dict[str, Any], etag: str, voucher: dict[str, Any], vetag: str,
+                record: list[dict[str, Any]], found: bool = False) -> PostingResult:
+        return PostingResult(
+            ifs_invoice_id=str(head.get("InvoiceId", "")),
+            voucher=keys_of(self._vou, voucher) if voucher else {},
+            etags={k: v for k, v in (("invoice", etag), ("voucher", vetag)) if v},
+            exchanges=record, found_existing=found)
