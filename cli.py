@@ -11,6 +11,7 @@ from adapters import console
 from adapters.secrets import KNOWN_NAMES, SecretsError
 from adapters.settings import ConfigError, find_config, load_settings
 from ledger.app import LedgerError
+from ledger.ports import SourceError
 from ledger.status import STATES
 from projections.export import csv_header, iter_events, normalize_time, to_csv, to_jsonl
 from runtime import Runtime, init_project
@@ -104,6 +105,72 @@ def secrets_list(ctx: click.Context) -> None:
         raise click.ClickException(str(exc)) from None
     for name in names:
         click.echo(name)
+
+
+def _report(report, rt: Runtime) -> dict:
+    states: dict[str, int] = {}
+    for row in rt.status_rows():
+        states[row["state"]] = states.get(row["state"], 0) + 1
+    return {"poll": report.poll, "moved": report.moved, "failed": report.failed,
+            "errors": report.errors, "states": states}
+
+
+def _print_report(data: dict) -> None:
+    poll = data["poll"]
+    if poll:
+        taken = ", ".join(t["file"] for t in poll["taken"]) or "none"
+        click.echo(f"polled: {poll['listed']} files listed, taken: {taken}")
+        for t in poll["taken"]:
+            if "rejected" in t:
+                click.echo(f"  rejected {t['file']}: {t['rejected']}")
+    moved = ", ".join(f"{k} {v}" for k, v in sorted(data["moved"].items())) or "nothing moved"
+    click.echo(f"moved: {moved}")
+    for f in data["failed"]:
+        click.echo(f"  {f['invoice']}: {f['kind']} at {f['stage']}: {f['message']}")
+    click.echo("now: " + ", ".join(f"{k} {v}" for k, v in sorted(data["states"].items())))
+    for error in data["errors"]:
+        click.echo(f"error: {error}", err=True)
+
+
+@main.command(help="One full cycle: poll Stampli, record new files, and move every ready"
+              " invoice on until nothing is ready. Failed invoices are reported, not fatal."
+              + EXAMPLE + "ml-connector sync --json")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def sync(ctx: click.Context, as_json: bool) -> None:
+    rt = runtime(ctx)
+    try:
+        data = _report(rt.sync_blocking(), rt)
+    except (LedgerError, SourceError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(console.dumps(data)) if as_json else _print_report(data)
+    if data["errors"]:
+        ctx.exit(1)
+
+
+@main.command(help="The daemon: a cycle on every tick of `connector.schedule` (interval or"
+              " cron line). SIGTERM/SIGINT finish the request in flight, record it, exit 0."
+              + EXAMPLE + "ml-connector --log-format json run")
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    import asyncio
+    import logging
+
+    rt = runtime(ctx)
+    log = logging.getLogger("ml_connector.run")
+
+    def on_cycle(report) -> None:
+        log.info("cycle done: moved %s, %d failed, errors %s", report.moved,
+                 len(report.failed), report.errors)
+
+    def on_error(exc: Exception) -> None:
+        log.error("cycle failed: %s", exc)
+
+    try:
+        asyncio.run(rt.run_daemon(on_cycle, on_error))
+    except (LedgerError, SourceError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    log.info("stopped")
 
 
 @main.command(help="The current status of every invoice." + EXAMPLE

@@ -7,9 +7,18 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import asyncio
+import os
+import socket
+import uuid
+
 from adapters.secrets import SecretStore, create_master_key
-from adapters.settings import Settings, ledger_url
+from adapters.settings import Settings, ledger_url, parse_duration, resolve_path
 from ledger.app import Ledger, LedgerError
+from ledger.pipeline import CycleReport, Pipeline, PipelineSettings
+from ledger.poller import Poller, PollSettings
+from ledger.ports import Erp, ExportSource, SourceError
+from projections.queue import ProjectionQueue
 from projections.runner import Projector
 from projections.status import read_status
 
@@ -24,11 +33,14 @@ def init_project(directory: Path, force: bool = False) -> tuple[Path, Path]:
 
 
 class Runtime:
-    def __init__(self, settings: Settings, *, ledger: Ledger | None = None) -> None:
+    def __init__(self, settings: Settings, *, ledger: Ledger | None = None,
+                 erp: Erp | None = None, source: ExportSource | None = None) -> None:
         self.settings = settings
         self._ledger = ledger
         self._projector: Projector | None = None
+        self._erp, self._source = erp, source       # overrides for tests
         self.secrets = SecretStore(settings.data_dir)
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
     @property
     def ledger(self) -> Ledger:
@@ -43,6 +55,8 @@ class Runtime:
         return self._projector
 
     def close(self) -> None:
+        if self._source is not None:
+            self._source.close()
         if self._projector is not None:
             self._projector.store.close()
         if self._ledger is not None:
@@ -77,3 +91,95 @@ class Runtime:
             except LedgerError:
                 continue  # e.g. posted and changed since: not replayable, stays listed
         return done
+
+    # ------------------------------------------------------------------ the pipeline
+
+    def source(self) -> ExportSource:
+        if self._source is None:
+            from adapters.stampli.sftp import SftpSource
+
+            if self.settings.stampli is None:
+                raise SourceError("no [stampli] section in the config", transient=False)
+            base = resolve_path(self.settings, ".")
+            self._source = SftpSource.from_settings(self.settings.stampli,
+                                                    self.secrets.get_all(), base)
+        return self._source
+
+    def erp(self) -> Erp:
+        if self._erp is None:
+            from adapters.ifs.client import IfsErp
+
+            if self.settings.ifs is None:
+                raise LedgerError("no [ifs] section in the config")
+            secret = self.secrets.get("ifs.client_secret") or ""
+            self._erp = IfsErp(self.settings.ifs, secret,
+                               default_company=self.settings.connector.company)
+        return self._erp
+
+    def pipeline(self) -> Pipeline:
+        from adapters.stampli.configured import ConfiguredReaders
+
+        c, st = self.settings.connector, self.settings.stampli
+        queue = ProjectionQueue(self.projector)
+        poller = None
+        if st is not None:
+            poller = Poller(self.ledger, self.source(),
+                            ConfiguredReaders(st, c.company), queue,
+                            PollSettings(source_name=f"sftp://{st.username}@{st.host}:{st.port}"
+                                         f"{st.outbound_dir}",
+                                         min_file_age=parse_duration(st.min_file_age),
+                                         stable_wait=parse_duration(st.stable_wait),
+                                         download_dir=self.settings.data_dir / "files",
+                                         archive_dir=st.archive_dir,
+                                         approved_statuses=st.invoices.approved_statuses))
+        settings = PipelineSettings(worker=self.worker, max_attempts=c.max_attempts,
+                                    retry_base=parse_duration(c.retry_base),
+                                    retry_max=parse_duration(c.retry_max),
+                                    intent_lease=parse_duration(c.intent_lease))
+        return Pipeline(self.ledger, self.erp(), queue, settings, poller=poller)
+
+    async def sync(self, pipeline: Pipeline | None = None) -> CycleReport:
+        pipeline = pipeline or self.pipeline()
+        try:
+            return await pipeline.cycle()
+        finally:
+            await pipeline.erp.close()
+
+    def sync_blocking(self) -> CycleReport:
+        return asyncio.run(self.sync())
+
+    async def run_daemon(self, on_cycle, on_error) -> None:
+        """A cycle on every tick of `schedule`; SIGTERM/SIGINT let the request in flight
+        finish and be recorded, then return."""
+        import signal
+        from datetime import datetime, timezone
+
+        from adapters.schedule import Schedule
+
+        schedule = Schedule(self.settings.connector.schedule)
+        pipeline = self.pipeline()
+        stop = asyncio.Event()
+
+        def request_stop() -> None:
+            stop.set()
+            pipeline.stopping.set()
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, request_stop)
+        try:
+            while not stop.is_set():
+                try:
+                    on_cycle(await pipeline.cycle())
+                except (SourceError, LedgerError, OSError) as exc:
+                    on_error(exc)
+                now = datetime.now(timezone.utc)
+                wait = (schedule.next_after(now) - now).total_seconds()
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=max(0.0, wait))
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            await pipeline.erp.close()

@@ -42,6 +42,7 @@ class ConnectorSettings(_Section, kw_only=True):
     data_dir: str = "data"
     schedule: str = "15m"
     max_attempts: int = 8
+    intent_lease: str = "2m"           # a posting intent younger than this may be in flight
     retry_base: str = "30s"            # first backoff; doubles per attempt, with jitter
     retry_max: str = "1h"
 
@@ -80,6 +81,7 @@ class StampliSettings(_Section, kw_only=True):
     outbound_dir: str = "/outbound"
     archive_dir: str = ""
     min_file_age: str = "30s"
+    stable_wait: str = "2s"            # time between the two looks at a file's size and mtime
     connect_timeout: str = "15s"
     read_timeout: str = "60s"
     companies: dict[str, str] = {}     # Stampli CompanyID -> IFS company
@@ -162,6 +164,8 @@ _DURATION_KEYS = {
     ("connector", "schedule"): False,  # may also be a cron line
     ("connector", "retry_base"): True,
     ("connector", "retry_max"): True,
+    ("connector", "intent_lease"): True,
+    ("stampli", "stable_wait"): True,
     ("stampli", "min_file_age"): True,
     ("stampli", "connect_timeout"): True,
     ("stampli", "read_timeout"): True,

@@ -216,19 +216,22 @@ class Pipeline:
 
     # ------------------------------------------------------------------ post
 
-    def _intent_in_flight(self, row: dict[str, Any], invoice: Invoice) -> bool:
-        intent = invoice.open_intent or {}
-        if row["state"] != "posting" or intent.get("worker") == self.settings.worker:
+    def _intent_in_flight(self, invoice: Invoice) -> bool:
+        """Another worker's intent with nothing recorded after it, younger than the lease,
+        may still be waiting for IFS's answer: leave it alone."""
+        intent = invoice.open_intent
+        if not intent or intent["originator_version"] != invoice.version:
             return False
-        age = self.clock() - datetime.fromisoformat(row["updated_at"]).timestamp()
-        return age < self.settings.intent_lease
+        if intent.get("worker") == self.settings.worker:
+            return False
+        return self.clock() - intent["timestamp"].timestamp() < self.settings.intent_lease
 
     async def post(self, report: CycleReport) -> int:
         rows = self.queue.ready("post", self._now(), self.settings.post_batch)
         claimed: list[tuple[Invoice, PostingRequest]] = []
         for row in rows:
             invoice = self._load(row)
-            if invoice.posted is not None or self._intent_in_flight(row, invoice):
+            if invoice.posted is not None or self._intent_in_flight(invoice):
                 continue
             request = PostingRequest(ledger_id=str(invoice.id),
                                      invoice=invoice_from_data(invoice.content),

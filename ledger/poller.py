@@ -138,10 +138,10 @@ class Poller:
         try:
             if kind == "invoices":
                 summary = record_invoice_file(self.ledger, export_file,
-                                              self.readers.invoices(path),
+                                              self.readers.invoices(path, export_file.name),
                                               self.settings.approved_statuses)
             elif kind == "vendors":
-                summary = record_vendor_file(self.ledger, export_file, self.readers.vendors(path))
+                summary = record_vendor_file(self.ledger, export_file, self.readers.vendors(path, export_file.name))
             else:
                 summary = self._record_purchase_orders(export_file, path)
         except UnreadableFile as exc:
@@ -155,7 +155,7 @@ class Poller:
     def _record_purchase_orders(self, export_file: ExportFile, path: Path) -> dict[str, Any]:
         # PO lines are checked against IFS's own purchase orders; the file is kept for audit.
         lines, rejected = 0, []
-        for item in self.readers.purchase_orders(path):
+        for item in self.readers.purchase_orders(path, export_file.name):
             if isinstance(item, RejectedRow):
                 rejected.append({"line": item.line, "field": item.field, "message": item.message})
             else:

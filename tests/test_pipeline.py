@@ -1,0 +1,153 @@
+"""The pipeline end to end on the real ledger (SQLite) with in-memory ports: what the ledger
+holds and what "IFS" received after each sync."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+
+from adapters.settings import settings_from_dict
+from ledger.ports import ErpFailure
+from runtime import Runtime
+from tests.fakes import FakeErp, FolderSource
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "stampli"
+
+
+def config(tmp_path: Path, **connector) -> dict:
+    return {"connector": {"company": "10", "ledger": f"sqlite:///{tmp_path}/ledger.db",
+                          "data_dir": str(tmp_path / "data"), "retry_base": "0s",
+                          "max_attempts": 3, **connector},
+            "stampli": {"host": "sftp.invalid", "username": "u", "min_file_age": "0s",
+                        "stable_wait": "0s", "companies": {"C1042": "10"}},
+            "ifs": {"base_url": "http://ifs.invalid"}}
+
+
+@pytest.fixture
+def outbound(tmp_path):
+    folder = tmp_path / "outbound"
+    folder.mkdir()
+    for sample in SAMPLES.glob("*_C1042_*"):
+        shutil.copy(sample, folder)
+    return folder
+
+
+def make_runtime(tmp_path, outbound, erp, **connector):
+    return Runtime(settings_from_dict(config(tmp_path, **connector)), erp=erp,
+                   source=FolderSource(outbound))
+
+
+def sync(tmp_path, outbound, erp, **connector):
+    rt = make_runtime(tmp_path, outbound, erp, **connector)
+    try:
+        report = rt.sync_blocking()
+        return report, {(r["vendor_id"], r["invoice_number"]): r for r in rt.status_rows()}
+    finally:
+        rt.close()
+
+
+def test_samples_post_and_pending_waits(tmp_path, outbound):
+    erp = FakeErp()
+    report, rows = sync(tmp_path, outbound, erp)
+    assert report.errors == []
+    states = {key: row["state"] for key, row in rows.items()}
+    assert states == {("V00231", "INV-2026-0117"): "posted", ("V00231", "CN-2026-0009"): "posted",
+                      ("V00877", "INV-2026-0117"): "posted", ("V00231", "A-5531"): "posted",
+                      ("V00231", "7781"): "awaiting_approval"}
+    assert sorted(d["invoice_number"] for d in erp.documents.values()) == \
+        ["A-5531", "CN-2026-0009", "INV-2026-0117", "INV-2026-0117"]
+    assert rows[("V00877", "INV-2026-0117")]["supplier_id"] == "V00877"
+    assert {t["file"] for t in report.poll["taken"]} == {p.name for p in outbound.iterdir()}
+
+
+def test_second_sync_takes_nothing_and_posts_nothing(tmp_path, outbound):
+    erp = FakeErp()
+    sync(tmp_path, outbound, erp)
+    calls = erp.post_calls
+    report, _ = sync(tmp_path, outbound, erp)
+    assert report.poll["taken"] == []
+    assert {s["reason"] for s in report.poll["skipped"]} == {"already taken"}
+    assert erp.post_calls == calls and report.moved == {}
+
+
+def test_pending_posts_after_an_approved_reexport(tmp_path, outbound):
+    erp = FakeErp()
+    sync(tmp_path, outbound, erp)
+    original = (outbound / "invoices_C1042_20261106152500.csv").read_text()
+    pending_row = [l for l in original.splitlines() if ",7781," in l][0]
+    header = original.splitlines()[0]
+    approved = pending_row.replace(",Pending,,,", ",Approved,2026-11-07T09:00:00Z,j.doe,")
+    (outbound / "invoices_C1042_20261107090000.csv").write_text(header + "\n" + approved + "\n")
+    _, rows = sync(tmp_path, outbound, erp)
+    assert rows[("V00231", "7781")]["state"] == "posted"
+    assert len(erp.documents) == 5
+
+
+def test_unknown_account_parks_then_posts_once_ifs_has_it(tmp_path, outbound):
+    erp = FakeErp(accounts=("6100",))         # 6540 missing
+    _, rows = sync(tmp_path, outbound, erp)
+    parked = rows[("V00877", "INV-2026-0117")]
+    assert (parked["state"], parked["failure_kind"]) == ("failed", "reference")
+    assert "GL account 6540" in parked["failure_message"]
+    erp.accounts.add("6540")
+    report, rows = sync(tmp_path, outbound, erp)
+    assert rows[("V00877", "INV-2026-0117")]["state"] == "posted"
+    assert report.moved.get("resumed") == 2     # both invoices that used 6540
+
+
+def test_commit_then_drop_is_looked_up_not_reposted(tmp_path, outbound):
+    erp = FakeErp()
+    erp.commit_then_drop = 1
+    _, rows = sync(tmp_path, outbound, erp, retry_base="0s")
+    assert len(erp.documents) == 4             # IFS kept the one whose answer was lost
+    assert all(r["state"] in ("posted", "awaiting_approval") for r in rows.values())
+    rt = make_runtime(tmp_path, outbound, erp)
+    found = [e for row in rt.status_rows() if row["state"] == "posted"
+             for e in rt.ledger.history(UUID(row["id"]))
+             if e["type"] == "Posted" and e["data"]["found_existing"]]
+    rt.close()
+    assert len(found) == 1
+
+
+def test_transient_failures_retry_then_park_then_replay(tmp_path, outbound):
+    erp = FakeErp()
+    erp.fail_posts = {"A-5531": [ErpFailure("transient", "503 MI_MODIFIED_ERROR",
+                                            code="MI_MODIFIED_ERROR") for _ in range(3)]}
+    _, rows = sync(tmp_path, outbound, erp)
+    parked = [r for r in rows.values() if r["state"] == "failed"]
+    assert len(parked) == 1 and parked[0]["attempts"] == 3
+    assert "gave up after 3 attempts" in parked[0]["failure_message"]
+    rt = make_runtime(tmp_path, outbound, erp)
+    assert [d["restored_state"] for d in rt.replay_failed("transient")] == ["posting"]
+    rt.close()
+    _, rows = sync(tmp_path, outbound, erp)
+    assert sum(r["state"] == "posted" for r in rows.values()) == 4
+    assert len(erp.documents) == 4
+
+
+def test_change_after_posting_needs_attention(tmp_path, outbound):
+    erp = FakeErp()
+    sync(tmp_path, outbound, erp)
+    xml = (outbound / "invoices_C1042_20261106153000.xml").read_text()
+    (outbound / "invoices_C1042_20261108000000.xml").write_text(
+        xml.replace("Freight", "Freight and handling"))
+    _, rows = sync(tmp_path, outbound, erp)
+    row = rows[("V00231", "A-5531")]
+    assert row["state"] == "needs_attention" and "already posted" in row["failure_message"]
+    assert len(erp.documents) == 4
+
+
+def test_unreadable_file_is_rejected_whole(tmp_path, outbound):
+    (outbound / "invoices_C1042_bad.csv").write_bytes(
+        (SAMPLES / "invoices_C1042_20261106152500.csv").read_bytes().replace(
+            b"Acme Industrial Supply", b"Acme Industri\xe9l Supply"))
+    report, rows = sync(tmp_path, outbound, FakeErp())
+    rejected = [t for t in report.poll["taken"] if "rejected" in t]
+    assert [t["file"] for t in rejected] == ["invoices_C1042_bad.csv"]
+    assert "line 2" in rejected[0]["rejected"]
+    assert len(rows) == 5                      # the good files still went through
+
+
