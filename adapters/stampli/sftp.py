@@ -457,9 +457,10 @@ class SftpSource:
 
         def op(sftp: paramiko.SFTPClient, _: bool) -> DownloadedFile:
             handle = sftp.open(remote, "rb")
-            fd, tmp_name = tempfile.mkstemp(dir=dest_dir, prefix=".part-")
-            tmp = Path(tmp_name)
+            tmp: Path | None = None
             try:
+                fd, tmp_name = tempfile.mkstemp(dir=dest_dir, prefix=".part-")
+                tmp = Path(tmp_name)
                 size = handle.stat().st_size or 0
                 digest, received = hashlib.sha256(), 0
                 with os.fdopen(fd, "wb") as out:
@@ -494,7 +495,8 @@ class SftpSource:
                 log.info("downloaded %s (%d bytes, sha256 %s)", remote, size, sha)
                 return DownloadedFile(name=name, path=final, sha256=sha, size=size)
             finally:
-                tmp.unlink(missing_ok=True)
+                if tmp is not None:
+                    tmp.unlink(missing_ok=True)
                 _quiet_close(handle)
         return self._run(f"downloading {remote}", op)
 
