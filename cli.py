@@ -173,6 +173,56 @@ def run(ctx: click.Context) -> None:
     log.info("stopped")
 
 
+@main.command(help="Start an emulated Stampli SFTP server and IFS Cloud on loopback, seeded"
+              " with sample exports, and write a config and secrets pointing at them. Each"
+              " start is a fresh world. --demo runs one sync, prints the status and stops."
+              + EXAMPLE + "ml-connector sandbox --dir /tmp/mlc-sandbox")
+@click.option("--dir", "directory", default="sandbox-run", type=click.Path(file_okay=False),
+              help="Where the sandbox keeps its config, ledger and SFTP folder.")
+@click.option("--demo", is_flag=True, help="Run one sync, print the status table, and stop.")
+def sandbox(directory: str, demo: bool) -> None:
+    import time
+
+    from sandbox.launch import start_sandbox
+
+    box = start_sandbox(Path(directory))
+    config = box.config
+    try:
+        click.echo(f"IFS Cloud emulator:  {box.ifs.base_url}  (inspect: {box.ifs.base_url}"
+                   "/_emulator/state)")
+        click.echo(f"Stampli SFTP:        sftp://{box.sftp.host}:{box.sftp.port}/outbound"
+                   f"  (files in {box.outbound})")
+        click.echo(f"config:              {config}\n")
+        if not demo:
+            click.echo("next, in another terminal:\n"
+                       f"  ml-connector --config {config} check\n"
+                       f"  ml-connector --config {config} sync\n"
+                       f"  ml-connector --config {config} status\n"
+                       "Ctrl-C stops the sandbox.")
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                return
+        rt = Runtime(load_settings(config))
+        try:
+            data = _report(rt.sync_blocking(), rt)
+            _print_report(data)
+            click.echo("\n" + console.table(rt.status_rows(), console.STATUS_COLUMNS))
+            state = box.ifs.state()
+        finally:
+            rt.close()
+        click.echo(f"\nIFS now holds {len(state.get('invoices', []))} supplier invoices and"
+                   f" {len(state.get('vouchers', []))} GL vouchers.")
+        click.echo("\nwhere to look next (the ledger stays in "
+                   f"{box.directory / 'data'}):\n"
+                   f"  ml-connector --config {config} history V00231/INV-2026-0117\n"
+                   f"  ml-connector --config {config} audit export --format csv\n"
+                   f"  ml-connector sandbox --dir {box.directory}   # keep the emulators running")
+    finally:
+        box.stop()
+
+
 @main.command(help="The current status of every invoice." + EXAMPLE
               + "ml-connector status --state failed --json")
 @click.option("--json", "as_json", is_flag=True, help="A JSON array, for scripts.")
