@@ -10,11 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 # Business codes IFS reports from the database layer as HTTP 500 (contract §6).
-_AS_500 = {"ACCOUNT_NOT_FOUND", "SUPPLIER_NOT_CONNECTED", "PERIOD_CLOSED"}
+_AS_500 = {"ACCOUNT_NOT_FOUND", "ACCOUNT_NOT_VALID", "SUPPLIER_NOT_CONNECTED", "PERIOD_CLOSED"}
 # Codes whose top-level message uses the {"lang", "value"} shape.
-_LANG_MESSAGE = {"CODE_PART_NOT_FOUND", "FND_RECORD_EXIST", "ODP_PRECONDITION_FAILED"}
+_LANG_MESSAGE = {"CODE_PART_NOT_FOUND", "CODE_PART_NOT_VALID", "FND_RECORD_EXIST",
+                 "ODP_PRECONDITION_FAILED"}
 # Codes whose top-level message is generic and whose business text lives only in details.
-_TEXT_IN_DETAILS = {"ACCOUNT_NOT_FOUND", "SUPPLIER_NOT_CONNECTED", "PERIOD_CLOSED", "NOT_BALANCED"}
+_TEXT_IN_DETAILS = {"ACCOUNT_NOT_FOUND", "ACCOUNT_NOT_VALID", "SUPPLIER_NOT_CONNECTED",
+                    "PERIOD_CLOSED", "NOT_BALANCED"}
 
 
 class ODataError(Exception):

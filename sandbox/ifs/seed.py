@@ -11,7 +11,7 @@ from typing import Any
 
 from .auth import Auth
 from .errors import ODataError
-from .rules import coerce
+from .checks import coerce
 from .schema import CODE_PART_LETTERS, ENTITIES
 from .store import Store
 
