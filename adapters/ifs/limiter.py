@@ -7,10 +7,11 @@ steady state the connector never sees a 429 at all.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -19,8 +20,11 @@ Sleep = Callable[[float], Awaitable[None]]
 class SlidingWindowLimiter:
     """At most `limit` requests in any `window` seconds (a true sliding window, not buckets).
 
-    `acquire()` waits until a slot is free and takes it. One limiter is shared by everything
-    that talks to one tenant, so reference loads, postings and checks share the budget.
+    A request occupies the window from the moment it takes a slot until `window` seconds after
+    it COMPLETES (`release`). The tenant counts a request when it arrives, which is somewhere
+    in between; counting from completion keeps the client conservative even when a request
+    waited for a token or a connection after taking its slot. One limiter is shared by
+    everything that talks to one tenant (reference loads, postings, checks).
     """
 
     def __init__(self, limit: int, window: float = 60.0, *, clock: Clock = time.monotonic,
@@ -31,42 +35,55 @@ class SlidingWindowLimiter:
         self.window = window
         self._clock = clock
         self._sleep = sleep
-        self._sent: deque[float] = deque()
+        self._entries: list[list[Any]] = []       # [stamp, in_flight]
         self._lock = asyncio.Lock()
+        self._released = asyncio.Event()
         self.waited = 0.0               # total seconds spent waiting (for measurements)
 
     def _prune(self, now: float) -> None:
-        while self._sent and self._sent[0] <= now - self.window:
-            self._sent.popleft()
+        self._entries = [e for e in self._entries if e[1] or e[0] > now - self.window]
 
     def in_window(self) -> int:
         self._prune(self._clock())
-        return len(self._sent)
+        return len(self._entries)
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> list[Any]:
+        """Wait for a free slot and take it; give it back with `release(slot)`."""
         async with self._lock:                   # FIFO: waiters keep their order
             while True:
                 now = self._clock()
                 self._prune(now)
-                if len(self._sent) < self.limit:
-                    self._sent.append(now)
-                    return
-                # the oldest send leaves the window at sent[0] + window
-                wait = self._sent[0] + self.window - now
-                self.waited += max(wait, 0.0)
-                await self._sleep(max(wait, 0.001))
+                if len(self._entries) < self.limit:
+                    slot = [now, True]
+                    self._entries.append(slot)
+                    return slot
+                finished = [e[0] for e in self._entries if not e[1]]
+                if finished:                     # the oldest finished one leaves the window
+                    wait = min(finished) + self.window - now
+                    self.waited += max(wait, 0.0)
+                    await self._sleep(max(wait, 0.001))
+                else:                            # all in flight: wait for one to finish
+                    self._released.clear()
+                    await self._released.wait()
+
+    def release(self, slot: list[Any]) -> None:
+        slot[0], slot[1] = self._clock(), False
+        self._released.set()
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        taken = await self.acquire()
+        try:
+            yield
+        finally:
+            self.release(taken)
 
     def penalize(self, seconds: float) -> None:
         """The server said 429: treat the window as full for `seconds` so that concurrent
         callers hold back too, not only the one that got the 429."""
-        now = self._clock()
-        fill = self.limit - len(self._sent)
-        # Entries stamped so that they leave the window `seconds` from now.
-        stamp = now + seconds - self.window
-        for _ in range(max(fill, 0)):
-            self._sent.append(stamp)
-        # keep the deque ordered (stamps may be older than the newest real send)
-        self._sent = deque(sorted(self._sent))
+        stamp = self._clock() + seconds - self.window
+        for _ in range(max(self.limit - len(self._entries), 0)):
+            self._entries.append([stamp, False])
 
 
 class Backoff:

@@ -101,32 +101,39 @@ class ODataClient:
             base_headers["Content-Type"] = JSON
         assert base_headers.get("If-Match") != "*", "the connector never switches ETags off"
         while True:
-            await self.limiter.acquire()
-            token = await self.tokens.get()
-            sent_headers = {**base_headers, "Authorization": f"Bearer {token}"}
-            started = time.monotonic()
-            self.sent += 1
-            self.sent_by_method[method] = self.sent_by_method.get(method, 0) + 1
+            slot = await self.limiter.acquire()
+            error: BaseException | None = None
             try:
-                async with self._session().request(method, yarl.URL(url, encoded=True),
-                                                   data=body, headers=sent_headers) as resp:
-                    reply = Reply(resp.status, {k.lower(): v for k, v in resp.headers.items()},
-                                  await resp.read())
-            except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+                token = await self.tokens.get()
+                sent_headers = {**base_headers, "Authorization": f"Bearer {token}"}
+                started = time.monotonic()
+                self.sent += 1
+                self.sent_by_method[method] = self.sent_by_method.get(method, 0) + 1
+                try:
+                    async with self._session().request(method, yarl.URL(url, encoded=True),
+                                                       data=body, headers=sent_headers) as resp:
+                        reply = Reply(resp.status,
+                                      {k.lower(): v for k, v in resp.headers.items()},
+                                      await resp.read())
+                except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+                    error = exc
+            finally:
+                self.limiter.release(slot)
+            if error is not None:
                 # Refused before connecting: nothing reached IFS, a write may be re-sent.
-                reached = not isinstance(exc, aiohttp.ClientConnectorError)
+                reached = not isinstance(error, aiohttp.ClientConnectorError)
                 self._record(record, method, url, base_headers, body, 0,
-                             f"{type(exc).__name__}: {exc}".encode(), "", started)
+                             f"{type(error).__name__}: {error}".encode(), "", started)
                 action = classify(0, None, method=method, during_write=write and reached)
                 if action == UNKNOWN:
                     raise OutcomeUnknown(
-                        f"the connection to IFS was lost while {what} ({type(exc).__name__}); "
-                        "whether IFS applied it is unknown: the connector looks the document "
-                        "up before sending anything again", exchanges=record) from None
+                        f"the connection to IFS was lost while {what} ({type(error).__name__})"
+                        "; whether IFS applied it is unknown: the connector looks the document "
+                        "up before sending anything again", exchanges=record)
                 if attempt >= self.backoff.attempts:
                     raise ErpFailure("transient", f"IFS could not be reached while {what} after "
-                                     f"{attempt + 1} tries: {type(exc).__name__} {exc}",
-                                     code="CONNECTION", exchanges=record) from None
+                                     f"{attempt + 1} tries: {type(error).__name__} {error}",
+                                     code="CONNECTION", exchanges=record)
                 await self._sleep(self.backoff.wait(attempt))
                 attempt += 1
                 continue
