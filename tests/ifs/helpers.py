@@ -86,3 +86,8 @@ def state_vouchers(emu: IfsEmulator) -> list[dict[str, Any]]:
 def accounts_seed(n: int, company: str = "10") -> dict[str, Any]:
     return {"accounts": [{"Company": company, "Account": f"9{i:05d}", "Description": "bulk",
                           "ValidFrom": "2000-01-01"} for i in range(n)]}
+
+
+def vendor_record(vendor_id: str = "V00231"):
+    from ledger.model import VendorRecord
+    return VendorRecord(vendor_id=vendor_id, name="Acme Industrial Supply")
