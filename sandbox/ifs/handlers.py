@@ -30,7 +30,7 @@ def _redact(headers: Any) -> dict[str, str]:
     for name, value in headers.items():
         if name.lower() == "authorization":
             value = value.split(" ", 1)[0] + " ***"
-        out[name] = value
+        out[str(name)] = str(value)
     return out
 
 
