@@ -14,6 +14,7 @@ request headers that matter (never Authorization), request body, status, respons
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
@@ -32,6 +33,7 @@ from adapters.ifs.limiter import Backoff, SlidingWindowLimiter
 from adapters.settings import IfsSettings
 from ledger.ports import ErpFailure
 
+log = logging.getLogger("ml_connector.ifs")
 JSON = "application/json;IEEE754Compatible=true"
 MAX_PAGE = 5000
 _PATH_SAFE = "/'(),=$.:@-_~!*;+"
@@ -134,7 +136,10 @@ class ODataClient:
                     raise ErpFailure("transient", f"IFS could not be reached while {what} after "
                                      f"{attempt + 1} tries: {type(error).__name__} {error}",
                                      code="CONNECTION", exchanges=record)
-                await self._sleep(self.backoff.wait(attempt))
+                wait = self.backoff.wait(attempt)
+                log.warning("IFS unreachable while %s (%s); retry %d in %.1fs", what,
+                            type(error).__name__, attempt + 1, wait)
+                await self._sleep(wait)
                 attempt += 1
                 continue
             self._record(record, method, url, base_headers, body, reply.status, reply.body,
@@ -143,6 +148,7 @@ class ODataClient:
                 return reply
             action = classify(reply.status, reply.body, method=method, during_write=write)
             if action == REAUTH:
+                log.info("IFS refused the token while %s (HTTP 401); fetching a new one", what)
                 self.tokens.invalidate(token)
                 if reauthed:
                     raise failure("rejected", reply.status, reply.body, projection=projection,
@@ -160,6 +166,8 @@ class ODataClient:
                 wait = self.backoff.wait(attempt, retry_after)
                 if reply.status == 429:
                     self.limiter.penalize(wait)
+                log.warning("IFS answered HTTP %s %s while %s; retry %d in %.1fs", reply.status,
+                            parse_error(reply.body).business_code, what, attempt + 1, wait)
                 await self._sleep(wait)
                 attempt += 1
                 continue

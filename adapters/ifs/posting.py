@@ -153,9 +153,10 @@ class Poster:
                 if isinstance(exc, OutcomeUnknown):
                     results[i] = await self._recover(requests[i], docs[i], record, exc)
                 else:
-                    results[i] = self._with_hint(
-                        ErpFailure(exc.kind, str(exc), code=exc.code, status=exc.status),
-                        requests[i], record)
+                    own = ErpFailure(exc.kind, str(exc), code=exc.code, status=exc.status)
+                    if voucher:
+                        own = self._voucher_failed(requests[i], posted[i][0], own, record)
+                    results[i] = self._with_hint(own, requests[i], record)
             return
         for cs, part, answer in zip(group, parts, answers):
             i = cs.tag

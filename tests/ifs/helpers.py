@@ -54,7 +54,8 @@ def settings_for(base_url: str, posting: dict[str, Any] | None = None,
 def erp_for(emu: IfsEmulator, *, secret: str = SECRET, posting: dict[str, Any] | None = None,
             erp_options: dict[str, Any] | None = None, **overrides: Any) -> IfsErp:
     options = {"backoff": no_wait_backoff(), "default_company": "10", **(erp_options or {})}
-    return IfsErp(settings_for(emu.base_url, posting, **overrides), secret, **options)
+    base_url = overrides.pop("base_url", emu.base_url)
+    return IfsErp(settings_for(base_url, posting, **overrides), secret, **options)
 
 
 def run(test: Callable[[IfsEmulator, IfsErp], Awaitable[Any]], *,

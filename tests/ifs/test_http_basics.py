@@ -7,10 +7,11 @@ import pytest
 
 from adapters.ifs import IfsErp
 from adapters.ifs.limiter import Backoff
+from adapters.ifs import OutcomeUnknown
 from ledger.ports import ErpFailure
 from sandbox.ifs.app import IfsEmulator
 
-from .helpers import SECRET, accounts_seed, erp_for, odata_log, run
+from .helpers import SECRET, accounts_seed, erp_for, make_invoice, odata_log, run
 
 
 async def read_supplier(erp):
@@ -211,3 +212,46 @@ def test_token_errors_say_what_to_fix_without_the_secret(secret, client, realm, 
         if secret == "wrong-secret":
             assert "ml-connector secrets set ifs.client_secret" in str(err.value)
     run(body, secret=secret, client_id=client, realm=realm)
+
+
+def _closed_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_unreachable_tenant_reads_retry_then_transient_and_refused_writes_are_safe():
+    """Connection refused means nothing reached IFS: reads and writes alike are retried (a
+    write is only 'unknown' once it may have been sent)."""
+    async def body(emu, erp):
+        with pytest.raises(ErpFailure) as err:
+            await read_supplier(erp)
+        assert err.value.kind == "transient" and "could not be reached" in str(err.value)
+        assert erp.odata.sent == erp.odata.backoff.attempts + 1
+        with pytest.raises(ErpFailure) as err:
+            await erp.odata.write("POST", "SupplierHandling", "SupplierInfoGeneralSet",
+                                  {"SupplierId": "X", "Name": "X"}, what="creating X")
+        assert err.value.kind == "transient" and not isinstance(err.value, OutcomeUnknown)
+
+    async def main():
+        async with IfsEmulator() as emu:
+            erp = erp_for(emu, base_url=f"http://127.0.0.1:{_closed_port()}",
+                          token_url=emu.token_url())
+            try:
+                await body(emu, erp)
+            finally:
+                await erp.close()
+    asyncio.run(main())
+
+
+def test_403_names_the_projection():
+    async def body(emu, erp):
+        emu.add_fault("error", 1, status=403, code="ODP_FORBIDDEN", path="AccountSet",
+                      message="You do not have access to this projection.")
+        with pytest.raises(ErpFailure) as err:
+            await erp.validate(make_invoice([("6100", "CC210", "1.00", "TX8", "0.08")]))
+        assert err.value.kind == "rejected" and err.value.status == 403
+        assert "projection AccountsHandling" in str(err.value)
+        assert "You do not have access" in str(err.value)
+    run(body)
