@@ -76,7 +76,7 @@ class CsvExport:
                 row = next(reader)
             except StopIteration:
                 return
-            except UnicodeDecodeError:
+            except UnicodeError:          # UnicodeDecodeError, or UTF-16 without BOM
                 raise self._decode_error() from None
             except csv.Error as exc:
                 raise ExportFileError(

@@ -174,8 +174,9 @@ class _Builder:
         first = rows[0]
         for row in rows[1:]:
             for name in HEADER_FIELDS:
-                if self._comparable(name, row.get(name)) != \
-                        self._comparable(name, first.get(name)):
+                mine, theirs = row.get(name), first.get(name)
+                if mine != theirs and self._comparable(name, mine) != \
+                        self._comparable(name, theirs):
                     self.flag("header_mismatch", name, row.line,
                               f"{self.ctx.label(name)} is {row.get(name)!r} on line {row.line} "
                               f"but {first.get(name)!r} on line {first.line}; every row of one "

@@ -11,11 +11,10 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from adapters.settings import FileKindSettings
 from adapters.stampli.errors import ExportFileError
-from ledger.money import MoneyError, parse_amount
 
 MAX_DIGITS = 18       # beyond this no real amount exists, and exactness under the default
                       # 28-digit Decimal context would no longer be guaranteed for sums
@@ -66,29 +65,37 @@ class Formats:
             raise ValueProblem(
                 f"expected {self.describe_amount()}, got {raw!r}; fix the template or set "
                 f"{self.config_key}.decimal_separator / thousands_separator")
-        try:
-            amount = parse_amount(raw, self.decimal_separator, self.thousands_separator)
-        except MoneyError as exc:  # the pattern above should already exclude this
-            raise ValueProblem(f"expected {self.describe_amount()}: {exc}") from None
-        if significant_digits(amount) > MAX_DIGITS:
+        # The pattern guarantees [sign]digits[.digits] once the separators are replaced.
+        plain = raw.replace(self.thousands_separator, "") if self.thousands_separator else raw
+        if self.decimal_separator != ".":
+            plain = plain.replace(self.decimal_separator, ".")
+        if significant_digits(plain) > MAX_DIGITS:
             raise ValueProblem(f"{raw!r} has more than {MAX_DIGITS} significant digits; "
                                f"no invoice amount is that long, fix the export")
-        return amount
+        return Decimal(plain)
 
     def date(self, text: str) -> str:
         """The ISO date (YYYY-MM-DD) of a date written in the configured format."""
         raw = text.strip()
+        iso = _strptime_iso(raw, self.date_format)
+        if iso is not None:
+            return iso
         try:
-            return datetime.strptime(raw, self.date_format).date().isoformat()
+            example = f" (e.g. {_SAMPLE_DATE.strftime(self.date_format)!r})"
         except ValueError:
-            try:
-                example = f" (e.g. {_SAMPLE_DATE.strftime(self.date_format)!r})"
-            except ValueError:
-                example = ""
-            raise ValueProblem(
-                f"expected a valid date in the format {self.date_format!r}{example}, got "
-                f"{raw!r}; fix the export, or set {self.config_key}.date_format if the "
-                f"template writes dates differently") from None
+            example = ""
+        raise ValueProblem(
+            f"expected a valid date in the format {self.date_format!r}{example}, got "
+            f"{raw!r}; fix the export, or set {self.config_key}.date_format if the "
+            f"template writes dates differently")
+
+
+@lru_cache(maxsize=4096)   # exports repeat the same few dates; strptime is slow
+def _strptime_iso(text: str, date_format: str) -> str | None:
+    try:
+        return datetime.strptime(text, date_format).date().isoformat()
+    except ValueError:
+        return None
 
 
 XML_FORMATS = Formats()                # XML carries xs:decimal and xs:date, whatever the CSV uses
@@ -101,13 +108,9 @@ def line_number(text: str) -> int:
     return int(raw)
 
 
-def significant_digits(amount: Decimal) -> int:
-    """Digits without leading zeros and without trailing zeros after the decimal point."""
-    _sign, digits, exponent = amount.as_tuple()
-    assert isinstance(exponent, int)
-    digits_list = list(digits)
-    while exponent < 0 and len(digits_list) > 1 and digits_list[-1] == 0:
-        digits_list.pop()
-        exponent += 1
-    text = "".join(map(str, digits_list)).lstrip("0")
-    return len(text)
+def significant_digits(plain: str) -> int:
+    """Digits of '[sign]digits[.digits]' without leading zeros and without trailing zeros
+    after the decimal point."""
+    whole, _, fraction = plain.lstrip("+-").partition(".")
+    return len(whole.lstrip("0")) + len(fraction.rstrip("0")) if whole.lstrip("0") \
+        else len(fraction.rstrip("0").lstrip("0"))
