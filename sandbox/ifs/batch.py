@@ -16,9 +16,11 @@ import orjson
 
 from .errors import ODataError, bad_request
 from .odata import JSON_TYPE, OData, Op, Result, error_result
+from .store import Dec
 
 MAX_OPERATIONS = 5000
 _BOUNDARY = re.compile(r'boundary=(?:"([^"]+)"|([^;\s]+))', re.I)
+_BARE_DECIMAL = re.compile(rb'"\\u0000([-+0-9.eE]+)\\u0000"')
 
 
 @dataclass
@@ -108,11 +110,14 @@ class _Abort(Exception):
 
 class BatchRunner:
     """Runs one $batch. `before(op)` may return an injected fault for an operation;
-    `after(op, result, meta)` sees every operation's outcome (request log, drop faults)."""
+    `after(op, result, meta)` sees every operation's outcome (the request log);
+    `committed(ops)` gets the writes that are now durable (drop faults key on those)."""
 
     def __init__(self, odata: OData, before: Callable[[Op], Result | None],
-                 after: Callable[[Op, Result, dict[str, Any]], None]) -> None:
+                 after: Callable[[Op, Result, dict[str, Any]], None],
+                 committed: Callable[[list[Op]], None]) -> None:
         self.odata, self.before, self.after = odata, before, after
+        self.committed = committed
 
     def run(self, outer: Op) -> Result:
         items = parse(outer.body, boundary_of(outer.headers.get("content-type", "")))
@@ -125,9 +130,11 @@ class BatchRunner:
         out: list[bytes] = []
         for index, item in enumerate(items):
             if item.changeset is None:
-                result = self._one(outer, item, {}, {"part": index})
+                result, op = self._one(outer, item, {}, {"part": index})
                 out.append(_http_part(result, None))
                 failed = result.status >= 400
+                if not failed and op is not None and op.method != "GET":
+                    self.committed([op])
             else:
                 chunk, failed = self._changeset(outer, item.changeset, index)
                 out.append(chunk)
@@ -143,6 +150,7 @@ class BatchRunner:
     def _changeset(self, outer: Op, parts: list[Part], index: int) -> tuple[bytes, bool]:
         refs: dict[str, tuple[str, str | None]] = {}
         done: list[tuple[Result, str | None]] = []
+        ops: list[Op] = []
         try:
             with self.odata.store.transaction():
                 for n, part in enumerate(parts):
@@ -152,14 +160,16 @@ class BatchRunner:
                         err = bad_request("A GET is not allowed inside a changeset.",
                                           "ODP_INVALID_BATCH")
                         raise _Abort(error_result(err), cid)
-                    result = self._one(outer, part, refs, meta)
-                    if result.status >= 400:
+                    result, op = self._one(outer, part, refs, meta)
+                    if result.status >= 400 or op is None:
                         raise _Abort(result, cid)
+                    ops.append(op)
                     if cid:
                         refs[cid] = (result.entity_path or "", result.etag)
                     done.append((result, cid))
         except _Abort as abort:
             return _http_part(abort.result, abort.content_id), True
+        self.committed(ops)
         boundary = f"changesetresponse_{uuid.uuid4()}".encode()
         inner = b"".join(b"--" + boundary + b"\r\n" + _http_part(r, c) for r, c in done)
         inner += b"--" + boundary + b"--\r\n"
@@ -167,17 +177,17 @@ class BatchRunner:
         return head + inner + b"\r\n", False
 
     def _one(self, outer: Op, part: Part, refs: dict[str, tuple[str, str | None]],
-             meta: dict[str, Any]) -> Result:
+             meta: dict[str, Any]) -> tuple[Result, Op | None]:
         try:
             op = self._op(outer, part, refs)
         except ODataError as err:
             result = error_result(err)
             self.after(Op(part.method, outer.projection, part.target, {}, part.op_headers,
                           part.body, outer.service_root), result, meta)
-            return result
+            return result, None
         result = self.before(op) or self.odata.handle(op)
         self.after(op, result, meta)
-        return result
+        return result, op
 
     @staticmethod
     def _op(outer: Op, part: Part, refs: dict[str, tuple[str, str | None]]) -> Op:
@@ -190,6 +200,7 @@ class BatchRunner:
             target = target.split(marker, 1)[1]
         target = unquote(target)
         headers = dict(part.op_headers)
+        headers.setdefault("accept", outer.headers.get("accept", ""))
         if target.startswith("$"):
             ref, _, rest = target.partition("/")
             if ref[1:] not in refs:
@@ -222,7 +233,12 @@ def encode_body(result: Result) -> bytes:
         return result.body
     if isinstance(result.body, str):
         return result.body.encode()
-    return orjson.dumps(result.body, default=str)
+    if result.ieee754:
+        return orjson.dumps(result.body, default=str)
+    # Mark decimals, then strip the quotes around them: exact digits, no float on the way.
+    marked = orjson.dumps(result.body, option=orjson.OPT_PASSTHROUGH_SUBCLASS,
+                          default=lambda o: f"\x00{o}\x00" if isinstance(o, Dec) else str(o))
+    return _BARE_DECIMAL.sub(rb"\1", marked)
 
 
 __all__ = ["BatchRunner", "encode_body", "JSON_TYPE", "MAX_OPERATIONS"]

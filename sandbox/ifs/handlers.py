@@ -136,16 +136,18 @@ class Handlers:
             return Result(status, body, headers)
 
         def after(inner: Op, result: Result, meta: dict[str, Any]) -> None:
-            if inner.method in WRITE_METHODS and result.wrote:
-                wrote.append(True)
-                drop = emu.faults.take_drop(inner.method, inner.service_root + inner.path)
-                if drop is not None:
-                    drops.append(drop)
             self.record(inner.method, inner.path, inner.query, inner.headers, inner.body,
                         result.status, kind="batch-operation", batch=outer_seq, **meta)
 
+        def committed(ops: list[Op]) -> None:
+            wrote.append(True)
+            for inner in ops:
+                drop = emu.faults.take_drop(inner.method, inner.service_root + inner.path)
+                if drop is not None:
+                    drops.append(drop)
+
         try:
-            result = BatchRunner(emu.odata, before, after).run(op)
+            result = BatchRunner(emu.odata, before, after, committed).run(op)
         except ODataError as err:
             result = error_result(err)
         outer_drop = emu.faults.take_drop(op.method, request.path_qs) \

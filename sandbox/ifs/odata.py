@@ -19,6 +19,7 @@ from .store import Store
 from .urlpath import key_predicate, parse_key, parse_segment, split_segments
 
 JSON_TYPE = "application/json;odata.metadata=minimal;IEEE754Compatible=true"
+JSON_NUMBERS_TYPE = "application/json;odata.metadata=minimal;IEEE754Compatible=false"
 MAX_PAGE = 5000                      # IFS's hard page limit
 _UNSUPPORTED_OPTIONS = {"$search", "$apply", "$compute", "$levels"}
 
@@ -43,6 +44,7 @@ class Result:
     content_type: str = JSON_TYPE
     entity_path: str | None = None   # what `$n` refers to inside a changeset
     etag: str | None = None
+    ieee754: bool = True             # decimals as strings (the client asked for it)
 
     @property
     def wrote(self) -> bool:
@@ -91,9 +93,14 @@ class OData:
 
     def handle(self, op: Op) -> Result:
         try:
-            return self._route(op)
+            result = self._route(op)
         except ODataError as err:
             return error_result(err)
+        # OData JSON: decimals are strings only when the client sent IEEE754Compatible=true.
+        accept = op.headers.get("accept", "").replace(" ", "").lower()
+        if "ieee754compatible=true" not in accept and result.content_type == JSON_TYPE:
+            result.ieee754, result.content_type = False, JSON_NUMBERS_TYPE
+        return result
 
     # ------------------------------------------------------------------ routing
     def _route(self, op: Op) -> Result:

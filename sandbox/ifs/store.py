@@ -16,6 +16,11 @@ from .schema import DECIMAL, ENTITIES, EntityDef, parent_key_fields
 from .urlpath import keyref
 
 Key = tuple
+
+
+class Dec(str):
+    """A decimal rendered for JSON: a string under IEEE754Compatible=true, else a bare number
+    (the encoder writes it without quotes). Never a float on the way."""
 # Unique business keys besides the entity key: IFS refuses a second supplier invoice with the
 # same (Company, Identity, InvoiceNo) even though InvoiceId differs.
 UNIQUE = {"invoice": ("Company", "Identity", "InvoiceNo")}
@@ -174,7 +179,7 @@ class Store:
         out: dict[str, Any] = {"@odata.etag": rec["@odata.etag"]}
         for prop, edm in edef.props.items():
             value = rec.get(prop)
-            out[prop] = str(value) if (edm == DECIMAL and value is not None) else value
+            out[prop] = Dec(value) if (edm == DECIMAL and value is not None) else value
         if edef.state:
             out["Objstate"] = rec.get("Objstate")
         out["luname"] = edef.luname

@@ -145,3 +145,15 @@ async def test_faults_over_http(t: Tenant) -> None:
     assert (await t.get(ACCOUNTS, "AccountSet")).status == 401
     async with t.session.post(admin, json={"kind": "warp"}) as r:
         assert r.status == 400
+
+
+@tenant_test()
+async def test_drop_waits_for_a_committed_write(t: Tenant) -> None:
+    t.emu.drop_after_commit(1, method="POST", path="PostingProposalHeadSet")
+    bad = invoice_changeset("B-1", account="6999")     # rolls back: nothing to drop after
+    parts = parse_batch(await send_batch(t, INVOICE, [bad]))
+    assert parts[0][0] == 500
+    assert t.emu.faults_listing()[0]["count"] == 1     # still armed
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await send_batch(t, INVOICE, [invoice_changeset("B-2")])
+    assert [i["InvoiceNo"] for i in t.emu.state()["invoices"]] == ["B-2"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from decimal import Decimal
 
 from .helpers import (APPROVE_ACTION, INVOICE, POST_ACTION, SUPPLIER, VOUCHER, Tenant,
@@ -148,3 +149,15 @@ async def test_supplier_create_link_and_quoted_keys(t: Tenant) -> None:
     r = await t.call("PATCH", SUPPLIER, path, json_body={"Name": "O'Neil Ltd"},
                      if_match=got.etag)
     assert r.status == 200 and r.body["Name"] == "O'Neil Ltd" and r.etag != got.etag
+
+
+@tenant_test()
+async def test_decimals_are_numbers_without_ieee754compatible(t: Tenant) -> None:
+    created = await t.create_invoice(NetCurrAmount="1250.10", GrossCurrAmount="1350.10")
+    path = invoice_path(created.body)
+    r = await t.get(INVOICE, path, headers={"Accept": "application/json"})
+    assert "IEEE754Compatible=false" in r.headers["Content-Type"]
+    assert '"NetCurrAmount":1250.10' in r.text                # a bare, exact number
+    assert json.loads(r.text, parse_float=Decimal)["NetCurrAmount"] == Decimal("1250.10")
+    r = await t.get(INVOICE, path)                              # the helper asks for strings
+    assert r.body["NetCurrAmount"] == "1250.10"
