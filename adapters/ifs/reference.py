@@ -267,7 +267,10 @@ class ReferenceCache:
 
 
 def _valid_on(row: dict[str, Any], day: str) -> bool:
-    return (row.get("ValidFrom") or "0000-01-01") <= day <= (row.get("ValidUntil") or "9999-12-31")
+    # [:10]: some tenants send timestamps ("2026-01-01T00:00:00Z") for Edm.Date-like fields
+    start = (row.get("ValidFrom") or "0000-01-01")[:10]
+    end = (row.get("ValidUntil") or "9999-12-31")[:10]
+    return start <= day <= end
 
 
 def _range(row: dict[str, Any]) -> str:

@@ -126,11 +126,17 @@ class Suppliers:
                          code="ODP_PRECONDITION_FAILED", exchanges=exchanges)
 
     async def sync(self, vendor: VendorRecord) -> dict[str, Any]:
-        """GET -> compare -> PATCH with If-Match; on 412 re-read and re-check (bounded)."""
+        """GET -> compare -> PATCH with If-Match; on 412 re-read and re-check (bounded).
+
+        -> {"supplier_id", "action": "updated" | "unchanged" | "absent", "fields": [changed
+        field names], "changed": {field: {"from", "to"}}, "not_synced": [vendor fields the
+        endpoint map has no place for], "attempts", "exchanges"}."""
         sid = vendor.vendor_id
         wanted = vendor_fields(vendor)
         exchanges: list[dict[str, Any]] = []
-        result: dict[str, Any] = {"supplier_id": sid, "changed": {}, "exchanges": exchanges,
+        # `action` and `fields` are what the vendor stream records (ledger.vendor.synced).
+        result: dict[str, Any] = {"supplier_id": sid, "fields": [], "changed": {},
+                                  "exchanges": exchanges,
                                   "not_synced": [f for f in ("address_line1", "city",
                                                              "postal_code")
                                                  if getattr(vendor, f)]}
@@ -139,11 +145,11 @@ class Suppliers:
                 self._sup.projection, self._path(sid), what=f"reading supplier {sid}",
                 record=exchanges)
             if entity is None:
-                return {**result, "outcome": "absent"}
+                return {**result, "action": "absent"}
             changes = {k: v for k, v in wanted.items() if (entity.get(k) or "") != v}
             if not changes:
                 self._cache.suppliers[sid] = entity
-                return {**result, "outcome": "unchanged", "attempts": attempt + 1}
+                return {**result, "action": "unchanged", "attempts": attempt + 1}
             try:
                 updated, new_etag = await self._odata.write(
                     "PATCH", self._sup.projection, self._path(sid), changes, if_match=etag,
@@ -154,7 +160,8 @@ class Suppliers:
                 continue                      # a PATCH is safe to re-check and re-apply
             merged = {**entity, **(updated or changes), "@odata.etag": new_etag}
             self._cache.suppliers[sid] = merged
-            return {**result, "outcome": "updated", "attempts": attempt + 1,
+            return {**result, "action": "updated", "attempts": attempt + 1,
+                    "fields": sorted(changes),
                     "changed": {k: {"from": entity.get(k), "to": v} for k, v in changes.items()}}
         raise ErpFailure("conflict", f"supplier {sid} kept changing in IFS while the connector "
                          f"applied the vendor file ({MAX_PRECONDITION_RETRIES} tries); it "

@@ -255,3 +255,19 @@ def test_403_names_the_projection():
         assert "projection AccountsHandling" in str(err.value)
         assert "You do not have access" in str(err.value)
     run(body)
+
+
+def test_tokens_that_expire_early_are_replaced_once_per_401():
+    async def body(emu, erp):
+        await read_supplier(erp)
+        emu.expire_tokens(after=5)           # IFS says 180 s, the tokens die after 5
+        emu.advance_clock(10)
+        await read_supplier(erp)             # 401 -> new token -> retried once
+        assert erp.tokens.fetched == 2
+        assert [e["status"] for e in odata_log(emu)] == [200, 401, 200]
+        emu.expire_tokens(after=0)           # every token dead on arrival: give up clearly
+        with pytest.raises(ErpFailure) as err:
+            await read_supplier(erp)
+        assert err.value.kind == "rejected" and "a fresh token was refused too" in str(err.value)
+        assert [e["status"] for e in odata_log(emu)][-2:] == [401, 401]
+    run(body)

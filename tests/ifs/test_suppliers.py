@@ -94,19 +94,20 @@ def test_missing_supplier_without_vendor_record_or_creation_is_reference():
 def test_sync_vendor_updates_changed_fields_only():
     async def body(emu, erp):
         same = await erp.sync_vendor(vendor(tax_id="US-84-1234567", country="US"))
-        assert same["outcome"] == "unchanged"
+        assert same["action"] == "unchanged"
         res = await erp.sync_vendor(vendor(name="Acme Industrial Supply LLC",
                                            tax_id="US-84-7654321", address_line1="1 Main St"))
-        assert res["outcome"] == "updated"
+        assert res["action"] == "updated"
         assert res["changed"] == {
             "Name": {"from": "Acme Industrial Supply", "to": "Acme Industrial Supply LLC"},
             "AssociationNo": {"from": "US-84-1234567", "to": "US-84-7654321"}}
         assert res["not_synced"] == ["address_line1"]
+        assert res["fields"] == ["AssociationNo", "Name"]
         [patch] = [e for e in odata_log(emu) if e["method"] == "PATCH"]
         assert patch["body"] == {"Name": "Acme Industrial Supply LLC",
                                  "AssociationNo": "US-84-7654321"}
         assert patch["headers"]["If-Match"].startswith('W/"')
-        assert (await erp.sync_vendor(vendor("V00404")))["outcome"] == "absent"
+        assert (await erp.sync_vendor(vendor("V00404")))["action"] == "absent"
     run(body)
 
 
@@ -129,7 +130,7 @@ def test_sync_vendor_412_race_rereads_and_retries():
         _race(erp, lambda: emu.seed({"suppliers": [{"SupplierId": "V00231",
                                                     "DefaultLanguage": "de"}]}))
         res = await erp.sync_vendor(vendor(name="Acme Renamed"))
-        assert res["outcome"] == "updated" and res["attempts"] == 2
+        assert res["action"] == "updated" and res["attempts"] == 2
         patches = [e["status"] for e in odata_log(emu) if e["method"] == "PATCH"]
         assert patches == [412, 200]
         [sup] = [s for s in emu.state()["suppliers"] if s["SupplierId"] == "V00231"]
@@ -142,7 +143,7 @@ def test_sync_vendor_412_race_where_the_change_no_longer_applies():
         _race(erp, lambda: emu.seed({"suppliers": [{"SupplierId": "V00231",
                                                     "Name": "Acme Renamed"}]}))
         res = await erp.sync_vendor(vendor(name="Acme Renamed"))
-        assert res["outcome"] == "unchanged" and res["attempts"] == 2
+        assert res["action"] == "unchanged" and res["attempts"] == 2
         assert [e["status"] for e in odata_log(emu) if e["method"] == "PATCH"] == [412]
     run(body)
 
