@@ -259,8 +259,7 @@ def history(ctx: click.Context, ref: str, as_json: bool) -> None:
         for key, value in event["data"].items():
             if key == "connector_version":
                 continue
-            text = console.dumps(value) if isinstance(value, (dict, list)) else str(value)
-            click.echo(f"       {key}: {text}")
+            click.echo(f"       {key}: {console.brief(value)}")
 
 
 @main.command(help="Re-drive invoices: REF from an event number (default: before its last"

@@ -38,6 +38,15 @@ def table(rows: Sequence[dict[str, Any]],
     return "\n".join(lines)
 
 
+def brief(value: Any, width: int = 160) -> str:
+    """One line for a person; `--json` has everything."""
+    if isinstance(value, (dict, list)):
+        text = orjson.dumps(value, default=str).decode()
+    else:
+        text = str(value)
+    return text if len(text) <= width else text[:width - 30] + f"... ({len(text)} chars; --json)"
+
+
 def dumps(data: Any) -> str:
     return orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode()
 
