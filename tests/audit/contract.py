@@ -166,6 +166,32 @@ class AuditContract:
         assert alone.reason == ("ledger ends at 30 but the checkpoints record events up to 42"
                                 " (truncated)")
 
+    def test_an_event_put_into_a_chained_gap_is_inserted(self, ledger, projector, tamper):
+        # A gap present when the chain was recorded (PostgreSQL sequences can skip values)
+        # is part of the chain, not a break; filling it afterwards is one.
+        for batch in range(2):
+            ingest(ledger, batch)
+        row = tamper.raw_row(12)
+        tamper.delete(12)
+        projector.catch_up()
+        digest = current_digest(ledger, projector.store)
+        assert digest["events"] == 27 and self.check(ledger, projector, digest).ok
+        tamper.insert(row)
+        result = self.check(ledger, projector, digest)
+        assert not result.ok and not result.digest_ok and result.first_break == 12
+        assert result.problems[0].kind == "inserted"
+        assert result.reason.startswith("event at position 12 was not in the ledger")
+
+    def test_empty_ledger(self, ledger, projector):
+        projector.catch_up()
+        digest = current_digest(ledger, projector.store)
+        assert (digest["position"], digest["hash"], digest["events"]) == (0, "0" * 64, 0)
+        assert self.check(ledger, projector, digest).ok
+        ingest(ledger, 0)
+        projector.catch_up()
+        result = self.check(ledger, projector, digest)
+        assert result.ok and result.checked == EVENTS_PER_FILE
+
     def test_digest_alone_catches_a_change_without_the_projection(self, ledger, projector,
                                                                   digest, tamper):
         with projector.store.transaction() as cur:

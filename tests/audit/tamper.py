@@ -46,6 +46,15 @@ class Tamper:
     def delete(self, position: int) -> None:
         self.sql("DELETE FROM {t} WHERE {id} = {m}", position)
 
+    def raw_row(self, position: int) -> tuple:
+        return tuple(self.sql("SELECT {id}, originator_id, originator_version, topic, state"
+                              " FROM {t} WHERE {id} = {m}", position)[0])
+
+    def insert(self, row: tuple) -> None:
+        """Put back a row as `raw_row` returned it (with its notification id)."""
+        self.sql("INSERT INTO {t} ({id}, originator_id, originator_version, topic, state)"
+                 " VALUES ({m}, {m}, {m}, {m}, {m})", *row)
+
     def truncate_after(self, position: int) -> None:
         self.sql("DELETE FROM {t} WHERE {id} > {m}", position)
 
