@@ -41,6 +41,8 @@ class CsvExport:
     def __enter__(self) -> CsvExport:
         self._raw = open(self.path, "rb")  # noqa: SIM115 - closed in __exit__
         try:
+            self._check_bom(self._raw.read(4))
+            self._raw.seek(0)
             text = io.TextIOWrapper(self._raw, encoding=self.settings.encoding, errors="strict",
                                     newline="")
             self._reader = csv.reader(text, delimiter=self.settings.delimiter, strict=False)
@@ -55,6 +57,19 @@ class CsvExport:
         except BaseException:
             self._raw.close()
             raise
+
+    def _check_bom(self, head: bytes) -> None:
+        """A byte-order mark that contradicts the configured encoding would otherwise decode
+        silently into mojibake under single-byte encodings (cp1252 accepts almost anything)."""
+        configured = codecs.lookup(self.settings.encoding).name
+        for bom, family in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16"),
+                            (codecs.BOM_UTF16_BE, "utf-16")):
+            if head.startswith(bom) and not configured.startswith((family, "utf-32")):
+                raise ExportFileError(
+                    self.name, 1, "", f"the file starts with a {family.upper()} byte-order mark "
+                    f"but {self.spec.config_key}.encoding is {self.settings.encoding!r}; set it "
+                    f"to {'utf-8-sig' if family == 'utf-8' else 'utf-16'} (the connector never "
+                    f"guesses an encoding)")
 
     def __exit__(self, *exc: object) -> None:
         if self._raw is not None:

@@ -47,7 +47,10 @@ def read_csv_purchase_orders(path: Path, settings: PurchaseOrderFileSettings
 def _po_line(line: int, values: dict[str, str], labels: dict[str, str], formats: Formats
              ) -> PurchaseOrderLine | RejectedRow:
     def reject(name: str, message: str) -> RejectedRow:
-        return RejectedRow(line=line, field=name, message=f"{labels.get(name, name)} {message}")
+        """message follows the column name: 'is empty ...' or ': expected ...'."""
+        sep = "" if message.startswith(":") else " "
+        return RejectedRow(line=line, field=name,
+                           message=f"{labels.get(name, name)}{sep}{message}")
 
     for name in ("po_number", "vendor_id", "line_number"):
         if not values.get(name):
@@ -56,7 +59,7 @@ def _po_line(line: int, values: dict[str, str], labels: dict[str, str], formats:
     try:
         number = line_number(values["line_number"])
     except ValueProblem as exc:
-        return reject("line_number", str(exc))
+        return reject("line_number", f": {exc}")
     currency = values.get("currency", "")
     if currency and not is_currency(currency):
         return reject("currency", f"is {currency!r}; expected an ISO 4217 code such as USD")
@@ -69,7 +72,7 @@ def _po_line(line: int, values: dict[str, str], labels: dict[str, str], formats:
         try:
             amounts[name] = formats.money(text)
         except ValueProblem as exc:
-            return reject(name, str(exc))
+            return reject(name, f": {exc}")
     amount = amounts["amount"]
     if amount is not None and currency and not fits_currency(amount, currency):
         # Unit prices may carry more decimals; a line amount is money in the currency.

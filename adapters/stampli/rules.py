@@ -123,7 +123,7 @@ class _Builder:
         try:
             amount = self.ctx.formats.money(text)
         except ValueProblem as exc:
-            self.flag("amount_format", name, row.line, f"{self.ctx.label(name)} {exc}")
+            self.flag("amount_format", name, row.line, f"{self.ctx.label(name)}: {exc}")
             return None
         if currency and not fits_currency(amount, currency):
             units = minor_units(currency)

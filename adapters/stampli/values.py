@@ -60,7 +60,7 @@ class Formats:
     def money(self, text: str) -> Decimal:
         raw = text.strip()
         if not raw:
-            raise ValueProblem(f"is empty; expected {self.describe_amount()}")
+            raise ValueProblem(f"expected {self.describe_amount()}, got an empty value")
         if not self._amount.fullmatch(raw):
             raise ValueProblem(
                 f"expected {self.describe_amount()}, got {raw!r}; fix the template or set "

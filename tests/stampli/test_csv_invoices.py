@@ -24,6 +24,14 @@ def test_bom_under_plain_utf8_does_not_hide_the_first_column(tmp_path):
     assert only(path, encoding="utf-8").invoice.stampli_company_id == "C1042"
 
 
+def test_utf8_bom_under_cp1252_is_rejected_not_misread(tmp_path):
+    text = csv_text([row(VendorName="Café")])
+    path = write(tmp_path, "invoices_bom.csv", codecs.BOM_UTF8 + text.encode())
+    with pytest.raises(ExportFileError) as caught:
+        read(path, encoding="cp1252")
+    assert caught.value.line == 1 and "utf-8-sig" in caught.value.message
+
+
 def test_cp1252_vendor_name_reads_under_cp1252(tmp_path):
     path = write(tmp_path, "invoices_1252.csv", csv_text([row(VendorName="Café Müller")]),
                  encoding="cp1252")

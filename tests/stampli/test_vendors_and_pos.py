@@ -117,6 +117,8 @@ def test_purchase_order_bad_rows_are_rejected_alone(tmp_path):
     assert isinstance(out[0], PurchaseOrderLine) and out[0].unit_price == Decimal("15.125")
     assert [(r.line, r.field) for r in out[1:5]] == [
         (3, "line_number"), (4, "amount"), (5, "amount"), (6, "po_number")]
+    assert out[1].message.startswith("LineNumber: expected a whole number")
+    assert "decimal separator" in out[2].message and "USD allows (2)" in out[3].message
     assert (out[5].quantity, out[5].amount, out[5].line_number) == (None, None, 6)
 
 
