@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ledger.app import Ledger
+from ledger.app import ConcurrentChange, Ledger
 from ledger.files import ExportFile, PollRun
 from ledger.intake import record_invoice_file, record_vendor_file
 from ledger.model import RejectedRow, export_file_id
@@ -125,12 +125,18 @@ class Poller:
             result.skipped.append({"name": remote.name, "reason": "same content already taken"})
             await self._archive(export_file)
             return
-        if export_file is None:
-            export_file = ExportFile.download(
-                file_id, name=remote.name, kind=kind, size=local.size, mtime=remote.mtime,
-                sha256=local.sha256, local_path=str(local.path))
-            self.ledger.record(export_file)
-        summary = await asyncio.to_thread(self._ingest, export_file, kind, local.path)
+        try:
+            if export_file is None:
+                export_file = ExportFile.download(
+                    file_id, name=remote.name, kind=kind, size=local.size, mtime=remote.mtime,
+                    sha256=local.sha256, local_path=str(local.path))
+                self.ledger.record(export_file)
+            summary = await asyncio.to_thread(self._ingest, export_file, kind, local.path)
+        except ConcurrentChange:
+            # Another worker sharing the ledger is recording this file; its batches are
+            # atomic, and whatever it leaves unfinished the next poll takes up again.
+            result.skipped.append({"name": remote.name, "reason": "another worker took it"})
+            return
         result.taken.append(summary)
         await self._archive(export_file)
 

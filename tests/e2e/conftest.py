@@ -1,0 +1,134 @@
+"""An end-to-end world: the IFS emulator on loopback, the real OpenSSH sshd with an outbound
+folder, a config pointing at both, and the `ml-connector` CLI run as a real process."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from adapters.secrets import SecretStore, create_master_key
+from sandbox.ifs.runner import EmulatorThread, start_in_thread
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "sandbox" / "data"
+CLI = [sys.executable, "-c", "import cli; cli.main()"]
+IFS_SECRET = "sandbox-secret"
+
+
+@dataclass
+class World:
+    dir: Path
+    config: Path
+    ifs: EmulatorThread
+    sshd: object
+    secrets: list[str] = field(default_factory=list)
+
+    @property
+    def outbound(self) -> Path:
+        return self.sshd.outbound
+
+    def drop(self, *paths: Path, age: float = 3600) -> None:
+        """Put export files in Stampli's outbound folder, old enough to be taken."""
+        for path in paths:
+            target = self.outbound / path.name
+            shutil.copy(path, target)
+            os.chmod(target, 0o644)
+            then = time.time() - age
+            os.utime(target, (then, then))
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 240,
+            log_json: bool = False) -> subprocess.CompletedProcess:
+        command = [*CLI, "--config", str(self.config)]
+        if log_json:
+            command += ["--log-format", "json", "-v"]
+        result = subprocess.run([*command, *args], capture_output=True, text=True,
+                                timeout=timeout, cwd=self.dir, env=cli_env())
+        if check and result.returncode != 0:
+            raise AssertionError(f"ml-connector {' '.join(args)} exited {result.returncode}:\n"
+                                 f"{result.stdout}\n{result.stderr}")
+        return result
+
+    def status(self) -> dict[tuple[str, str], dict]:
+        rows = json.loads(self.cli("status", "--json").stdout)
+        return {(r["vendor_id"], r["invoice_number"]): r for r in rows}
+
+    def ifs_invoices(self) -> list[dict]:
+        return self.ifs.state()["invoices"]
+
+
+def cli_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "ML_CONNECTOR_MASTER_KEY"}
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def write_config(directory: Path, sshd, ifs_url: str, *, ledger: str | None = None,
+                 extra_connector: str = "", extra_ifs: str = "") -> Path:
+    config = directory / "ml-connector.toml"
+    config.write_text(f"""
+[connector]
+company = "10"
+ledger = "{ledger or 'sqlite:///data/ledger.db'}"
+data_dir = "data"
+schedule = "1s"
+max_attempts = 6
+retry_base = "0s"
+intent_lease = "2s"
+{extra_connector}
+
+[stampli]
+host = "127.0.0.1"
+port = {sshd.port}
+username = "{sshd.login_user}"
+auth = "key"
+known_hosts = "{sshd.known_hosts}"
+outbound_dir = "{sshd.outbound}"
+min_file_age = "1s"
+stable_wait = "0.2s"
+companies = {{ C1042 = "10" }}
+
+[ifs]
+base_url = "{ifs_url}"
+realm = "acme1"
+client_id = "ml-connector"
+requests_per_minute = 1000
+{extra_ifs}
+
+[ifs.posting]
+tax_accounts = {{ TX8 = "2640", VAT19 = "2641" }}
+""")
+    create_master_key(directory / "data")
+    store = SecretStore(directory / "data")
+    store.set("stampli.private_key", sshd.client_key)
+    store.set("ifs.client_secret", IFS_SECRET)
+    return config
+
+
+@pytest.fixture
+def make_world(sshd, tmp_path):
+    started: list[EmulatorThread] = []
+
+    def make(seed=None, *, ledger: str | None = None, extra_connector: str = "",
+             extra_ifs: str = "", **emulator) -> World:
+        ifs = start_in_thread(**({"seed": seed} if seed is not None else {}), **emulator)
+        started.append(ifs)
+        config = write_config(tmp_path, sshd, ifs.base_url, ledger=ledger,
+                              extra_connector=extra_connector, extra_ifs=extra_ifs)
+        key_body = "".join(sshd.client_key.strip().splitlines()[1:-1])
+        return World(tmp_path, config, ifs, sshd, secrets=[IFS_SECRET, key_body[:60]])
+
+    yield make
+    for ifs in started:
+        ifs.stop()
+
+
+@pytest.fixture
+def world(make_world) -> World:
+    return make_world()
