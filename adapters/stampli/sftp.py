@@ -41,7 +41,7 @@ if TYPE_CHECKING:   # imported lazily: the source works without the config layer
 log = logging.getLogger(__name__)
 
 CHUNK = 32 * 1024             # one SFTP read request (paramiko's and OpenSSH's safe maximum)
-WINDOW = 4 * 1024 * 1024      # bytes requested ahead per pipelined batch: the memory bound
+WINDOW = 4 * 1024 * 1024      # bytes requested per pipelined batch: memory stays a few windows
 ROTATION_HINT = ("if the key was rotated, add it to known_hosts after verifying it with "
                  "Stampli (by another channel than this connection)")
 _RSA_ALGORITHMS = ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]
@@ -456,25 +456,36 @@ class SftpSource:
         remote = posixpath.join(self.outbound_dir, name)
 
         def op(sftp: paramiko.SFTPClient, _: bool) -> DownloadedFile:
-            handle = sftp.open(remote, "rb")
+            handles = [sftp.open(remote, "rb")]
             tmp: Path | None = None
             try:
                 fd, tmp_name = tempfile.mkstemp(dir=dest_dir, prefix=".part-")
                 tmp = Path(tmp_name)
-                size = handle.stat().st_size or 0
+                first = handles[0].stat()
+                size = first.st_size or 0
                 digest, received = hashlib.sha256(), 0
                 with os.fdopen(fd, "wb") as out:
                     try:
                         for start in range(0, size, WINDOW):
-                            # readv pipelines the requests of one window (sequential 32 KiB
-                            # reads are ~10x slower) and yields them in order
+                            if start:
+                                # a fresh handle per window: paramiko's prefetch can race
+                                # (a read falls back to a synchronous request and the
+                                # prefetched blocks stay buffered in the handle until it is
+                                # closed), so closing it is what keeps memory bounded
+                                _quiet_close(handles.pop())
+                                handles.append(sftp.open(remote, "rb"))
+                                again = handles[0].stat()
+                                if (again.st_size, again.st_mtime) != (size, first.st_mtime):
+                                    break          # replaced or growing: reported below
+                            # readv pipelines one window's requests (sequential 32 KiB reads
+                            # are ~10x slower) and yields the blocks in order
                             end = min(start + WINDOW, size)
                             chunks = [(o, min(CHUNK, end - o)) for o in range(start, end, CHUNK)]
-                            for data in handle.readv(chunks):
+                            for data in handles[0].readv(chunks):
                                 digest.update(data)
                                 out.write(data)
                                 received += len(data)
-                        now = handle.stat().st_size
+                        now = handles[0].stat().st_size
                     except (OSError, EOFError, paramiko.SSHException, paramiko.SFTPError) as exc:
                         if received and self._lost(exc):
                             raise _Interrupted() from exc
@@ -483,7 +494,7 @@ class SftpSource:
                     os.fsync(out.fileno())
                 if received != size or now != size:
                     raise SourceError(f"{remote} on {self._where} changed while downloading "
-                                      f"({size} bytes listed, {received} read, {now} now); "
+                                      f"({size} bytes at first, {received} read, {now} now); "
                                       "will retry", transient=True)
                 sha = digest.hexdigest()
                 final = dest_dir / sha[:2] / sha
@@ -497,7 +508,8 @@ class SftpSource:
             finally:
                 if tmp is not None:
                     tmp.unlink(missing_ok=True)
-                _quiet_close(handle)
+                for handle in handles:
+                    _quiet_close(handle)
         return self._run(f"downloading {remote}", op)
 
     def archive(self, name: str, archive_dir: str) -> None:

@@ -314,6 +314,40 @@ def test_connection_dropped_mid_download(sshd, tmp_path, monkeypatch):
         source.close()
 
 
+class _GrowingDigest:
+    """sha256 that appends to the remote file once `after` bytes went through: an export
+    still being written while we read it."""
+
+    def __init__(self, path: Path, after: int) -> None:
+        self.inner, self.path, self.after, self.seen = REAL_SHA256(), path, after, 0
+
+    def update(self, data: bytes) -> None:
+        self.inner.update(data)
+        self.seen += len(data)
+        if self.seen >= self.after and self.after:
+            self.after = 0
+            with open(self.path, "ab") as handle:
+                handle.write(b"more rows\n")
+
+    def hexdigest(self) -> str:
+        return self.inner.hexdigest()
+
+
+def test_file_changing_during_download_is_refused(sshd, tmp_path, monkeypatch):
+    path = drop(sshd, "invoices_grow.csv", os.urandom(9 * 1024 * 1024))
+    source = key_source(sshd)
+    try:
+        monkeypatch.setattr(sftp_module.hashlib, "sha256",
+                            lambda: _GrowingDigest(path, after=1024 * 1024))
+        with pytest.raises(SourceError) as caught:
+            source.download("invoices_grow.csv", tmp_path / "files")
+        monkeypatch.undo()
+        assert caught.value.transient is True and "changed while downloading" in str(caught.value)
+        assert files_under(tmp_path / "files") == []
+    finally:
+        source.close()
+
+
 def test_reconnects_after_server_restart(sshd):
     drop(sshd, "invoices_1.csv", b"1")
     source = key_source(sshd)
