@@ -7,7 +7,6 @@ requests as fit, never splitting a changeset.
 """
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Any
 
@@ -142,19 +141,31 @@ def boundary_of(content_type: str) -> str:
 
 
 def _split_parts(body: bytes, boundary: str) -> list[bytes]:
-    """Body parts between delimiter lines. A delimiter only counts at the start of a line, so
-    a JSON body that happens to contain the boundary text is not cut."""
-    delimiter = re.compile(rb"(?:^|\r?\n)--" + re.escape(boundary.encode())
-                           + rb"(--)?[ \t]*(?:\r?\n|$)")
+    """Body parts between delimiter lines (RFC 2046). A delimiter only counts at the start of
+    a line, so a JSON body that happens to contain the boundary text is not cut; the line
+    break before a delimiter belongs to the delimiter."""
+    delimiter = b"--" + boundary.encode()
     parts: list[bytes] = []
-    position = None
-    for match in delimiter.finditer(body):
-        if position is not None:
-            parts.append(body[position:match.start()])
-        if match.group(1):                      # close delimiter: the epilogue follows
-            break
-        position = match.end()
-    return parts
+    start: int | None = None
+    position = 0
+    while True:
+        found = body.find(delimiter, position)
+        if found < 0:
+            return parts
+        position = found + len(delimiter)
+        if found > 0 and body[found - 1:found] != b"\n":
+            continue                                # not at a line start: part of a body
+        if start is not None:
+            end = found - 1 if found > 0 else 0
+            if end > 0 and body[end - 1:end] == b"\r":
+                end -= 1
+            parts.append(body[start:max(end, start)])
+        if body[position:position + 2] == b"--":    # close delimiter: the epilogue follows
+            return parts
+        line_end = body.find(b"\n", position)
+        if line_end < 0:
+            return parts
+        start = position = line_end + 1
 
 
 def _headers_and_body(part: bytes) -> tuple[dict[str, str], bytes]:

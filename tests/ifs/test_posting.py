@@ -244,3 +244,25 @@ def test_data_errors_are_refused_before_anything_is_sent():
         assert isinstance(results[1], PostingResult)
         assert not [e for e in emu.requests() if "100.005" in e["body_text"]]
     run(body)
+
+
+def test_more_than_5000_operations_are_split_into_several_batches():
+    """1667 invoices x 3 operations (header, line, post) = 5001: the first $batch carries
+    4998 (1666 whole changesets), the second 3; IFS would answer 400 ODP_REQUEST_TOO_LARGE
+    to a $batch above 5000. (Vouchers off to keep the test fast; the packing is the same.)"""
+    async def body(emu, erp):
+        reqs = [request(make_invoice([("6100", "CC210", "10.00", "", "0")],
+                                     number=f"B-{n:05d}")) for n in range(1667)]
+        results = await erp.post(reqs)
+        assert all(isinstance(r, PostingResult) for r in results)
+        batches = [e for e in odata_log(emu) if e["path"].endswith("$batch")]
+        assert [e["status"] for e in batches] == [200, 200]
+        per_batch: dict[int, int] = {}
+        for e in emu.requests():
+            if e.get("kind") == "batch-operation":
+                per_batch[e["batch"]] = per_batch.get(e["batch"], 0) + 1
+        assert sorted(per_batch.values()) == [3, 4998]
+        assert len(state_invoices(emu)) == 1667
+        assert [r.ifs_invoice_id for r in results] == [str(i["InvoiceId"]) for i in
+                                                       state_invoices(emu)]
+    run(body, posting={"post_voucher": False}, erp_options={"batch_max_documents": 5000})
