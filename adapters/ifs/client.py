@@ -32,7 +32,13 @@ CheckItem = tuple[str, bool, str]
 
 class IfsErp:
     """`Erp` implementation. `clock`/`sleep` drive token renewal, the limiter, the reference
-    refresh and backoff waits; tests pass a zero-wait `backoff` and a short `limiter_window`."""
+    refresh and backoff waits; tests pass a zero-wait `backoff` and a short `limiter_window`.
+
+    Use one instance within one event loop (its HTTP session and locks belong to the loop that
+    first used them); `await close()` when done. `default_company` makes replay hints use the
+    short `VENDOR/NUMBER` form for that company's invoices. `batch_max_documents` caps the
+    documents per `$batch` (besides IFS's 5000 operations), which bounds what a single 504
+    leaves to look up."""
 
     def __init__(self, settings: IfsSettings, client_secret: str, *,
                  session: aiohttp.ClientSession | None = None,

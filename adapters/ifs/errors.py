@@ -61,10 +61,10 @@ class IfsError(msgspec.Struct, frozen=True):
     @property
     def text(self) -> str:
         """IFS's own words: the details' messages first (they hold the business text)."""
-        parts = [m for _, m in self.details if m]
-        if self.message and self.message not in parts:
-            parts.append(self.message)
-        return "; ".join(parts)
+        details = "; ".join(dict.fromkeys(m for _, m in self.details if m))
+        if self.message and self.message != details:
+            return f"{details} ({self.message})" if details else self.message
+        return details
 
 
 def _message_text(value: Any) -> str:

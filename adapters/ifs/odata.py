@@ -25,7 +25,6 @@ import aiohttp
 import orjson
 import yarl
 
-from adapters.ifs import batch as batchlib
 from adapters.ifs.auth import TokenProvider
 from adapters.ifs.errors import (REAUTH, REREAD, RETRY, UNKNOWN, OutcomeUnknown,
                                  PreconditionFailed, classify, describe, failure, parse_error)

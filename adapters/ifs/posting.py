@@ -227,8 +227,8 @@ class Poster:
         invoice_id = head.get("InvoiceId", "?")
         cls = OutcomeUnknown if isinstance(exc, OutcomeUnknown) else None
         message = (f"supplier invoice {request.invoice.ref} is posted in IFS (InvoiceId "
-                   f"{invoice_id}) but its GL voucher was not: {exc}; a replay finishes the "
-                   "voucher and does not post the invoice again")
+                   f"{invoice_id}) but its GL voucher was not (a replay finishes only the "
+                   f"voucher): {exc}")
         if cls is not None:
             return OutcomeUnknown(message, status=exc.status, exchanges=record)
         return ErpFailure(exc.kind, message, code=exc.code, status=exc.status, exchanges=record)

@@ -59,7 +59,7 @@ def test_detail_code_wins_over_generic_outer_code():
      "lang shaped"),
     (b'{"error": {"code": "X", "message": "The database operation failed.", '
      b'"details": [{"code": "X", "message": "Account 6999 does not exist in company 10."}]}}',
-     "Account 6999 does not exist in company 10.; The database operation failed."),
+     "Account 6999 does not exist in company 10. (The database operation failed.)"),
     (b"not json at all", "not json at all"),
     (b"", ""),
 ])

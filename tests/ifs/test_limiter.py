@@ -79,3 +79,15 @@ def test_requests_in_flight_hold_their_slot_until_they_finish():
 
     asyncio.run(run())
     assert t.now >= 1.5                    # the window counts from completion, not from start
+
+
+def test_backoff_full_jitter_bounds_and_retry_after():
+    b = Backoff(base=1.0, cap=8.0, rng=lambda: 1.0)
+    assert [b.wait(n) for n in range(5)] == [1.0, 2.0, 4.0, 8.0, 8.0]
+    assert Backoff(base=1.0, cap=8.0, rng=lambda: 0.0).wait(3) == 0.0
+    assert b.wait(0, retry_after=7) == 7
+    assert Backoff(max_retry_after=10).wait(0, retry_after=3600) == 10
+    assert Backoff.parse_retry_after("3") == 3.0
+    assert Backoff.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") is None
+    zero = no_wait_backoff()
+    assert zero.wait(5) == 0 and zero.wait(0, retry_after=30) == 0
