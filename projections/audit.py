@@ -58,14 +58,26 @@ FINGERPRINT_HEX = 16                   # hex characters per event in `leaves`
 _SEGMENT_COLUMNS = "position, link_hex, events, recorded_at, positions, leaves"
 
 
+class AuditChainError(Exception):
+    """The projection cannot continue its chain; the message says what to do."""
+
+
 # ---------------------------------------------------------------------- encoding
+
+_TOPICS: dict[str, bytes] = {}          # topic -> its length-prefixed bytes (a few dozen)
+
 
 def header(position: int, originator_id: uuid.UUID | str, version: int, topic: str) -> bytes:
     """The canonical bytes of (position, originator_id, originator_version, topic)."""
-    oid = originator_id if isinstance(originator_id, uuid.UUID) else uuid.UUID(originator_id)
-    t = topic.encode()
-    return (position.to_bytes(8, "big") + oid.bytes + version.to_bytes(8, "big")
-            + len(t).to_bytes(4, "big") + t)
+    oid = (originator_id if isinstance(originator_id, uuid.UUID)
+           else uuid.UUID(originator_id)).bytes
+    t = _TOPICS.get(topic)
+    if t is None:
+        raw = topic.encode()
+        t = len(raw).to_bytes(4, "big") + raw
+        if len(_TOPICS) < 1000:                # a tampered table cannot grow it unbounded
+            _TOPICS[topic] = t
+    return b"".join((position.to_bytes(8, "big"), oid, version.to_bytes(8, "big"), t))
 
 
 def next_link(link: bytes, head: bytes, state: bytes) -> bytes:
@@ -192,6 +204,8 @@ class AuditChainProjection(Projection):
 
     def apply(self, cur: Cursor, events: list[LedgerEvent]) -> None:
         head = read_head(cur)
+        if head is None:
+            self._refuse_lost_head(cur)
         link = bytes.fromhex(head.link_hex) if head else ZERO_LINK
         position, count = (head.position, head.events) if head else (0, 0)
         positions = head.positions if head else []
@@ -221,6 +235,18 @@ class AuditChainProjection(Projection):
                     " leaves = excluded.leaves",
                     (position, link.hex(), count, stamp, encode_ranges(positions),
                      "".join(leaves)))
+
+
+    def _refuse_lost_head(self, cur: Cursor) -> None:
+        """Without its head the chain would restart from link_0 part-way through the ledger
+        and every digest would fail: if the projector has been here before, stop instead."""
+        from projections.runner import POSITIONS     # the runner imports the projections
+        row = cur.execute(f"SELECT position FROM {POSITIONS} WHERE name = ?",
+                          (self.name,)).fetchone()
+        if row and int(row[0]) > 0:
+            raise AuditChainError(
+                f"the audit chain's tables were emptied but the projector had chained up to"
+                f" position {row[0]}: rebuild the audit_chain projection from the start")
 
 
 # ---------------------------------------------------------------------- digests

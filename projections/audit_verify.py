@@ -4,9 +4,9 @@ checkpoints, naming the first position where they part and why.
 
 Nothing the projection stored is trusted for the verdict against a digest: the links are
 recomputed from link_0. Checkpoints are used to localise: per-event fingerprints name the
-event that changed, moved or vanished, and after a checkpoint mismatch a second running link
-restarts from that checkpoint's stored link, so a later, separate break is found too instead
-of every following checkpoint failing in a cascade.
+event that changed, moved or vanished; after a checkpoint mismatch the per-segment link
+continues from both the stored and the recomputed link, so a later, separate break is found
+too instead of every following checkpoint failing in a cascade.
 """
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ Progress = Callable[[int, int], None]
 @dataclass
 class Problem:
     position: int
-    kind: str           # changed | out_of_order | missing | inserted | truncated | checkpoint | digest
+    # changed | out_of_order | missing | inserted | truncated | checkpoint | digest
+    kind: str
     message: str
 
 
@@ -69,7 +70,8 @@ def check_digest(digest: dict[str, Any]) -> tuple[int, str, int | None]:
 class _Run:
     """The state of one verification pass; `feed` takes events in position order."""
 
-    def __init__(self, segments: Iterator[Segment], digest: dict[str, Any] | None) -> None:
+    def __init__(self, segments: Iterator[Segment],
+                 digest: tuple[int, str, int | None] | None) -> None:
         self.segments = segments
         # Neighbouring segments too: an event moved across a checkpoint is still recognised.
         self.previous: Segment | None = None
@@ -90,7 +92,7 @@ class _Run:
         self.gaps: list[int] = []               # hints when no checkpoint covers a region
         self.problems: list[Problem] = []
         self.problem_count = 0
-        self.digest = check_digest(digest) if digest is not None else None
+        self.digest = digest
         self.digest_ok: bool | None = None
 
     def problem(self, position: int, kind: str, message: str) -> None:
@@ -105,7 +107,7 @@ class _Run:
             self.close_segment(end_of_ledger=False)
         if self.digest is not None and self.digest_ok is None and p > self.digest[0]:
             self.close_digest(end_of_ledger=False)
-        if self.segment is None and p != self.last + 1:
+        if self.segment is None and p != self.last + 1 and len(self.gaps) < MAX_PROBLEMS:
             self.gaps.extend(range(self.last + 1, min(p, self.last + 1 + MAX_PROBLEMS)))
         head = header(p, n.originator_id, n.originator_version, n.topic)
         self.link = next_link(self.link, head, n.state)
@@ -218,10 +220,11 @@ class _Run:
                 self.missing(gap)
 
     def finish(self) -> None:
-        while self.segment is not None:
-            self.close_segment(end_of_ledger=True)
+        # The digest first: on a tie (a truncation) its wording is the one reported.
         if self.digest is not None and self.digest_ok is None:
             self.close_digest(end_of_ledger=True)
+        while self.segment is not None:
+            self.close_segment(end_of_ledger=True)
 
 
 def verify(ledger: Any, digest: dict[str, Any] | None = None, progress: Progress | None = None,
@@ -229,10 +232,11 @@ def verify(ledger: Any, digest: dict[str, Any] | None = None, progress: Progress
     """Recompute the chain from the stored events and compare it with `digest` (if given) and
     the audit projection's checkpoints (if it exists). Read-only; pages of `page_size`."""
     started = time.monotonic()
+    expected = check_digest(digest) if digest is not None else None
     own = store is None
     store = store or open_view_store(ledger.url)
     try:
-        run = _Run(iter_segments(store), digest)
+        run = _Run(iter_segments(store), expected)
         total = ledger.recorder.max_notification_id() or 0
         start = 1
         while True:
