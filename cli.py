@@ -148,6 +148,26 @@ def sync(ctx: click.Context, as_json: bool) -> None:
         ctx.exit(1)
 
 
+@main.command(help="Ping your real systems: SFTP login, host key and listing; IFS token, one"
+              " read per entity set, and the endpoint map against $metadata. Exit 1 if"
+              " anything fails." + EXAMPLE + "ml-connector check --json")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def check(ctx: click.Context, as_json: bool) -> None:
+    items = runtime(ctx).check()
+    if as_json:
+        click.echo(console.dumps(items))
+    else:
+        click.echo(console.table(items, (("", lambda i: "ok" if i["ok"] else "FAIL"),
+                                         ("CHECK", lambda i: i["item"]),
+                                         ("DETAIL", lambda i: i["detail"]))))
+    failed = [i for i in items if not i["ok"]]
+    if failed:
+        click.echo(f"{len(failed)} check(s) failed: "
+                   + "; ".join(i["item"] for i in failed), err=True)
+        ctx.exit(1)
+
+
 @main.command(help="The daemon: a cycle on every tick of `connector.schedule` (interval or"
               " cron line). SIGTERM/SIGINT finish the request in flight, record it, exit 0."
               + EXAMPLE + "ml-connector --log-format json run")

@@ -183,3 +183,41 @@ class Runtime:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
             await pipeline.erp.close()
+
+    # ------------------------------------------------------------------ check
+
+    def check(self) -> list[dict[str, Any]]:
+        """"Ping your real systems": SFTP and IFS, each item with what fits and what not."""
+        items: list[dict[str, Any]] = []
+        items.extend(self._check_sftp())
+        items.extend(asyncio.run(self._check_ifs()))
+        return items
+
+    def _check_sftp(self) -> list[dict[str, Any]]:
+        st = self.settings.stampli
+        if st is None:
+            return [{"item": "Stampli SFTP", "ok": False, "detail": "no [stampli] section"}]
+        where = f"{st.username}@{st.host}:{st.port}"
+        try:
+            files = self.source().list_files(self._all_patterns())
+        except SourceError as exc:
+            return [{"item": f"SFTP login {where}", "ok": False, "detail": str(exc)}]
+        return [{"item": f"SFTP login {where}", "ok": True,
+                 "detail": f"host key pinned in {st.known_hosts}, {st.auth} login accepted"},
+                {"item": f"SFTP listing {st.outbound_dir}", "ok": True,
+                 "detail": f"{len(files)} export file(s) match the configured patterns"}]
+
+    def _all_patterns(self) -> list[str]:
+        st = self.settings.stampli
+        assert st is not None
+        return [*st.invoices.patterns, *st.vendors.patterns, *st.purchase_orders.patterns]
+
+    async def _check_ifs(self) -> list[dict[str, Any]]:
+        if self.settings.ifs is None:
+            return [{"item": "IFS", "ok": False, "detail": "no [ifs] section"}]
+        erp = self.erp()
+        try:
+            return [{"item": item, "ok": ok, "detail": detail}
+                    for item, ok, detail in await erp.check()]
+        finally:
+            await erp.close()
