@@ -364,6 +364,51 @@ def audit() -> None:
     pass
 
 
+@audit.command("digest", help="Print the ledger's current digest (position, hash, time) as"
+               " JSON, to keep outside the system and verify against later." + EXAMPLE
+               + "ml-connector audit digest > digest-2026-11-24.json")
+@click.pass_context
+def audit_digest(ctx: click.Context) -> None:
+    from projections.audit import current_digest
+
+    rt = runtime(ctx)
+    click.echo(console.dumps(current_digest(rt.ledger, rt.projector.store)))
+
+
+@audit.command("verify", help="Recompute the hash chain from the stored events and report the"
+               " first position where it breaks, or that it holds (up to the digest, if given)."
+               " Exit 1 on any mismatch." + EXAMPLE
+               + "ml-connector audit verify --digest digest-2026-11-24.json")
+@click.option("--digest", "digest_file", type=click.File("r"), help="A digest kept earlier.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def audit_verify(ctx: click.Context, digest_file, as_json: bool) -> None:
+    import json
+
+    from projections.audit_verify import verify
+
+    rt = runtime(ctx)
+    try:
+        digest = json.load(digest_file) if digest_file else None
+        with _progress("verifying") as progress:
+            result = verify(rt.ledger, digest, progress=progress, store=rt.projector.store)
+    except ValueError as exc:
+        raise click.UsageError(f"--digest: {exc}") from None
+    if as_json:
+        click.echo(console.dumps(result.to_dict()))
+    elif result.ok:
+        against = f" and matches the digest at position {digest['position']}" if digest else ""
+        click.echo(f"ledger holds: {result.checked} events chained up to position"
+                   f" {result.last_position}{against} (hash {result.hash})")
+    else:
+        click.echo(f"ledger does NOT hold: first break at position {result.first_break}:"
+                   f" {result.reason}")
+        for problem in result.problems[1:10]:
+            click.echo(f"  also at {problem.position}: {problem.message}")
+    if not result.ok:
+        ctx.exit(1)
+
+
 @audit.command("export", help="Write the ledger (or a time range) as JSON lines or CSV, in"
                " the order it was recorded." + EXAMPLE
                + "ml-connector audit export --format csv --since 2026-11-01 --until 2026-12-01")

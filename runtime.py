@@ -135,7 +135,8 @@ class Runtime:
         settings = PipelineSettings(worker=self.worker, max_attempts=c.max_attempts,
                                     retry_base=parse_duration(c.retry_base),
                                     retry_max=parse_duration(c.retry_max),
-                                    intent_lease=parse_duration(c.intent_lease))
+                                    intent_lease=parse_duration(c.intent_lease),
+                                    post_batch=c.post_batch)
         return Pipeline(self.ledger, self.erp(), queue, settings, poller=poller)
 
     async def sync(self, pipeline: Pipeline | None = None) -> CycleReport:

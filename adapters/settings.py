@@ -43,6 +43,7 @@ class ConnectorSettings(_Section, kw_only=True):
     schedule: str = "15m"
     max_attempts: int = 8
     intent_lease: str = "2m"           # a posting intent younger than this may be in flight
+    post_batch: int = 200              # invoices claimed and posted per round (one $batch)
     retry_base: str = "30s"            # first backoff; doubles per attempt, with jitter
     retry_max: str = "1h"
 

@@ -185,6 +185,7 @@ def iter_segments(store: ViewStore, batch: int = 50) -> Iterator[Segment]:
 # ---------------------------------------------------------------------- the projection
 
 class AuditChainProjection(Projection):
+    rebuildable = False
     name = "audit_chain"
     topic_prefix = ""                                   # every event is chained
     tables = (CHECKPOINTS, HEAD)

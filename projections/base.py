@@ -27,6 +27,7 @@ class Projection:
     topic_prefix = ""                  # which events it reads; "" = all
     tables: Sequence[str] = ()         # table names it owns (dropped on rebuild)
     ddl: Sequence[str] = ()            # CREATE statements, dialect-neutral
+    rebuildable = True                 # False for evidence (the audit chain): never re-derived
 
     def wants(self, event: LedgerEvent) -> bool:
         return event.topic.startswith(self.topic_prefix)

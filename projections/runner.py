@@ -11,6 +11,7 @@ import ledger.invoice  # noqa: F401
 import ledger.vendor  # noqa: F401
 from ledger.app import Ledger
 from ledger.codec import decode_state, event_type, upcast
+from projections.audit import AuditChainProjection
 from projections.base import LedgerEvent, Projection
 from projections.files import FilesProjection, VendorsProjection
 from projections.status import StatusProjection
@@ -21,7 +22,7 @@ Progress = Callable[[int, int], None]
 
 
 def default_projections() -> list[Projection]:
-    return [StatusProjection(), FilesProjection(), VendorsProjection()]
+    return [StatusProjection(), FilesProjection(), VendorsProjection(), AuditChainProjection()]
 
 
 def decode_notifications(notifications: Sequence) -> list[LedgerEvent]:
@@ -95,12 +96,16 @@ class Projector:
 
     def rebuild(self, from_position: int | None = None,
                 progress: Progress | None = None) -> int:
-        """Drop and rebuild every projection from the start, or re-apply from a position
-        onto the current views (the fold is per-field overwrite, so the result is the same)."""
+        """Drop and rebuild every read model from the start, or re-apply from a position
+        onto the current views (the fold is per-field overwrite, so the result is the same).
+        The audit chain is evidence: a full rebuild leaves it alone (re-deriving it would
+        accept earlier tampering); from a position it skips what it already chained."""
         self.ensure_tables()
         with self.store.transaction() as cur:
             positions = self._lock_positions(cur)
             for projection in self.projections:
+                if from_position is None and not projection.rebuildable:
+                    continue
                 if from_position is None:
                     projection.drop(cur)
                     projection.create(cur)

@@ -157,3 +157,23 @@ def test_every_command_has_help_with_an_example_and_is_in_the_readme():
         result = CliRunner().invoke(main, command.split() + ["--help"])
         assert result.exit_code == 0 and "Example:" in result.output, command
         assert f"ml-connector {command}" in readme, f"README does not show `{command}`"
+
+
+def test_audit_digest_then_verify_and_catch_a_changed_byte(project, tmp_path):
+    import sqlite3
+    digest = tmp_path / "digest.json"
+    digest.write_text(run("audit", "digest").output)
+    kept = json.loads(digest.read_text())
+    assert kept["position"] > 0 and len(kept["hash"]) == 64
+    held = run("audit", "verify", "--digest", str(digest))
+    assert held.exit_code == 0 and "ledger holds" in held.output
+    db = sqlite3.connect(project / "data" / "ledger.db")
+    rowid, state = db.execute("SELECT rowid, state FROM stored_events WHERE instr(state,"
+                              " CAST('108.00' AS BLOB)) > 0 ORDER BY rowid LIMIT 1").fetchone()
+    db.execute("UPDATE stored_events SET state = ? WHERE rowid = ?",
+               (state.replace(b"108.00", b"108.01"), rowid))
+    db.commit()
+    db.close()
+    broken = CliRunner().invoke(main, ["audit", "verify", "--digest", str(digest)])
+    assert broken.exit_code == 1
+    assert f"first break at position {rowid}" in broken.output

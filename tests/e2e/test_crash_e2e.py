@@ -1,0 +1,105 @@
+"""Crash safety and shared PostgreSQL workers, with real processes, real sshd and the
+emulator: kill `run` with SIGKILL at many random moments, or run several workers on one
+ledger; every invoice ends posted exactly once and the ledger agrees with IFS."""
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import time
+from collections import Counter
+
+import pytest
+
+from bench.generate import ifs_seed, write_invoices_csv, write_vendors_csv
+from tests.e2e.conftest import CLI, cli_env
+from tests.ledger.conftest import pg_url  # noqa: F401  (fixture)
+
+VENDORS = 20
+
+
+def _drop_generated(world, tmp_path, invoices: int, files: int) -> None:
+    source = tmp_path / "generated"
+    source.mkdir()
+    paths = [write_vendors_csv(source / "vendors_C1042_20261106000000.csv", VENDORS)]
+    per_file = invoices // files
+    for n in range(files):
+        paths.append(write_invoices_csv(source / f"invoices_C1042_202611061{n:05d}.csv",
+                                        per_file, seed=n, vendors=VENDORS, start=n * per_file))
+    world.drop(*paths)
+
+
+def _start_run(world) -> subprocess.Popen:
+    return subprocess.Popen([*CLI, "--config", str(world.config), "run"], cwd=world.dir,
+                            env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def _sync_until_done(world, expected: int, deadline: float = 120) -> dict:
+    end = time.time() + deadline
+    while True:
+        report = json.loads(world.cli("sync", "--json").stdout)
+        if report["states"].get("posted", 0) == expected or time.time() > end:
+            return report
+        time.sleep(1)                            # let stale intents pass their lease
+
+
+def _assert_exactly_once(world, expected: int) -> None:
+    invoices = world.ifs_invoices()
+    refs = Counter(i["ExternalRef"] for i in invoices)
+    doubled = {ref: n for ref, n in refs.items() if n > 1}
+    assert doubled == {}, f"posted twice: {doubled}"
+    assert len(refs) == expected, f"{expected - len(refs)} invoices missing in IFS"
+    assert all(i["Objstate"] == "Posted" for i in invoices)
+    vouchers = Counter(v["ExternalRef"] for v in world.ifs.state()["vouchers"])
+    assert vouchers == refs
+    rows = json.loads(world.cli("status", "--json").stdout)
+    assert Counter(r["state"] for r in rows) == {"posted": expected}
+    by_ref = {str(i["ExternalRef"]): str(i["InvoiceId"]) for i in invoices}
+    assert {r["id"]: r["ifs_invoice_id"] for r in rows} == by_ref
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_never_loses_or_doubles(make_world, tmp_path):
+    world = make_world(ifs_seed(VENDORS), extra_connector="post_batch = 15")
+    _drop_generated(world, tmp_path, invoices=300, files=6)
+    rng = random.Random(20261124)
+    kills = 0
+    for _ in range(14):
+        process = _start_run(world)
+        time.sleep(rng.uniform(0.8, 3.5))        # start-up is ~0.7 s; kill anywhere after
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.wait(timeout=10)
+    assert kills >= 10
+    report = _sync_until_done(world, 300)
+    assert report["states"] == {"posted": 300}, report
+    _assert_exactly_once(world, 300)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_workers_sharing_a_postgresql_ledger_split_the_work(make_world, tmp_path, pg_url):
+    world = make_world(ifs_seed(VENDORS), ledger=pg_url, extra_connector="post_batch = 10")
+    _drop_generated(world, tmp_path, invoices=200, files=4)
+    workers = [_start_run(world) for _ in range(3)]
+    try:
+        end = time.time() + 150
+        while time.time() < end:
+            rows = json.loads(world.cli("status", "--json").stdout)
+            if len(rows) == 200 and all(r["state"] == "posted" for r in rows):
+                break
+            time.sleep(2)
+    finally:
+        for process in workers:
+            process.send_signal(signal.SIGTERM)
+        codes = [process.wait(timeout=60) for process in workers]
+    assert codes == [0, 0, 0], [p.stderr.read()[-2000:] for p in workers]
+    _assert_exactly_once(world, 200)
+    events = [json.loads(line) for line in world.cli("audit", "export").stdout.splitlines()]
+    posted = Counter(e["stream_id"] for e in events if e["type"] == "Posted")
+    assert set(posted.values()) == {1}
+    posting_workers = {e["data"]["worker"] for e in events if e["type"] == "PostingIntended"}
+    assert len(posting_workers) >= 2, "one worker did all the work"
