@@ -121,6 +121,9 @@ class IfsSettings(_Section, kw_only=True):
     verify_tls: bool | str = True
     timeout: str = "60s"
     reference_refresh: str = "15m"
+    backoff_base: str = "0.5s"         # retries of one request: full jitter up to base * 2^n
+    backoff_cap: str = "30s"
+    retries: int = 6
     posting: PostingSettings = msgspec.field(default_factory=PostingSettings)
     endpoints: dict[str, EndpointSettings] = {}
 
@@ -172,6 +175,8 @@ _DURATION_KEYS = {
     ("stampli", "read_timeout"): True,
     ("ifs", "timeout"): True,
     ("ifs", "reference_refresh"): True,
+    ("ifs", "backoff_base"): True,
+    ("ifs", "backoff_cap"): True,
 }
 
 

@@ -54,7 +54,9 @@ class IfsErp:
         self.limiter = SlidingWindowLimiter(settings.requests_per_minute, limiter_window,
                                             clock=clock, sleep=sleep)
         self.odata = ODataClient(settings, self.tokens, self._get_session, self.limiter,
-                                 backoff or Backoff(), sleep=sleep)
+                                 backoff or Backoff(base=parse_duration(settings.backoff_base),
+                                                    cap=parse_duration(settings.backoff_cap),
+                                                    attempts=settings.retries), sleep=sleep)
         self.reference = ReferenceCache(self.odata, self.endpoints, settings.posting,
                                         parse_duration(settings.reference_refresh), clock=clock)
         self._default_company = default_company

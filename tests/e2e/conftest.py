@@ -99,6 +99,8 @@ base_url = "{ifs_url}"
 realm = "acme1"
 client_id = "ml-connector"
 requests_per_minute = 1000
+backoff_base = "0.05s"
+backoff_cap = "0.5s"
 {extra_ifs}
 
 [ifs.posting]
