@@ -69,19 +69,18 @@ def cli_env() -> dict[str, str]:
     return env
 
 
+CONNECTOR = {"company": "10", "ledger": "sqlite:///data/ledger.db", "data_dir": "data",
+             "schedule": "1s", "max_attempts": 6, "retry_base": "0s", "intent_lease": "2s"}
+
+
 def write_config(directory: Path, sshd, ifs_url: str, *, ledger: str | None = None,
-                 extra_connector: str = "", extra_ifs: str = "") -> Path:
+                 connector: dict | None = None, extra_ifs: str = "") -> Path:
+    values = {**CONNECTOR, **({"ledger": ledger} if ledger else {}), **(connector or {})}
+    connector_lines = "\n".join(f"{k} = {json.dumps(v)}" for k, v in values.items())
     config = directory / "ml-connector.toml"
     config.write_text(f"""
 [connector]
-company = "10"
-ledger = "{ledger or 'sqlite:///data/ledger.db'}"
-data_dir = "data"
-schedule = "1s"
-max_attempts = 6
-retry_base = "0s"
-intent_lease = "2s"
-{extra_connector}
+{connector_lines}
 
 [stampli]
 host = "127.0.0.1"
@@ -117,12 +116,12 @@ tax_accounts = {{ TX8 = "2640", VAT19 = "2641" }}
 def make_world(sshd, tmp_path):
     started: list[EmulatorThread] = []
 
-    def make(seed=None, *, ledger: str | None = None, extra_connector: str = "",
+    def make(seed=None, *, ledger: str | None = None, connector: dict | None = None,
              extra_ifs: str = "", **emulator) -> World:
         ifs = start_in_thread(**({"seed": seed} if seed is not None else {}), **emulator)
         started.append(ifs)
         config = write_config(tmp_path, sshd, ifs.base_url, ledger=ledger,
-                              extra_connector=extra_connector, extra_ifs=extra_ifs)
+                              connector=connector, extra_ifs=extra_ifs)
         key_body = "".join(sshd.client_key.strip().splitlines()[1:-1])
         return World(tmp_path, config, ifs, sshd, secrets=[IFS_SECRET, key_body[:60]])
 

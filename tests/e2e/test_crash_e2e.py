@@ -62,7 +62,7 @@ def _assert_exactly_once(world, expected: int) -> None:
 
 @pytest.mark.slow
 def test_sigkill_at_random_moments_never_loses_or_doubles(make_world, tmp_path):
-    world = make_world(ifs_seed(VENDORS), extra_connector="post_batch = 15")
+    world = make_world(ifs_seed(VENDORS), connector={"post_batch": 15})
     _drop_generated(world, tmp_path, invoices=300, files=6)
     rng = random.Random(20261124)
     kills = 0
@@ -82,7 +82,7 @@ def test_sigkill_at_random_moments_never_loses_or_doubles(make_world, tmp_path):
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_workers_sharing_a_postgresql_ledger_split_the_work(make_world, tmp_path, pg_url):
-    world = make_world(ifs_seed(VENDORS), ledger=pg_url, extra_connector="post_batch = 10")
+    world = make_world(ifs_seed(VENDORS), ledger=pg_url, connector={"post_batch": 10})
     _drop_generated(world, tmp_path, invoices=200, files=4)
     workers = [_start_run(world) for _ in range(3)]
     try:

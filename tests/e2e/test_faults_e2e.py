@@ -48,9 +48,9 @@ def test_sftp_server_down_then_back(world):
 
 
 def test_replay_of_a_parked_transient_failure(make_world):
-    world = make_world()
+    world = make_world(connector={"max_attempts": 2})
     world.drop(*SAMPLES.glob("*"))
-    world.ifs.mi_modified(200, method="POST")    # IFS refreshing its metadata, for a long time
+    world.ifs.mi_modified(None, method="POST")   # IFS refreshing its metadata until cleared
     world.cli("sync")
     failed = [r for r in world.status().values() if r["state"] == "failed"]
     assert failed and all(r["failure_kind"] == "transient" for r in failed)
