@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import unquote, urlparse
 from uuid import UUID
@@ -52,6 +53,31 @@ def environment_for(url: str) -> dict[str, str]:
                       " postgresql://USER@HOST:PORT/DB")
 
 
+SCHEMA_LOCK_KEY = 0x6D6C63  # "mlc": serialises CREATE TABLE between processes starting at once
+
+
+@contextmanager
+def schema_lock(env: dict[str, str]) -> Iterator[None]:
+    """PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe against itself: two processes
+    creating the same tables at the same moment fail with a unique violation on pg_type.
+    Hold an advisory lock while the schema is made. SQLite needs nothing."""
+    if env.get("PERSISTENCE_MODULE") != "eventsourcing.postgres":
+        yield
+        return
+    import psycopg
+
+    with psycopg.connect(dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"],
+                         port=env["POSTGRES_PORT"], user=env["POSTGRES_USER"],
+                         password=env["POSTGRES_PASSWORD"] or None,
+                         connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
+                         autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
+
+
 def redact_url(url: str) -> str:
     parts = urlparse(url)
     if parts.password:
@@ -65,7 +91,9 @@ class Ledger(Application[UUID]):
 
     def __init__(self, url: str) -> None:
         self.url = url
-        super().__init__(env=environment_for(url))
+        env = environment_for(url)
+        with schema_lock(env):
+            super().__init__(env=env)
 
     def construct_transcoder(self) -> Transcoder:
         return OrjsonTranscoder()

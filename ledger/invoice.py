@@ -247,9 +247,12 @@ class Invoice(Aggregate):
         self._record(self.ReplayRequested, from_version=from_version,
                      restored_state=restored_state, reason=reason)
 
-    def _require_stage(self, stage: str) -> None:
+    def waiting_for(self, stage: str) -> bool:
         acting = self.row["stage"] if self.state in ("retry_scheduled", "failed") else None
-        if (acting or STAGE_OF_STATE.get(self.state)) != stage:
+        return (acting or STAGE_OF_STATE.get(self.state)) == stage
+
+    def _require_stage(self, stage: str) -> None:
+        if not self.waiting_for(stage):
             raise InvoiceRuleError(f"invoice {self.ref} is {self.state}; it is not waiting for"
                                    f" {stage.replace('_', ' ')}")
 

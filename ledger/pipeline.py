@@ -91,8 +91,13 @@ class Pipeline:
     def _now(self) -> str:
         return _iso(self.clock())
 
-    def _load(self, row: dict[str, Any]) -> Invoice:
-        return self.ledger.invoice(UUID(row["id"]))
+    def _load(self, row: dict[str, Any], stage: str) -> Invoice | None:
+        """The invoice as the ledger has it now, if it still waits for this stage: the row
+        came from a view, and another worker sharing the ledger may have moved it since."""
+        invoice = self.ledger.invoice(UUID(row["id"]))
+        if not invoice.waiting_for(stage) or invoice.version != row["version"]:
+            return None
+        return invoice
 
     def _save(self, *invoices: Invoice) -> bool:
         try:
@@ -139,7 +144,9 @@ class Pipeline:
     async def validate(self, report: CycleReport) -> int:
         rows = self.queue.ready("validate", self._now(), self.settings.page)
         for row in rows:
-            invoice = self._load(row)
+            invoice = self._load(row, "validate")
+            if invoice is None:
+                continue
             await self._validate_one(invoice, report)
             self._save(invoice)
         return len(rows)
@@ -147,7 +154,9 @@ class Pipeline:
     async def resume_parked_reference(self, report: CycleReport) -> None:
         """A `reference` failure moves again by itself once IFS has the missing value."""
         for row in self.queue.parked("reference", self.settings.page):
-            invoice = self._load(row)
+            invoice = self._load(row, row["stage"])
+            if invoice is None:
+                continue
             try:
                 if row["stage"] == "validate":
                     outcome = await self.erp.validate(invoice_from_data(invoice.content))
@@ -205,7 +214,9 @@ class Pipeline:
         rows = self.queue.ready("resolve_vendor", self._now(), self.settings.page)
         cache: dict[tuple[str, str], Any] = {}
         for row in rows:
-            invoice = self._load(row)
+            invoice = self._load(row, "resolve_vendor")
+            if invoice is None:
+                continue
             try:
                 await self._resolve_one(invoice, cache)
                 report.count("vendor_resolved")
@@ -230,8 +241,8 @@ class Pipeline:
         rows = self.queue.ready("post", self._now(), self.settings.post_batch)
         claimed: list[tuple[Invoice, PostingRequest]] = []
         for row in rows:
-            invoice = self._load(row)
-            if invoice.posted is not None or self._intent_in_flight(invoice):
+            invoice = self._load(row, "post")
+            if invoice is None or invoice.posted is not None or self._intent_in_flight(invoice):
                 continue
             request = PostingRequest(ledger_id=str(invoice.id),
                                      invoice=invoice_from_data(invoice.content),

@@ -30,10 +30,10 @@ def _drop_generated(world, tmp_path, invoices: int, files: int) -> None:
     world.drop(*paths)
 
 
-def _start_run(world) -> subprocess.Popen:
+def _start_run(world, log=None) -> subprocess.Popen:
     return subprocess.Popen([*CLI, "--config", str(world.config), "run"], cwd=world.dir,
-                            env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+                            env=cli_env(), stdout=subprocess.DEVNULL,
+                            stderr=open(log, "w") if log else subprocess.DEVNULL, text=True)
 
 
 def _sync_until_done(world, expected: int, deadline: float = 120) -> dict:
@@ -84,7 +84,8 @@ def test_sigkill_at_random_moments_never_loses_or_doubles(make_world, tmp_path):
 def test_workers_sharing_a_postgresql_ledger_split_the_work(make_world, tmp_path, pg_url):
     world = make_world(ifs_seed(VENDORS), ledger=pg_url, connector={"post_batch": 10})
     _drop_generated(world, tmp_path, invoices=200, files=4)
-    workers = [_start_run(world) for _ in range(3)]
+    logs = [tmp_path / f"worker{n}.log" for n in range(3)]
+    workers = [_start_run(world, log) for log in logs]
     try:
         end = time.time() + 150
         while time.time() < end:
@@ -96,7 +97,7 @@ def test_workers_sharing_a_postgresql_ledger_split_the_work(make_world, tmp_path
         for process in workers:
             process.send_signal(signal.SIGTERM)
         codes = [process.wait(timeout=60) for process in workers]
-    assert codes == [0, 0, 0], [p.stderr.read()[-2000:] for p in workers]
+    assert codes == [0, 0, 0], [log.read_text()[-3000:] for log, code in zip(logs, codes) if code]
     _assert_exactly_once(world, 200)
     events = [json.loads(line) for line in world.cli("audit", "export").stdout.splitlines()]
     posted = Counter(e["stream_id"] for e in events if e["type"] == "Posted")
