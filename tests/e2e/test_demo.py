@@ -16,7 +16,7 @@ def test_sandbox_demo_posts_the_samples_with_no_prompt(tmp_path):
     assert "moved: posted 4" in out
     assert "IFS now holds 4 supplier invoices and 4 GL vouchers" in out
     table = [line.split() for line in out.splitlines() if line.startswith(("V00231/", "V00877/"))]
-    states = {row[0]: row[4] for row in table}
+    states = {row[0]: row[5] for row in table}      # TOTAL is "amount currency"
     assert states == {"V00231/INV-2026-0117": "posted", "V00231/CN-2026-0009": "posted",
                       "V00877/INV-2026-0117": "posted", "V00231/A-5531": "posted",
                       "V00231/7781": "awaiting_approval"}
