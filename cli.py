@@ -321,11 +321,16 @@ def projections() -> None:
                      " position), with a progress bar on a terminal." + EXAMPLE
                      + "ml-connector projections rebuild --from 1200")
 @click.option("--from", "from_position", type=int, help="Notification position to start at.")
+@click.option("--include-audit-chain", is_flag=True,
+              help="Also re-derive the audit chain from the events as they are now (only when"
+              " its tables were lost; run `audit verify --digest` against a kept digest first).")
 @click.pass_context
-def projections_rebuild(ctx: click.Context, from_position: int | None) -> None:
+def projections_rebuild(ctx: click.Context, from_position: int | None,
+                        include_audit_chain: bool) -> None:
     rt = runtime(ctx)
     with _progress("rebuilding") as progress:
-        count = rt.projector.rebuild(from_position, progress=progress)
+        count = rt.projector.rebuild(from_position, progress=progress,
+                                     include_evidence=include_audit_chain)
     click.echo(f"rebuilt from {'the start' if from_position is None else from_position}:"
                f" {count} events applied; positions {rt.projector.positions()}")
 

@@ -96,17 +96,18 @@ class Projector:
             if progress:
                 progress(last, max(total, last))
 
-    def rebuild(self, from_position: int | None = None,
-                progress: Progress | None = None) -> int:
+    def rebuild(self, from_position: int | None = None, progress: Progress | None = None,
+                include_evidence: bool = False) -> int:
         """Drop and rebuild every read model from the start, or re-apply from a position
         onto the current views (the fold is per-field overwrite, so the result is the same).
         The audit chain is evidence: a full rebuild leaves it alone (re-deriving it would
-        accept earlier tampering); from a position it skips what it already chained."""
+        accept earlier tampering) unless `include_evidence`, for a chain whose tables were
+        lost; from a position it skips what it already chained."""
         self.ensure_tables()
         with self.store.transaction() as cur:
             positions = self._lock_positions(cur)
             for projection in self.projections:
-                if from_position is None and not projection.rebuildable:
+                if from_position is None and not (projection.rebuildable or include_evidence):
                     continue
                 if from_position is None:
                     projection.drop(cur)

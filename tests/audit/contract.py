@@ -249,7 +249,9 @@ class AuditContract:
         ingest(ledger, 3)
         with pytest.raises(AuditChainError, match="rebuild the audit_chain projection"):
             Projector(ledger, projector.store, [AuditChainProjection()]).catch_up()
-        projector.rebuild()
+        with pytest.raises(AuditChainError):             # a read-model rebuild leaves it
+            projector.rebuild()
+        projector.rebuild(include_evidence=True)
         assert self.check(ledger, projector, digest).ok
 
     @staticmethod
