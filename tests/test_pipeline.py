@@ -14,7 +14,7 @@ from ledger.ports import ErpFailure
 from runtime import Runtime
 from tests.fakes import FakeErp, FolderSource
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "stampli"
+SAMPLES = Path(__file__).resolve().parents[1] / "sandbox" / "data"
 
 
 def config(tmp_path: Path, **connector) -> dict:
