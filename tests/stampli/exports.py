@@ -11,7 +11,7 @@ from adapters.stampli.reader import read_invoices, read_purchase_orders, read_ve
 from ledger.model import ParsedInvoice, RejectedRow
 
 SAMPLES = Path(__file__).resolve().parent / "samples"      # copies of shared/data/stampli
-SHARED_SAMPLES = Path("/work/shared/data/stampli")
+SHARED_SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "data" / "stampli"
 COMPANIES = {"C1042": "10", "C2000": "20"}
 
 HEADER = ["CompanyID", "StampliInvoiceID", "DocumentType", "InvoiceNumber", "VendorID",
