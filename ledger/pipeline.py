@@ -191,7 +191,8 @@ class Pipeline:
             else:
                 vendor.synced(outcome.get("supplier_id", ""), outcome.get("action", ""),
                               list(outcome.get("fields", [])))
-                report.count(f"vendors_{outcome.get('action', 'synced')}")
+                if outcome.get("action") == "updated":
+                    report.count("vendors_updated")
             try:
                 self.ledger.save_all([vendor])
             except ConcurrentChange:
