@@ -114,3 +114,41 @@ def ifs_seed(vendors: int, *, base: dict | None = None) -> dict:
                       "Currency": "USD"})
     seed["suppliers"], seed["supplier_companies"] = suppliers, links
     return seed
+
+
+def write_invoices_csv_fast_until(path: Path, target_bytes: int, *, seed: int = 42,
+                                  vendors: int = 50, block: int = 10_000,
+                                  prefix: str = "GEN") -> int:
+    """Like write_invoices_csv_until, for huge files (the 1 GB memory benchmark): one block of
+    `block` seeded invoices is rendered once and written again and again with new invoice
+    numbers and Stampli ids, so writing runs at disk speed instead of Decimal-arithmetic speed.
+    Content repeats every `block` invoices; identities never do. Returns how many invoices."""
+    import io
+
+    templates: list[str] = []
+    current: list[str] = []
+    last = None
+    for row in invoice_rows(block, seed=seed, vendors=vendors, prefix=prefix):
+        number = row[3]
+        if number != last and current:
+            templates.append("".join(current))
+            current = []
+        last = number
+        row = list(row)
+        # The two fields that make an invoice unique become format slots ({{ }} never occurs:
+        # generated text has no braces).
+        row[1], row[3] = "{sid}", f"{prefix}-{{num:07d}}"
+        out = io.StringIO()
+        csv.writer(out).writerow(row)
+        current.append(out.getvalue())
+    templates.append("".join(current))
+    written = 0
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        out = io.StringIO()
+        csv.writer(out).writerow(HEADER)
+        handle.write(out.getvalue())
+        while handle.tell() < target_bytes:
+            handle.write("".join(t.format(sid=900000 + written + i, num=written + i)
+                                 for i, t in enumerate(templates, start=1)))
+            written += len(templates)
+    return written

@@ -1,0 +1,151 @@
+"""`python -m bench` (`make bench`): every benchmark, each in its own process, one table.
+
+    python -m bench [--only NAME[,NAME]] [--quick] [--budget SECONDS] [--keep-work]
+
+A benchmark measures and prints; it asserts nothing. Results go to the terminal as one table
+(figure, value, unit, target, met?, baseline, ratio, cores) with the notes of every figure
+below it, and to bench/results.json. Scratch files live in bench/.work/ and are removed at
+the end. The whole run is meant to fit in about ten minutes on two cores: the memory figure
+runs last and gets what is left of `--budget` (see bench/memory.py).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import CORES, ROOT, WORK, result
+
+FIGURES: dict[str, list[str]] = {
+    "posting": ["bench.posting"],
+    "ingest": ["bench.ingest"],
+    "pg_ingest": ["bench.ingest", "--backend", "postgres"],
+    "rebuild": ["bench.rebuild"],
+    "memory": ["bench.memory"],
+}
+RESERVE = 20.0                         # seconds kept for the memory figure's generation etc.
+
+
+def run_figure(name: str, opts: argparse.Namespace, extra: list[str]) -> list[dict[str, Any]]:
+    out = opts.work / f"{name}.json"
+    command = [sys.executable, "-m", *FIGURES[name], "--out", str(out), "--work",
+               str(opts.work), "--profile", opts.profile, *extra]
+    if opts.quick:
+        command.append("--quick")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    print(f"== {name}: {' '.join(command[2:])}", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    seconds = time.perf_counter() - started
+    sys.stderr.write(done.stderr)
+    if done.returncode != 0 or not out.exists():
+        tail = done.stderr.strip().splitlines()[-6:]
+        return [result(name, None, "", notes=[f"failed (exit {done.returncode}):", *tail],
+                       seconds=round(seconds, 1))]
+    rows = json.loads(out.read_text())
+    for row in rows:
+        row["details"]["figure_seconds"] = round(seconds, 1)
+    return rows
+
+
+def link_baselines(rows: list[dict[str, Any]]) -> None:
+    """Ratios between figures of different processes (same run): PostgreSQL / SQLite."""
+    sqlite = next((r for r in rows if r["figure"].startswith("ingest rate")), None)
+    for row in rows:
+        if row["figure"] == "PostgreSQL ingest" and row["value"] is not None:
+            if sqlite is None or sqlite["value"] is None:
+                row["notes"].append("no SQLite ingest in this run to compare with")
+                continue
+            row["baseline"] = {"name": "SQLite ingest (same file)", "value": sqlite["value"],
+                               "unit": sqlite["unit"]}
+            row["ratio"] = round(row["value"] / sqlite["value"], 3)
+
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and abs(value) < 100:
+        return f"{value:,.3g}" if abs(value) < 1 else f"{value:,.2f}"
+    if isinstance(value, (int, float)):
+        return f"{value:,.0f}"
+    return str(value)
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = ["figure", "value", "unit", "target", "met?", "baseline", "ratio", "cores"]
+    body = []
+    for r in rows:
+        base = r.get("baseline") or {}
+        met = {True: "yes", False: "NO", None: "-"}[r["met"]]
+        body.append([r["figure"], fmt(r["value"]), r["unit"], r["target"] or "-", met,
+                     f"{fmt(base.get('value'))} ({base['name']})" if base else "-",
+                     f"{fmt(r['ratio'])} {r['ratio_means']}".strip() if r["ratio"] else "-",
+                     str(r["cores"])])
+    widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(line, widths)) for line in [head, *body]]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--only", action="append", default=[],
+                        help=f"run only these ({', '.join(FIGURES)}); repeat or comma-separate")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    parser.add_argument("--budget", type=float, default=600.0,
+                        help="seconds the whole run should take (sizes the memory figure)")
+    parser.add_argument("--profile", choices=("auto", "always", "never"), default="auto")
+    parser.add_argument("--work", type=Path, default=WORK)
+    parser.add_argument("--keep-work", action="store_true")
+    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.json")
+    opts = parser.parse_args()
+    names = [n for part in opts.only for n in part.split(",") if n] or list(FIGURES)
+    unknown = set(names) - set(FIGURES)
+    if unknown:
+        parser.error(f"unknown figure(s) {', '.join(sorted(unknown))}; have {', '.join(FIGURES)}")
+    shutil.rmtree(opts.work, ignore_errors=True)
+    opts.work.mkdir(parents=True)
+    started = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    try:
+        for name in FIGURES:
+            if name not in names:
+                continue
+            extra: list[str] = []
+            if name == "memory":
+                elapsed = time.perf_counter() - started
+                extra = ["--budget", f"{max(60.0, opts.budget - elapsed - RESERVE):.0f}"]
+                ingest = next((r for r in rows if r["figure"].startswith("ingest rate")), None)
+                if ingest and ingest["value"]:
+                    extra += ["--rate", str(ingest["value"])]
+            rows.extend(run_figure(name, opts, extra))
+    finally:
+        if not opts.keep_work:
+            shutil.rmtree(opts.work, ignore_errors=True)
+    link_baselines(rows)
+    seconds = time.perf_counter() - started
+    report = {"machine": {"cores": CORES, "python": platform.python_version(),
+                          "platform": platform.platform()},
+              "quick": opts.quick, "seconds": round(seconds, 1),
+              "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": rows}
+    opts.results.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print()
+    print(table(rows))
+    print(f"\n{CORES} cores, Python {platform.python_version()}; {seconds / 60:.1f} min; "
+          f"written to {opts.results.relative_to(ROOT) if opts.results.is_relative_to(ROOT) else opts.results}")
+    for r in rows:
+        if r["notes"]:
+            print(f"\n{r['figure']}:")
+            for note in r["notes"]:
+                print(f"  {note}")
+
+
+if __name__ == "__main__":
+    main()

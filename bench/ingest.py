@@ -1,0 +1,135 @@
+"""Ingest rate: a generated 100k-invoice CSV parsed and recorded (Discovered + Parsed per
+invoice) into a fresh ledger, exactly as the poller does it (ConfiguredReaders +
+record_invoice_file), timed from the first byte read to the file's Parsed event.
+
+    python -m bench.ingest [--backend sqlite|postgres] [--quick]
+
+SQLite also measures the baseline "one save per event": the same recording through a ledger
+whose save_all stores every event in its own transaction, on the first 10k invoices of the
+same seeded data (the per-invoice rate does not depend on the file size; 100k would only
+take longer). PostgreSQL records the same 100k file into a throwaway database; the
+orchestrator puts its ratio to the SQLite figure of the same run beside it.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import (Unavailable, args, downloaded, emit, generated_export, hot_spots,
+                          log, pg_database, rate, ratio, record_export, result, scratch,
+                          should_profile)
+from ledger.app import Ledger
+
+TARGET = 10_000                        # invoices per second
+
+
+class PerEventLedger(Ledger):
+    """The baseline: every event in its own transaction (what saving as you go costs)."""
+
+    def save_all(self, aggregates: Any) -> None:
+        for aggregate in aggregates:
+            for event in aggregate.collect_events():
+                self.save(event)
+
+
+def timed_ingest(url: str, path: Path, name: str, ledger_cls: type[Ledger] = Ledger
+                 ) -> tuple[float, dict[str, Any], int]:
+    """(seconds, summary, events recorded) for one file into a fresh ledger at url."""
+    ledger = ledger_cls(url)
+    try:
+        export_file = downloaded(ledger, path, name)
+        before = ledger.recorder.max_notification_id() or 0
+        started = time.perf_counter()
+        summary = record_export(ledger, export_file, path)
+        seconds = time.perf_counter() - started
+        events = (ledger.recorder.max_notification_id() or 0) - before
+    finally:
+        ledger.close()
+    return seconds, summary, events
+
+
+def parse_only(path: Path, name: str) -> float:
+    from adapters.stampli.configured import ConfiguredReaders
+
+    from bench.common import stampli_settings
+    started = time.perf_counter()
+    for _ in ConfiguredReaders(stampli_settings(), "10").invoices(path, name):
+        pass
+    return time.perf_counter() - started
+
+
+def diagnose(work: Path, url_of: Any, invoices: int) -> list[str]:
+    """Where an ingest's time goes: parse share on a subset, then a pyinstrument profile."""
+    path, name = generated_export(work, invoices)
+    parse_s = parse_only(path, name)
+    total_s, _, _ = timed_ingest(url_of("parse-share"), path, name)
+    notes = [f"on {invoices:,} invoices: parsing alone {rate(invoices, parse_s):,.0f}/s "
+             f"({100 * parse_s / total_s:.0f}% of the ingest time), parse + record "
+             f"{rate(invoices, total_s):,.0f}/s"]
+    _, spots = hot_spots(lambda: timed_ingest(url_of("profile"), path, name))
+    return notes + ["pyinstrument, ingest of the same subset:"] + spots
+
+
+def sqlite_figures(opts: Any) -> list[dict[str, Any]]:
+    invoices = 10_000 if opts.quick else 100_000
+    subset = 1_000 if opts.quick else 10_000
+    folder = scratch(opts.work, "ingest-sqlite")
+
+    def url_of(tag: str) -> str:
+        return f"sqlite:///{folder}/{tag}.db"
+
+    log(f"generating {invoices:,} invoices")
+    path, name = generated_export(opts.work, invoices)
+    log(f"ingesting {path.stat().st_size / 1e6:,.0f} MB into SQLite")
+    seconds, summary, events = timed_ingest(url_of("batched"), path, name)
+    value = rate(summary["invoices_new"], seconds)
+    log(f"{value:,.0f} invoices/s; baseline: one save per event on {subset:,}")
+    sub_path, sub_name = generated_export(opts.work, subset)
+    base_s, base_summary, base_events = timed_ingest(url_of("per-event"), sub_path, sub_name,
+                                                     PerEventLedger)
+    base = rate(base_summary["invoices_new"], base_s)
+    met = value >= TARGET
+    notes = [f"{invoices:,} invoices ({path.stat().st_size / 1e6:,.0f} MB, "
+             f"{summary['invoices_new']:,} recorded, {events:,} events) in {seconds:.1f} s",
+             f"baseline on the first {subset:,} invoices of the same data: {base_events:,} "
+             f"events, each in its own transaction, {base_s:.1f} s"]
+    if should_profile(opts.profile, met):
+        log("profiling")
+        notes += diagnose(opts.work, url_of, 5_000 if not opts.quick else 1_000)
+    return [result("ingest rate (SQLite)", round(value), "invoices/s", target=f">= {TARGET:,}",
+                   met=met, baseline={"name": "one save per event", "value": round(base),
+                                      "unit": "invoices/s"},
+                   ratio=ratio(value, base), ratio_means="batched / one save per event",
+                   notes=notes, invoices=invoices, seconds=round(seconds, 2),
+                   events=events, file_bytes=path.stat().st_size, summary=summary)]
+
+
+def postgres_figures(opts: Any) -> list[dict[str, Any]]:
+    invoices = 10_000 if opts.quick else 100_000
+    path, name = generated_export(opts.work, invoices)
+    try:
+        with pg_database() as url:
+            log(f"ingesting {invoices:,} invoices into PostgreSQL")
+            seconds, summary, events = timed_ingest(url, path, name)
+    except Unavailable as exc:
+        return [result("PostgreSQL ingest", None, "invoices/s", target="reported",
+                       notes=[f"skipped: {exc}"])]
+    value = rate(summary["invoices_new"], seconds)
+    return [result("PostgreSQL ingest", round(value), "invoices/s",
+                   target="reported, ratio to SQLite",
+                   notes=[f"{invoices:,} invoices, {events:,} events in {seconds:.1f} s "
+                          "(throwaway database, dropped afterwards)"],
+                   ratio_means="PostgreSQL / SQLite (same file, same run)",
+                   invoices=invoices, seconds=round(seconds, 2), events=events)]
+
+
+def main() -> None:
+    opts = args(__doc__.splitlines()[0], lambda p: p.add_argument(
+        "--backend", choices=("sqlite", "postgres"), default="sqlite"))
+    results = sqlite_figures(opts) if opts.backend == "sqlite" else postgres_figures(opts)
+    emit(results, opts.out)
+
+
+if __name__ == "__main__":
+    main()
