@@ -15,6 +15,7 @@ from ledger.ports import SourceError
 from ledger.status import STATES
 from projections.export import csv_header, iter_events, normalize_time, to_csv, to_jsonl
 from runtime import Runtime, init_project
+from runtime import demo as run_demo
 
 EXAMPLE = "\n\nExample:\n\n    "
 
@@ -108,28 +109,7 @@ def secrets_list(ctx: click.Context) -> None:
 
 
 def _report(report, rt: Runtime) -> dict:
-    states: dict[str, int] = {}
-    for row in rt.status_rows():
-        states[row["state"]] = states.get(row["state"], 0) + 1
-    return {"poll": report.poll, "moved": report.moved, "failed": report.failed,
-            "errors": report.errors, "states": states}
-
-
-def _print_report(data: dict) -> None:
-    poll = data["poll"]
-    if poll:
-        taken = ", ".join(t["file"] for t in poll["taken"]) or "none"
-        click.echo(f"polled: {poll['listed']} files listed, taken: {taken}")
-        for t in poll["taken"]:
-            if "rejected" in t:
-                click.echo(f"  rejected {t['file']}: {t['rejected']}")
-    moved = ", ".join(f"{k} {v}" for k, v in sorted(data["moved"].items())) or "nothing moved"
-    click.echo(f"moved: {moved}")
-    for f in data["failed"]:
-        click.echo(f"  {f['invoice']}: {f['kind']} at {f['stage']}: {f['message']}")
-    click.echo("now: " + ", ".join(f"{k} {v}" for k, v in sorted(data["states"].items())))
-    for error in data["errors"]:
-        click.echo(f"error: {error}", err=True)
+    return console.cycle_summary(report, rt.state_counts())
 
 
 @main.command(help="One full cycle: poll Stampli, record new files, and move every ready"
@@ -143,7 +123,7 @@ def sync(ctx: click.Context, as_json: bool) -> None:
         data = _report(rt.sync_blocking(), rt)
     except (LedgerError, SourceError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(console.dumps(data)) if as_json else _print_report(data)
+    click.echo(console.dumps(data)) if as_json else console.print_cycle(data)
     if data["errors"]:
         ctx.exit(1)
 
@@ -224,21 +204,7 @@ def sandbox(directory: str, demo: bool) -> None:
                     time.sleep(3600)
             except KeyboardInterrupt:
                 return
-        rt = Runtime(load_settings(config))
-        try:
-            data = _report(rt.sync_blocking(), rt)
-            _print_report(data)
-            click.echo("\n" + console.table(rt.status_rows(), console.STATUS_COLUMNS))
-            state = box.ifs.state()
-        finally:
-            rt.close()
-        click.echo(f"\nIFS now holds {len(state.get('invoices', []))} supplier invoices and"
-                   f" {len(state.get('vouchers', []))} GL vouchers.")
-        click.echo("\nwhere to look next (the ledger stays in "
-                   f"{box.directory / 'data'}):\n"
-                   f"  ml-connector --config {config} history V00231/INV-2026-0117\n"
-                   f"  ml-connector --config {config} audit export --format csv\n"
-                   f"  ml-connector sandbox --dir {box.directory}   # keep the emulators running")
+        run_demo(box, click.echo)
     finally:
         box.stop()
 
@@ -328,32 +294,11 @@ def projections() -> None:
 def projections_rebuild(ctx: click.Context, from_position: int | None,
                         include_audit_chain: bool) -> None:
     rt = runtime(ctx)
-    with _progress("rebuilding") as progress:
+    with console.progress("rebuilding") as progress:
         count = rt.projector.rebuild(from_position, progress=progress,
                                      include_evidence=include_audit_chain)
     click.echo(f"rebuilt from {'the start' if from_position is None else from_position}:"
                f" {count} events applied; positions {rt.projector.positions()}")
-
-
-class _progress:
-    """click's progress bar on a terminal; silent in a pipe."""
-
-    def __init__(self, label: str) -> None:
-        self.label, self.bar = label, None
-
-    def __enter__(self):
-        if not console.is_terminal():
-            return None
-        def update(done: int, total: int) -> None:
-            if self.bar is None:
-                self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
-                self.bar.__enter__()
-            self.bar.update(done - self.bar.pos)
-        return update
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
 
 
 def _ledger_call(fn):
@@ -395,7 +340,7 @@ def audit_verify(ctx: click.Context, digest_file, as_json: bool) -> None:
     rt = runtime(ctx)
     try:
         digest = json.load(digest_file) if digest_file else None
-        with _progress("verifying") as progress:
+        with console.progress("verifying") as progress:
             result = verify(rt.ledger, digest, progress=progress, store=rt.projector.store)
     except ValueError as exc:
         raise click.UsageError(f"--digest: {exc}") from None
@@ -435,7 +380,7 @@ def audit_export(ctx: click.Context, fmt: str, since: str, until: str, output: s
     try:
         if fmt == "csv":
             handle.write(csv_header())
-        with _progress("exporting") as progress:
+        with console.progress("exporting") as progress:
             for event in events:
                 handle.write(write(event))
                 count += 1

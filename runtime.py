@@ -32,6 +32,26 @@ def init_project(directory: Path, force: bool = False) -> tuple[Path, Path]:
     return config, create_master_key(directory / "data")
 
 
+def demo(box: Any, echo: Any) -> None:
+    """`make demo`: one sync against the sandbox, the status table, and where to look next."""
+    from adapters import console
+    from adapters.settings import load_settings
+
+    rt = Runtime(load_settings(box.config))
+    try:
+        console.print_cycle(console.cycle_summary(rt.sync_blocking(), rt.state_counts()))
+        echo("\n" + console.table(rt.status_rows(), console.STATUS_COLUMNS))
+        state = box.ifs.state()
+    finally:
+        rt.close()
+    echo(f"\nIFS now holds {len(state.get('invoices', []))} supplier invoices and"
+         f" {len(state.get('vouchers', []))} GL vouchers.")
+    echo(f"\nwhere to look next (the ledger stays in {box.directory / 'data'}):\n"
+         f"  ml-connector --config {box.config} history V00231/INV-2026-0117\n"
+         f"  ml-connector --config {box.config} audit export --format csv\n"
+         f"  ml-connector sandbox --dir {box.directory}   # keep the emulators running")
+
+
 class Runtime:
     def __init__(self, settings: Settings, *, ledger: Ledger | None = None,
                  erp: Erp | None = None, source: ExportSource | None = None) -> None:
@@ -68,6 +88,12 @@ class Runtime:
         self.projector.catch_up()
         with self.projector.store.transaction() as cur:
             return read_status(cur, state)
+
+    def state_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for row in self.status_rows():
+            counts[row["state"]] = counts.get(row["state"], 0) + 1
+        return counts
 
     def resolve(self, ref: str) -> UUID:
         return self.ledger.resolve_ref(ref, self.settings.connector.company)

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import click
 import orjson
 
 STATUS_COLUMNS = (("REF", lambda r: f"{r['vendor_id']}/{r['invoice_number']}"),
@@ -89,3 +90,48 @@ def setup_logging(fmt: str, verbose: int) -> None:
     for noisy in ("paramiko", "aiohttp.access", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("ml_connector").setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+
+
+def cycle_summary(report: Any, states: dict[str, int]) -> dict[str, Any]:
+    """What one sync cycle did, as `sync --json` prints it."""
+    return {"poll": report.poll, "moved": report.moved, "failed": report.failed,
+            "errors": report.errors, "states": states}
+
+
+def print_cycle(data: dict[str, Any]) -> None:
+    poll = data["poll"]
+    if poll:
+        taken = ", ".join(t["file"] for t in poll["taken"]) or "none"
+        click.echo(f"polled: {poll['listed']} files listed, taken: {taken}")
+        for t in poll["taken"]:
+            if "rejected" in t:
+                click.echo(f"  rejected {t['file']}: {t['rejected']}")
+    moved = ", ".join(f"{k} {v}" for k, v in sorted(data["moved"].items())) or "nothing moved"
+    click.echo(f"moved: {moved}")
+    for f in data["failed"]:
+        click.echo(f"  {f['invoice']}: {f['kind']} at {f['stage']}: {f['message']}")
+    click.echo("now: " + ", ".join(f"{k} {v}" for k, v in sorted(data["states"].items())))
+    for error in data["errors"]:
+        click.echo(f"error: {error}", err=True)
+
+
+class progress:
+    """click's progress bar on a terminal; silent in a pipe. Yields update(done, total)."""
+
+    def __init__(self, label: str) -> None:
+        self.label, self.bar = label, None
+
+    def __enter__(self) -> Callable[[int, int], None] | None:
+        if not is_terminal():
+            return None
+
+        def update(done: int, total: int) -> None:
+            if self.bar is None:
+                self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
+                self.bar.__enter__()
+            self.bar.update(done - self.bar.pos)
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
