@@ -16,7 +16,6 @@ services:
 	bash .ci/services
 
 demo: $(STAMP)
-	bash .ci/services sshd
 	$(VENV)/bin/ml-connector sandbox --demo
 
 test: $(STAMP) services
