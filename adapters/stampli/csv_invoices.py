@@ -15,15 +15,14 @@ RejectedRow. Every other problem is a RuleViolation on its invoice.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from operator import itemgetter
 from pathlib import Path
-
-import msgspec
 
 from adapters.settings import InvoiceFileSettings
 from adapters.stampli.csvfile import CsvExport
 from adapters.stampli.rules import Context, Row, build_invoice
 from adapters.stampli.spill import Spill
-from adapters.stampli.templates import INVOICES
+from adapters.stampli.templates import INVOICES, Template
 from adapters.stampli.values import Formats
 from ledger.model import ParsedInvoice, RejectedRow, invoice_identity
 
@@ -46,43 +45,70 @@ def read_csv_invoices(path: Path, settings: InvoiceFileSettings, *, default_comp
         with CsvExport(path, settings, INVOICES) as export:
             template = export.template
             assert template is not None
-            fields = tuple(template.index)
-            for line, cells in export.records():
-                values = template.pick(cells)
-                missing = next((f for f in IDENTITY if not values.get(f)), None)
-                if missing:
-                    spill.add(None, msgspec.msgpack.encode(
-                        ("rejected", line, missing,
-                         f"{template.labels[missing]} is empty, so the row cannot be "
-                         f"attributed to an invoice; fix it in Stampli and export again")))
-                    continue
-                shape = ""
-                extra = cells[template.width:]
-                if len(cells) < template.width or any(c.strip() for c in extra):
-                    shape = (f"the row has {len(cells)} columns but the header has "
-                             f"{template.width}; a value probably holds an unquoted "
-                             f"{settings.delimiter!r} or a line break, so the columns shifted")
-                company = company_of(values.get("company_id", ""), default_company, companies)
-                key = invoice_identity(company, values["vendor_id"], values["document_type"],
-                                       values["invoice_number"])
-                spill.add(key, msgspec.msgpack.encode(
-                    ("row", line, [values[f] for f in fields], shape)))
+            _spill_rows(export, template, settings.delimiter, spill, default_company, companies)
         # ---- pass 2: one invoice at a time, first-seen order
+        fields = tuple(template.index)
+        contexts: dict[str, Context] = {}
         groups = spill.groups()
         try:
             for group in groups:
-                records = [msgspec.msgpack.decode(data) for data in group]
-                if records[0][0] == "rejected":
-                    _kind, line, name, message = records[0]
+                if group[0][0] == "rejected":
+                    _kind, line, name, message = group[0]
                     yield RejectedRow(line=line, field=name, message=message)
                     continue
                 rows = [Row(line, dict(zip(fields, vals)),
                             [("row_shape", "", shape)] if shape else [])
-                        for _kind, line, vals, shape in records]
+                        for _kind, line, vals, shape in group]
                 company = company_of(rows[0].get("company_id"), default_company, companies)
-                context = Context(company=company, formats=formats, labels=template.labels)
+                context = contexts.get(company)
+                if context is None:
+                    context = contexts[company] = Context(company=company, formats=formats,
+                                                          labels=template.labels)
                 yield build_invoice(rows, rows, context, [row.line for row in rows])
         finally:
             groups.close()
     finally:
         spill.close()
+
+
+def _spill_rows(export: CsvExport, template: Template, delimiter: str, spill: Spill,
+                default_company: str, companies: dict[str, str]) -> None:
+    """Pass 1. Runs once per row of a file that may hold millions, so the per-row work is
+    kept to C calls: the template's columns are taken by one itemgetter and stripped by map,
+    and the identity key is computed once per run of rows with the same raw identity."""
+    fields = tuple(template.index)
+    positions = tuple(template.index.values())
+    take = itemgetter(*positions)      # the required columns alone are > 1: always a tuple
+    reach = max(positions) + 1
+    width = template.width
+    number_at, vendor_at, type_at = (fields.index(f) for f in IDENTITY)
+    company_at = fields.index("company_id") if "company_id" in fields else None
+    strip = str.strip
+    add = spill.add
+    last: tuple[str, ...] | None = None
+    key = ""
+    for line, cells in export.records():
+        count = len(cells)
+        if count >= reach:
+            values = list(map(strip, take(cells)))
+        else:                          # '' for the columns the short row lacks
+            values = [cells[i].strip() if i < count else "" for i in positions]
+        number, vendor, doc_type = values[number_at], values[vendor_at], values[type_at]
+        if not (number and vendor and doc_type):
+            missing = next(f for f, v in zip(IDENTITY, (number, vendor, doc_type)) if not v)
+            add(None, ("rejected", line, missing,
+                       f"{template.labels[missing]} is empty, so the row cannot be "
+                       f"attributed to an invoice; fix it in Stampli and export again"))
+            continue
+        shape = ""
+        if count != width and (count < width or any(c.strip() for c in cells[width:])):
+            shape = (f"the row has {count} columns but the header has "
+                     f"{width}; a value probably holds an unquoted "
+                     f"{delimiter!r} or a line break, so the columns shifted")
+        company_id = values[company_at] if company_at is not None else ""
+        identity = (company_id, vendor, doc_type, number)
+        if identity != last:
+            last = identity
+            key = invoice_identity(company_of(company_id, default_company, companies),
+                                   vendor, doc_type, number)
+        add(key, ("row", line, values, shape))

@@ -79,7 +79,8 @@ class CsvExport:
         """(file line where the record starts, cells) for every non-blank record after the
         header. Rows whose cells are all blank are skipped."""
         for line, row in self._rows():
-            if any(cell.strip() for cell in row):
+            # Same test as any(cell.strip() ...), in one C call: this runs once per row.
+            if "".join(row).strip():
                 yield line, row
 
     def _rows(self) -> Iterator[tuple[int, list[str]]]:

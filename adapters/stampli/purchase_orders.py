@@ -11,8 +11,6 @@ from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
-import msgspec
-
 from adapters.settings import PurchaseOrderFileSettings
 from adapters.stampli.csvfile import CsvExport
 from adapters.stampli.spill import Spill
@@ -32,11 +30,11 @@ def read_csv_purchase_orders(path: Path, settings: PurchaseOrderFileSettings
             template = export.template
             assert template is not None
             for line, cells in export.records():
-                spill.add(None, msgspec.msgpack.encode((line, template.pick(cells))))
+                spill.add(None, (line, template.pick(cells)))
         groups = spill.groups()
         try:
             for group in groups:
-                line, values = msgspec.msgpack.decode(group[0])
+                line, values = group[0]
                 yield _po_line(line, values, template.labels, formats)
         finally:
             groups.close()

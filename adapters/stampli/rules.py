@@ -14,7 +14,7 @@ from decimal import Decimal
 from adapters.stampli.values import Formats, ValueProblem, line_number
 from ledger.model import (DOCUMENT_TYPES, CanonicalInvoice, InvoiceLine, ParsedInvoice,
                           RuleViolation)
-from ledger.money import fits_currency, is_currency, minor_units
+from ledger.money import is_currency, minor_units
 
 HEADER_FIELDS = (
     "company_id", "stampli_invoice_id", "document_type", "invoice_number", "vendor_id",
@@ -26,6 +26,7 @@ LINE_FIELDS = ("line_number", "line_description", "gl_account", "cost_center", "
 _AMOUNTS = frozenset({"invoice_net", "invoice_tax", "invoice_total", "line_net", "line_tax"})
 _DATES = frozenset({"invoice_date", "due_date"})
 _REQUIRED_TEXT = ("vendor_name", "currency", "invoice_date")
+_NO_HEADER = ("",) * len(HEADER_FIELDS)    # defaults for map(values.get, HEADER_FIELDS, ...)
 
 
 @dataclass
@@ -67,28 +68,34 @@ class _Builder:
     def build(self, header_rows: Sequence[Row], line_rows: Sequence[Row],
               locations: tuple[int, ...]) -> ParsedInvoice:
         ctx, first = self.ctx, header_rows[0]
-        for row in {id(r): r for r in (*header_rows, *line_rows)}.values():
+        get = first.values.get
+        # CSV passes the same rows as header and line rows; XML distinct ones.
+        rows = header_rows if header_rows is line_rows else \
+            {id(r): r for r in (*header_rows, *line_rows)}.values()
+        for row in rows:
             for rule, name, message in row.problems:
                 self.flag(rule, name, row.line, message)
         self._agreement(header_rows)
 
-        doc_type = first.get("document_type")
+        doc_type = get("document_type", "")
         if doc_type not in DOCUMENT_TYPES:
             self.flag("document_type", "document_type", first.line,
                       f"{ctx.label('document_type')} is {doc_type!r}; expected Invoice or "
                       f"CreditNote")
         for name in _REQUIRED_TEXT:
-            if not first.get(name):
+            if not get(name):
                 self.flag("required", name, first.line, f"{ctx.label(name)} is empty; it is "
                           f"required")
-        currency = first.get("currency")
+        currency = get("currency", "")
         if currency and not is_currency(currency):
             self.flag("currency_unknown", "currency", first.line,
                       f"{ctx.label('currency')} {currency!r} is not an ISO 4217 currency code "
                       f"(e.g. USD, EUR, JPY); fix the invoice in Stampli")
         money_ok = is_currency(currency)
-        net, tax, total = (self._money(first, name, currency if money_ok else "")
-                           for name in ("invoice_net", "invoice_tax", "invoice_total"))
+        units = minor_units(currency) if money_ok else None
+        net = self._money(first, "invoice_net", units, currency)
+        tax = self._money(first, "invoice_tax", units, currency)
+        total = self._money(first, "invoice_total", units, currency)
         invoice_date, invoice_ok = self._date(first, "invoice_date")
         due_date, due_ok = self._date(first, "due_date")
         if invoice_ok and due_ok and due_date < invoice_date:
@@ -96,37 +103,37 @@ class _Builder:
                       f"{ctx.label('due_date')} {due_date} is before "
                       f"{ctx.label('invoice_date')} {invoice_date}")
 
-        lines = [self._line(row, currency if money_ok else "") for row in line_rows]
+        lines = [self._line(row, units, currency) for row in line_rows]
         self._lines(lines, net, tax, total, doc_type)
         lines.sort(key=lambda ln: (ln.line_number, ln.source_line))
 
         invoice = CanonicalInvoice(
-            company=ctx.company, stampli_company_id=first.get("company_id"),
-            stampli_invoice_id=first.get("stampli_invoice_id"), document_type=doc_type,
-            invoice_number=first.get("invoice_number"), vendor_id=first.get("vendor_id"),
-            vendor_name=first.get("vendor_name"), invoice_date=invoice_date, due_date=due_date,
+            company=ctx.company, stampli_company_id=get("company_id", ""),
+            stampli_invoice_id=get("stampli_invoice_id", ""), document_type=doc_type,
+            invoice_number=get("invoice_number", ""), vendor_id=get("vendor_id", ""),
+            vendor_name=get("vendor_name", ""), invoice_date=invoice_date, due_date=due_date,
             currency=currency, net=net, tax=tax, total=total,
-            approval_status=first.get("approval_status"), approved_at=first.get("approved_at"),
-            approved_by=first.get("approved_by"), po_number=first.get("po_number"),
-            exported_at=first.get("exported_at"), lines=tuple(lines))
+            approval_status=get("approval_status", ""), approved_at=get("approved_at", ""),
+            approved_by=get("approved_by", ""), po_number=get("po_number", ""),
+            exported_at=get("exported_at", ""), lines=tuple(lines))
         return ParsedInvoice(invoice=invoice, violations=tuple(self.violations),
                              locations=locations)
 
     # ------------------------------------------------------------------ values
 
-    def _money(self, row: Row, name: str, currency: str, *, empty_is_zero: bool = False
-               ) -> Decimal | None:
-        """The amount, or None (reported) when it does not parse; checks minor units."""
-        text = row.get(name)
+    def _money(self, row: Row, name: str, units: int | None, currency: str, *,
+               empty_is_zero: bool = False) -> Decimal | None:
+        """The amount, or None (reported) when it does not parse; checks minor units (units:
+        the currency's, None when the currency is unknown)."""
+        text = row.values.get(name, "")
         if not text and empty_is_zero:
             return Decimal("0")
         try:
-            amount = self.ctx.formats.money(text)
+            amount, decimals = self.ctx.formats.amount(text)
         except ValueProblem as exc:
             self.flag("amount_format", name, row.line, f"{self.ctx.label(name)}: {exc}")
             return None
-        if currency and not fits_currency(amount, currency):
-            units = minor_units(currency)
+        if units is not None and decimals > units:   # ledger.money.fits_currency, from text
             self.flag("amount_precision", name, row.line,
                       f"{self.ctx.label(name)} {text!r} has more decimals than {currency} "
                       f"allows ({units}, ISO 4217 minor units); fix the amount in Stampli")
@@ -143,10 +150,10 @@ class _Builder:
             self.flag("date_format", name, row.line, f"{self.ctx.label(name)}: {exc}")
             return text, False
 
-    def _line(self, row: Row, currency: str) -> InvoiceLine:
-        label = self.ctx.label
+    def _line(self, row: Row, units: int | None, currency: str) -> InvoiceLine:
+        label, get = self.ctx.label, row.values.get
         number = 0
-        text = row.get("line_number")
+        text = get("line_number", "")
         if not text:
             self.flag("required", "line_number", row.line, f"{label('line_number')} is empty; "
                       f"it is required")
@@ -157,13 +164,13 @@ class _Builder:
                 self.flag("line_number_invalid", "line_number", row.line,
                           f"{label('line_number')}: {exc}")
         for name in ("gl_account", "cost_center"):
-            if not row.get(name):
+            if not get(name):
                 self.flag("required", name, row.line, f"{label(name)} is empty; it is required")
         return InvoiceLine(
-            line_number=number, description=row.get("line_description"),
-            gl_account=row.get("gl_account"), cost_center=row.get("cost_center"),
-            net=self._money(row, "line_net", currency), tax_code=row.get("tax_code"),
-            tax=self._money(row, "line_tax", currency, empty_is_zero=True),
+            line_number=number, description=get("line_description", ""),
+            gl_account=get("gl_account", ""), cost_center=get("cost_center", ""),
+            net=self._money(row, "line_net", units, currency), tax_code=get("tax_code", ""),
+            tax=self._money(row, "line_tax", units, currency, empty_is_zero=True),
             source_line=row.line)
 
     # ------------------------------------------------------------------ rules
@@ -172,7 +179,13 @@ class _Builder:
         """Every row repeats the first row's header values (compared as values: 1250.0 is
         1250.00)."""
         first = rows[0]
+        if len(rows) < 2:
+            return
+        # Fast path: rows that repeat the first row's text exactly cannot disagree.
+        same = list(map(first.values.get, HEADER_FIELDS, _NO_HEADER))
         for row in rows[1:]:
+            if list(map(row.values.get, HEADER_FIELDS, _NO_HEADER)) == same:
+                continue
             for name in HEADER_FIELDS:
                 mine, theirs = row.get(name), first.get(name)
                 if mine != theirs and self._comparable(name, mine) != \
@@ -194,7 +207,7 @@ class _Builder:
 
     def _lines(self, lines: list[InvoiceLine], net: Decimal | None, tax: Decimal | None,
                total: Decimal | None, doc_type: str) -> None:
-        label, where = self.ctx.label, _where(lines)
+        label = self.ctx.label
         if not lines:
             self.flag("no_lines", "line_number", 0, "the invoice has no lines; it needs at "
                       "least one line with an account, a cost center and an amount")
@@ -212,14 +225,14 @@ class _Builder:
             if line_sum != net:
                 self.flag("lines_sum_net", "invoice_net", 0,
                           f"{label('invoice_net')} is {net} but the {label('line_net')} of "
-                          f"{where} sum to {line_sum}; they must be equal")
+                          f"{_where(lines)} sum to {line_sum}; they must be equal")
         taxes = [ln.tax for ln in lines]
         if lines and tax is not None and None not in taxes:
             tax_sum = sum(taxes, Decimal("0"))
             if tax_sum != tax:
                 self.flag("lines_sum_tax", "invoice_tax", 0,
                           f"{label('invoice_tax')} is {tax} but the {label('line_tax')} of "
-                          f"{where} sum to {tax_sum}; they must be equal")
+                          f"{_where(lines)} sum to {tax_sum}; they must be equal")
         if net is not None and tax is not None and total is not None and net + tax != total:
             self.flag("net_plus_tax_total", "invoice_total", 0,
                       f"{label('invoice_total')} is {total} but {label('invoice_net')} "

@@ -1,10 +1,15 @@
 """A temporary SQLite file that holds pass-1 records so memory stays bounded.
 
-Pass 1 of every reader streams the export and `add`s each record, keyed by invoice identity
-(rows of one invoice may be far apart in the file). Each new key gets the next ordinal, so
-`groups()` can hand back the records grouped by key, in first-seen order, straight off an
-index: only one group is in memory at a time. The database lives in its own temporary
+Pass 1 of every reader streams the export and `add`s each record (any msgpack-able value),
+keyed by invoice identity (rows of one invoice may be far apart in the file). Each new key
+gets the next ordinal, so `groups()` can hand back the records grouped by key, in first-seen
+order: only one group is in memory at a time. The database lives in its own temporary
 directory and is deleted by `close()` (also on garbage collection of the TemporaryDirectory).
+
+Consecutive records with the same key (an invoice's rows are usually adjacent) are stored as
+one SQLite row, so a typical invoice costs one insert and one identity lookup, not one per
+line. When every key's records were adjacent, the rows are already in group order and pass 2
+reads them straight back without building an index.
 """
 from __future__ import annotations
 
@@ -13,9 +18,17 @@ import tempfile
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-_BATCH = 5000
+import msgspec
+
+_BATCH = 5000         # stored rows per executemany
+_BATCH_BYTES = 4 << 20  # ... or fewer, when the encoded rows add up to this much
 _RECENT = 4096        # identities remembered in memory; adjacent rows rarely hit SQLite
+_RUN = 256            # records of one key stored together at most (bounds one blob)
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder().decode
 
 
 class Spill:
@@ -35,28 +48,44 @@ class Spill:
         self._next = 0
         self._recent: OrderedDict[bytes, int] = OrderedDict()
         self._batch: list[tuple[int, bytes]] = []
+        self._batch_bytes = 0
+        self._run_key: str | None = None
+        self._run: list[Any] = []
+        self._last = 0                 # highest ordinal stored so far
+        self._in_order = True          # every stored row's ordinal >= the one before it
         self.count = 0
 
-    def add(self, key: str | None, data: bytes) -> None:
+    def add(self, key: str | None, record: Any) -> None:
         """Store one record; records with the same key come back together. key=None: alone."""
-        self._batch.append((self._ordinal(key), data))
         self.count += 1
-        if len(self._batch) >= _BATCH:
-            self._flush()
+        if key is None:
+            self._end_run()
+            self._next += 1
+            self._store(self._next, [record])
+            return
+        if key != self._run_key or len(self._run) >= _RUN:
+            self._end_run()
+            self._run_key = key
+        self._run.append(record)
 
-    def groups(self) -> Iterator[list[bytes]]:
+    def groups(self) -> Iterator[list[Any]]:
         """Every group's records in insertion order, groups in first-seen order."""
+        self._end_run()
         self._flush()
         self._db.execute("COMMIT")
-        self._db.execute("CREATE INDEX items_by_group ON items (ord, seq)")
+        if self._in_order:
+            query = "SELECT ord, data FROM items ORDER BY seq"
+        else:
+            self._db.execute("CREATE INDEX items_by_group ON items (ord, seq)")
+            query = "SELECT ord, data FROM items ORDER BY ord, seq"
         current: int | None = None
-        group: list[bytes] = []
-        for ordinal, data in self._db.execute("SELECT ord, data FROM items ORDER BY ord, seq"):
+        group: list[Any] = []
+        for ordinal, data in self._db.execute(query):
             if ordinal != current and group:
                 yield group
                 group = []
             current = ordinal
-            group.append(data)
+            group.extend(_decode(data))
         if group:
             yield group
 
@@ -66,22 +95,37 @@ class Spill:
         finally:
             self._dir.cleanup()
 
-    def _ordinal(self, key: str | None) -> int:
-        if key is None:
-            self._next += 1
-            return self._next
+    def _end_run(self) -> None:
+        if self._run:
+            assert self._run_key is not None
+            self._store(self._ordinal(self._run_key), self._run)
+            self._run = []
+        self._run_key = None
+
+    def _store(self, ordinal: int, records: list[Any]) -> None:
+        if ordinal < self._last:
+            self._in_order = False
+        self._last = max(self._last, ordinal)
+        data = _encode(records)
+        self._batch.append((ordinal, data))
+        self._batch_bytes += len(data)
+        if len(self._batch) >= _BATCH or self._batch_bytes >= _BATCH_BYTES:
+            self._flush()
+
+    def _ordinal(self, key: str) -> int:
         raw = key.encode("utf-8", "surrogatepass")
         ordinal = self._recent.get(raw)
         if ordinal is not None:
             self._recent.move_to_end(raw)
             return ordinal
-        hit = self._db.execute("SELECT ord FROM groups WHERE key = ?", (raw,)).fetchone()
-        if hit:
-            ordinal = hit[0]
+        # Most keys are new: one statement for them, a second only for a key seen long ago.
+        candidate = self._next + 1
+        if self._db.execute("INSERT OR IGNORE INTO groups (key, ord) VALUES (?, ?)",
+                            (raw, candidate)).rowcount:
+            self._next = ordinal = candidate
         else:
-            self._next += 1
-            ordinal = self._next
-            self._db.execute("INSERT INTO groups (key, ord) VALUES (?, ?)", (raw, ordinal))
+            ordinal = self._db.execute("SELECT ord FROM groups WHERE key = ?",
+                                       (raw,)).fetchone()[0]
         self._recent[raw] = ordinal
         if len(self._recent) > _RECENT:
             self._recent.popitem(last=False)
@@ -91,3 +135,4 @@ class Spill:
         if self._batch:
             self._db.executemany("INSERT INTO items (ord, data) VALUES (?, ?)", self._batch)
             self._batch.clear()
+            self._batch_bytes = 0

@@ -50,7 +50,7 @@ class Formats:
     def _amount(self) -> re.Pattern[str]:
         d, t = re.escape(self.decimal_separator), re.escape(self.thousands_separator)
         whole = rf"(?:\d{{1,3}}(?:{t}\d{{3}})+|\d+)" if self.thousands_separator else r"\d+"
-        return re.compile(rf"[+-]?{whole}(?:{d}\d+)?", re.ASCII)
+        return re.compile(rf"[+-]?{whole}(?:{d}(\d+))?", re.ASCII)
 
     def describe_amount(self) -> str:
         thousands = (f"{self.thousands_separator!r} between thousands"
@@ -73,6 +73,21 @@ class Formats:
             raise ValueProblem(f"{raw!r} has more than {MAX_DIGITS} significant digits; "
                                f"no invoice amount is that long, fix the export")
         return Decimal(plain)
+
+    def amount(self, text: str) -> tuple[Decimal, int]:
+        """(money(text), its significant decimals): what the rules need per amount. The
+        decimals come from the text (digits after the separator without trailing zeros),
+        which is what ledger.money.decimals_of finds in the Decimal, without normalizing it.
+        """
+        raw = text.strip()
+        match = self._amount.fullmatch(raw)
+        if match is None or len(raw) > MAX_DIGITS or self.thousands_separator \
+                or self.decimal_separator != ".":
+            value = self.money(raw)    # the general path; raises with the exact message
+        else:                          # [sign]digits[.digits], at most MAX_DIGITS digits
+            value = Decimal(raw)
+        fraction = match.group(1) if match is not None else None
+        return value, len(fraction.rstrip("0")) if fraction else 0
 
     def date(self, text: str) -> str:
         """The ISO date (YYYY-MM-DD) of a date written in the configured format."""

@@ -12,8 +12,6 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import msgspec
-
 from adapters.settings import VendorFileSettings
 from adapters.stampli.csvfile import CsvExport
 from adapters.stampli.spill import Spill
@@ -41,7 +39,7 @@ def read_csv_vendors(path: Path, settings: VendorFileSettings
             template = export.template
             assert template is not None
             for line, cells in export.records():
-                spill.add(None, msgspec.msgpack.encode((line, template.pick(cells))))
+                spill.add(None, (line, template.pick(cells)))
         yield from _emit(spill, template.labels)
     finally:
         spill.close()
@@ -61,7 +59,7 @@ def read_xml_vendors(path: Path, settings: VendorFileSettings
                 found = next((kids[t] for t in tags if t in kids), None)
                 if found is not None:
                     values[name] = text_of(found)
-            spill.add(None, msgspec.msgpack.encode((index, values)))
+            spill.add(None, (index, values))
         yield from _emit(spill, labels)
     finally:
         spill.close()
@@ -71,7 +69,7 @@ def _emit(spill: Spill, labels: dict[str, str]) -> Iterator[VendorRecord | Rejec
     groups = spill.groups()
     try:
         for group in groups:
-            line, values = msgspec.msgpack.decode(group[0])
+            line, values = group[0]
             yield vendor_record(line, values, labels)
     finally:
         groups.close()

@@ -13,8 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from xml.etree.ElementTree import Element
 
-import msgspec
-
 from adapters.settings import InvoiceFileSettings
 from adapters.stampli.csv_invoices import IDENTITY, company_of
 from adapters.stampli.rules import Context, Row, build_invoice
@@ -49,17 +47,16 @@ def read_xml_invoices(path: Path, settings: InvoiceFileSettings, *, default_comp
             header, lines, problems = _invoice(element, root)
             missing = next((f for f in IDENTITY if not header.get(f)), None)
             if missing:
-                spill.add(None, msgspec.msgpack.encode(
-                    ("rejected", index, missing,
-                     f"<Invoice> #{index} has no {LABELS[missing]}, so it cannot be "
-                     f"attributed to an invoice; fix it in Stampli and export again")))
+                spill.add(None, (
+                    "rejected", index, missing,
+                    f"<Invoice> #{index} has no {LABELS[missing]}, so it cannot be "
+                    f"attributed to an invoice; fix it in Stampli and export again"))
             else:
-                spill.add(None, msgspec.msgpack.encode(("invoice", index, header, lines,
-                                                        problems)))
+                spill.add(None, ("invoice", index, header, lines, problems))
         groups = spill.groups()
         try:
             for group in groups:
-                record = msgspec.msgpack.decode(group[0])
+                record = group[0]
                 if record[0] == "rejected":
                     _kind, index, name, message = record
                     yield RejectedRow(line=index, field=name, message=message)
