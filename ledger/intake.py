@@ -9,17 +9,18 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
+from uuid import UUID
 
 import msgspec
 
 from ledger.app import Ledger, iter_chunks
 from ledger.files import ExportFile
 from ledger.invoice import Invoice
-from ledger.model import (ParsedInvoice, RejectedRow, VendorRecord, content_hash,
-                          invoice_to_data, vendor_stream_id)
+from ledger.model import (ParsedInvoice, RejectedRow, VendorRecord, invoice_data_and_hash,
+                          vendor_stream_id)
 from ledger.vendor import Vendor
 
-BATCH_SIZE = 500
+BATCH_SIZE = 2000                      # invoices per transaction: each commit is an fsync
 MAX_REJECTED_ROWS_KEPT = 1000          # on the file's event; the rest are counted
 
 
@@ -33,16 +34,24 @@ def record_invoice_file(ledger: Ledger, export_file: ExportFile,
     pending: list[Any] = []
     for chunk in iter_chunks(items, batch_size):
         pending = []
-        for item in chunk:
-            if isinstance(item, RejectedRow):
+        ids = [None if isinstance(item, RejectedRow) else item.invoice.id for item in chunk]
+        # One query for the whole batch: only invoices already in the ledger are loaded.
+        recorded = ledger.recorded(i for i in ids if i is not None)
+        for item, id in zip(chunk, ids):
+            if id is None:
                 counts["rejected_rows"] += 1
                 if len(rejected) < MAX_REJECTED_ROWS_KEPT:
                     rejected.append({"line": item.line, "field": item.field,
                                      "message": item.message})
                 continue
-            outcome, invoice = _take(ledger, export_file, item, approved)
+            found = ledger.find_invoice(id) if id in recorded else None
+            if found is not None:
+                outcome, invoice = _take(export_file, item, found, approved)
+                pending.append(invoice)
+            else:
+                outcome = "parsed"
+                pending.extend(_new(export_file, item, id, approved))
             counts[outcome] += 1
-            pending.append(invoice)
         ledger.save_all(pending)
     export_file.record_parsed(records=sum(counts.values()) - counts["rejected_rows"],
                               invoices_new=counts["parsed"], duplicates=counts["duplicate"],
@@ -54,20 +63,33 @@ def record_invoice_file(ledger: Ledger, export_file: ExportFile,
             "rejected_rows": counts["rejected_rows"]}
 
 
-def _take(ledger: Ledger, export_file: ExportFile, item: ParsedInvoice,
-          approved: frozenset[str]) -> tuple[str, Invoice]:
+def _new(export_file: ExportFile, item: ParsedInvoice, id: UUID,
+         approved: frozenset[str]) -> list[Invoice.Event]:
+    """The events of an invoice the ledger does not hold yet: what _take records for it,
+    without building the aggregate (see Invoice.discovered_events)."""
     canonical = item.invoice
-    invoice = ledger.find_invoice(canonical.id)
-    if invoice is None:
-        invoice = Invoice.discover(
-            canonical.id, company=canonical.company, vendor_id=canonical.vendor_id,
-            document_type=canonical.document_type, invoice_number=canonical.invoice_number,
-            file_name=export_file.name, file_sha256=export_file.sha256,
-            locations=list(item.locations))
-    violations = [{"rule": v.rule, "field": v.field, "message": v.message, "line": v.line}
-                  for v in item.violations]
+    data, digest = invoice_data_and_hash(canonical)
+    return Invoice.discovered_events(
+        id, company=canonical.company, vendor_id=canonical.vendor_id,
+        document_type=canonical.document_type, invoice_number=canonical.invoice_number,
+        file_name=export_file.name, file_sha256=export_file.sha256,
+        locations=list(item.locations), invoice=data, content_hash=digest,
+        violations=_violations(item), approved=canonical.approval_status in approved)
+
+
+def _violations(item: ParsedInvoice) -> list[dict[str, Any]]:
+    return [{"rule": v.rule, "field": v.field, "message": v.message, "line": v.line}
+            for v in item.violations]
+
+
+def _take(export_file: ExportFile, item: ParsedInvoice, invoice: Invoice,
+          approved: frozenset[str]) -> tuple[str, Invoice]:
+    """What one parsed invoice adds to the stream of an invoice already recorded."""
+    canonical = item.invoice
+    violations = _violations(item)
+    data, digest = invoice_data_and_hash(canonical)
     outcome = invoice.take_content(
-        invoice_to_data(canonical), content_hash(canonical), violations,
+        data, digest, violations,
         file_name=export_file.name, file_sha256=export_file.sha256,
         locations=list(item.locations), approved=canonical.approval_status in approved)
     return outcome, invoice

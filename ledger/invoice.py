@@ -10,6 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
+from eventsourcing.utils import get_topic
 
 from ledger import __version__
 from ledger.status import AMENDABLE, STAGE_OF_STATE, empty_row, transition
@@ -178,6 +179,42 @@ class Invoice(Aggregate):
                            file_name=file_name, file_sha256=file_sha256,
                            locations=list(locations), connector_version=__version__)
 
+    @classmethod
+    def discovered_events(cls, id: UUID, *, company: str, vendor_id: str, document_type: str,
+                          invoice_number: str, file_name: str, file_sha256: str,
+                          locations: list[int], invoice: dict[str, Any], content_hash: str,
+                          violations: list[dict[str, Any]], approved: bool) -> list[Event]:
+        """The events that `discover(...)` then `take_content(...)` record for an invoice the
+        ledger does not hold yet (outcome "parsed"), built without the aggregate.
+
+        Intake fast path: building the aggregate (eventsourcing's create/trigger/mutate
+        machinery, and the status row folded per event) costs more than storing the events,
+        and intake records most invoices of a new export this way. The events are the same
+        classes with the same fields; tests/ledger/test_intake_fast_path.py holds the two
+        paths equal for every branch of take_content a new invoice can take."""
+        now = cls.Event.create_timestamp
+        events: list[Invoice.Event] = [
+            cls.Discovered(originator_id=id, originator_version=1, timestamp=now(),
+                           originator_topic=_TOPIC, connector_version=__version__,
+                           company=company, vendor_id=vendor_id, document_type=document_type,
+                           invoice_number=invoice_number, file_name=file_name,
+                           file_sha256=file_sha256, locations=list(locations)),
+            cls.Parsed(originator_id=id, originator_version=2, timestamp=now(),
+                       connector_version=__version__, invoice=invoice,
+                       content_hash=content_hash, violations=violations, file_name=file_name,
+                       file_sha256=file_sha256)]
+        if violations:      # as take_content -> fail("parse", "data", ..., code="RULES")
+            events.append(cls.Failed(
+                originator_id=id, originator_version=3, timestamp=now(),
+                connector_version=__version__, stage="parse", kind="data", code="RULES",
+                message=_violations_message(violations), attempt=1, next_retry_at=None,
+                exchanges=[]))
+        elif not approved:
+            events.append(cls.AwaitingApproval(
+                originator_id=id, originator_version=3, timestamp=now(),
+                connector_version=__version__, approval_status=invoice["approval_status"]))
+        return events
+
     def _record(self, event_class: type[Event], **data: Any) -> None:
         self.trigger_event(event_class, connector_version=__version__, **data)
 
@@ -259,6 +296,9 @@ class Invoice(Aggregate):
     @property
     def ref(self) -> str:
         return f"{self.row['vendor_id']}/{self.row['invoice_number']}"
+
+
+_TOPIC = get_topic(Invoice)
 
 
 def _violations_message(violations: list[dict[str, Any]]) -> str:

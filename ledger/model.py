@@ -34,8 +34,23 @@ def invoice_identity(company: str, vendor_id: str, document_type: str, invoice_n
 
 
 def invoice_id(company: str, vendor_id: str, document_type: str, invoice_number: str) -> uuid.UUID:
-    return uuid.uuid5(INVOICE_NAMESPACE,
-                      invoice_identity(company, vendor_id, document_type, invoice_number))
+    return _uuid5(_INVOICE_NAMESPACE_BYTES,
+                  invoice_identity(company, vendor_id, document_type, invoice_number))
+
+
+_INVOICE_NAMESPACE_BYTES = INVOICE_NAMESPACE.bytes
+_VERSION_5 = (~((0xC000 << 48) | (0xF000 << 64)), (0x8000 << 48) | (5 << 76))
+
+
+def _uuid5(namespace: bytes, name: str) -> uuid.UUID:
+    """uuid.uuid5, without UUID.__init__'s argument checks (half its cost; intake computes
+    one per invoice). Same bytes: SHA-1 of namespace + UTF-8 name, version 5, RFC 4122."""
+    digest = hashlib.sha1(namespace + name.encode("utf-8")).digest()
+    clear, set_bits = _VERSION_5
+    value = object.__new__(uuid.UUID)
+    object.__setattr__(value, "int", int.from_bytes(digest[:16], "big") & clear | set_bits)
+    object.__setattr__(value, "is_safe", uuid.SafeUUID.unknown)
+    return value
 
 
 def export_file_id(path: str, sha256: str) -> uuid.UUID:
@@ -108,6 +123,17 @@ _encoder = msgspec.json.Encoder(decimal_format="string", order="sorted")
 def invoice_to_data(invoice: CanonicalInvoice) -> dict:
     """JSON-native form for the ledger: decimals as strings."""
     return msgspec.to_builtins(invoice, order="sorted")
+
+
+def invoice_data_and_hash(invoice: CanonicalInvoice) -> tuple[dict, str]:
+    """(invoice_to_data(invoice), content_hash(invoice)) for the price of one conversion:
+    the hash encodes the data with exported_at and the source lines blanked, which gives the
+    same JSON bytes as encoding the blanked struct (the encoder sorts dict keys as it sorts
+    struct fields, and writes decimals as the same strings to_builtins makes)."""
+    data = msgspec.to_builtins(invoice, order="sorted")
+    stripped = dict(data, exported_at="",
+                    lines=[dict(line, source_line=0) for line in data["lines"]])
+    return data, hashlib.sha256(_encoder.encode(stripped)).hexdigest()
 
 
 def invoice_from_data(data: dict) -> CanonicalInvoice:

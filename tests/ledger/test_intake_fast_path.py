@@ -1,0 +1,68 @@
+"""Intake records a new invoice without building its aggregate (Invoice.discovered_events);
+the events must be exactly those discover() + take_content() record, on every branch."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from ledger.app import Ledger
+from ledger.intake import record_invoice_file
+from ledger.invoice import Invoice
+from ledger.model import RuleViolation, content_hash, invoice_data_and_hash, invoice_to_data
+from tests.builders import export_file, invoice, parsed
+
+VIOLATIONS = [{"rule": "lines_sum_net", "field": "invoice_net", "message": "m", "line": 0},
+              {"rule": "required", "field": "gl_account", "message": "empty", "line": 3}]
+
+
+def _state(event: Invoice.Event) -> dict:
+    return {k: v for k, v in vars(event).items() if k != "timestamp"}
+
+
+@pytest.mark.parametrize("violations,approved", [([], True), ([], False), (VIOLATIONS, True),
+                                                 (VIOLATIONS, False)])
+def test_fast_path_events_equal_the_aggregate_path(violations, approved):
+    id = uuid.uuid4()
+    data = invoice_to_data(invoice(approval="Approved" if approved else "Pending"))
+    source = dict(file_name="f.csv", file_sha256="abc")
+    aggregate = Invoice.discover(id, company="10", vendor_id="V1", document_type="Invoice",
+                                 invoice_number="N1", locations=[4, 9], **source)
+    outcome = aggregate.take_content(data, "h", violations, locations=[4, 9],
+                                     approved=approved, **source)
+    expected = aggregate.collect_events()
+    fast = Invoice.discovered_events(id, company="10", vendor_id="V1", document_type="Invoice",
+                                     invoice_number="N1", locations=[4, 9], invoice=data,
+                                     content_hash="h", violations=violations,
+                                     approved=approved, **source)
+    assert outcome == "parsed"
+    assert [type(e) for e in fast] == [type(e) for e in expected]
+    assert [list(vars(e)) for e in fast] == [list(vars(e)) for e in expected]  # stored order
+    assert [_state(e) for e in fast] == [_state(e) for e in expected]
+
+
+def test_new_and_known_invoices_in_one_batch(tmp_path):
+    ledger = Ledger(f"sqlite:///{tmp_path}/l.db")
+    try:
+        record_invoice_file(ledger, export_file("a.csv"), [parsed(invoice("A"))], ["Approved"])
+        changed = invoice("A", lines=(("6100", "CC210", "90.00", "8.00"),))
+        summary = record_invoice_file(ledger, export_file("b.csv"), [
+            parsed(invoice("B")), parsed(changed), parsed(invoice("C"),
+                                                          RuleViolation(rule="r", field="f",
+                                                                        message="m"))],
+            ["Approved"])
+        assert (summary["invoices_new"], summary["amendments"]) == (2, 1)
+        assert [e["type"] for e in ledger.history(invoice("C").id)] == [
+            "Discovered", "Parsed", "Failed"]
+        assert ledger.invoice(invoice("A").id).state == "parsed"
+        assert ledger.invoice(invoice("B").id).version == 2
+    finally:
+        ledger.close()
+
+
+def test_data_and_hash_in_one_go_equal_the_two_functions():
+    for inv in (invoice(), invoice("X 1", currency="JPY", lines=(("6100", "CC", "1E+2", "0"),)),
+                invoice("é\u2028\x1f\"\\😀", lines=(("a", "b", "-0.000", "0E-8"),) * 3)):
+        data, digest = invoice_data_and_hash(inv)
+        assert data == invoice_to_data(inv) and list(data) == list(invoice_to_data(inv))
+        assert digest == content_hash(inv)
