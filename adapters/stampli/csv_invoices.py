@@ -14,11 +14,13 @@ RejectedRow. Every other problem is a RuleViolation on its invoice.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from operator import itemgetter
 from pathlib import Path
+from typing import Any
 
 from adapters.settings import InvoiceFileSettings
+from adapters.stampli import worker
 from adapters.stampli.csvfile import CsvExport
 from adapters.stampli.rules import Context, Row, build_invoice
 from adapters.stampli.spill import Spill
@@ -46,29 +48,41 @@ def read_csv_invoices(path: Path, settings: InvoiceFileSettings, *, default_comp
             template = export.template
             assert template is not None
             _spill_rows(export, template, settings.delimiter, spill, default_company, companies)
-        # ---- pass 2: one invoice at a time, first-seen order
-        fields = tuple(template.index)
-        contexts: dict[str, Context] = {}
+        # ---- pass 2: one invoice at a time, first-seen order; in a worker process when
+        # the file is large and there is a core to spare (see worker.py)
+        fields, labels = tuple(template.index), template.labels
+        if worker.worth_it(spill.count):
+            yield from worker.pass_2(spill, fields, labels, formats, default_company, companies)
+            return
         groups = spill.groups()
         try:
-            for group in groups:
-                if group[0][0] == "rejected":
-                    _kind, line, name, message = group[0]
-                    yield RejectedRow(line=line, field=name, message=message)
-                    continue
-                rows = [Row(line, dict(zip(fields, vals)),
-                            [("row_shape", "", shape)] if shape else [])
-                        for _kind, line, vals, shape in group]
-                company = company_of(rows[0].get("company_id"), default_company, companies)
-                context = contexts.get(company)
-                if context is None:
-                    context = contexts[company] = Context(company=company, formats=formats,
-                                                          labels=template.labels)
-                yield build_invoice(rows, rows, context, [row.line for row in rows])
+            yield from build_groups(groups, fields, labels, formats, default_company,
+                                    companies)
         finally:
             groups.close()
     finally:
         spill.close()
+
+
+def build_groups(groups: Iterable[list[Any]], fields: tuple[str, ...], labels: dict[str, str],
+                 formats: Formats, default_company: str, companies: dict[str, str]
+                 ) -> Iterator[ParsedInvoice | RejectedRow]:
+    """Pass 2: each spilled group (the rows of one invoice, or one unattributable row)
+    becomes a ParsedInvoice or a RejectedRow."""
+    contexts: dict[str, Context] = {}
+    for group in groups:
+        if group[0][0] == "rejected":
+            _kind, line, name, message = group[0]
+            yield RejectedRow(line=line, field=name, message=message)
+            continue
+        rows = [Row(line, dict(zip(fields, vals)), [("row_shape", "", shape)] if shape else [])
+                for _kind, line, vals, shape in group]
+        company = company_of(rows[0].get("company_id"), default_company, companies)
+        context = contexts.get(company)
+        if context is None:
+            context = contexts[company] = Context(company=company, formats=formats,
+                                                  labels=labels)
+        yield build_invoice(rows, rows, context, [row.line for row in rows])
 
 
 def _spill_rows(export: CsvExport, template: Template, delimiter: str, spill: Spill,

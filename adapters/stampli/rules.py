@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import repeat
+from operator import is_not
 
 from adapters.stampli.values import Formats, ValueProblem, line_number
 from ledger.model import (DOCUMENT_TYPES, CanonicalInvoice, InvoiceLine, ParsedInvoice,
@@ -220,14 +222,14 @@ class _Builder:
                           f"within an invoice")
             seen.setdefault(ln.line_number, ln.source_line)
         nets = [ln.net for ln in lines]
-        if lines and net is not None and None not in nets:
+        if lines and net is not None and _all_set(nets):
             line_sum = sum(nets, Decimal("0"))
             if line_sum != net:
                 self.flag("lines_sum_net", "invoice_net", 0,
                           f"{label('invoice_net')} is {net} but the {label('line_net')} of "
                           f"{_where(lines)} sum to {line_sum}; they must be equal")
         taxes = [ln.tax for ln in lines]
-        if lines and tax is not None and None not in taxes:
+        if lines and tax is not None and _all_set(taxes):
             tax_sum = sum(taxes, Decimal("0"))
             if tax_sum != tax:
                 self.flag("lines_sum_tax", "invoice_tax", 0,
@@ -243,6 +245,12 @@ class _Builder:
         if total is not None and doc_type == "CreditNote" and total >= 0:
             self.flag("total_sign", "invoice_total", 0,
                       f"{label('invoice_total')} of a CreditNote must be negative, got {total}")
+
+
+def _all_set(amounts: list[Decimal | None]) -> bool:
+    """`None not in amounts` without comparing None to each Decimal (Decimal.__eq__ then
+    runs an ABC isinstance check: microseconds per invoice)."""
+    return all(map(is_not, amounts, repeat(None)))
 
 
 def _where(lines: Sequence[InvoiceLine]) -> str:

@@ -34,7 +34,7 @@ _decode = msgspec.msgpack.Decoder().decode
 class Spill:
     def __init__(self) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="ml-connector-stampli-")
-        self._db = sqlite3.connect(Path(self._dir.name) / "spill.db", isolation_level=None)
+        self._db = sqlite3.connect(self.path, isolation_level=None)
         # A scratch file: no journal, no fsync; a crash just loses the temp file.
         self._db.executescript("""
             PRAGMA journal_mode = OFF;
@@ -53,6 +53,7 @@ class Spill:
         self._run: list[Any] = []
         self._last = 0                 # highest ordinal stored so far
         self._in_order = True          # every stored row's ordinal >= the one before it
+        self._sealed = False
         self.count = 0
 
     def add(self, key: str | None, record: Any) -> None:
@@ -70,24 +71,25 @@ class Spill:
 
     def groups(self) -> Iterator[list[Any]]:
         """Every group's records in insertion order, groups in first-seen order."""
-        self._end_run()
-        self._flush()
-        self._db.execute("COMMIT")
-        if self._in_order:
-            query = "SELECT ord, data FROM items ORDER BY seq"
-        else:
-            self._db.execute("CREATE INDEX items_by_group ON items (ord, seq)")
-            query = "SELECT ord, data FROM items ORDER BY ord, seq"
-        current: int | None = None
-        group: list[Any] = []
-        for ordinal, data in self._db.execute(query):
-            if ordinal != current and group:
-                yield group
-                group = []
-            current = ordinal
-            group.extend(_decode(data))
-        if group:
-            yield group
+        self.seal()
+        return read_groups(self._db, self._in_order)
+
+    def seal(self) -> tuple[Path, bool]:
+        """End pass 1: everything stored and committed, so another connection (pass 2 in a
+        worker process) can read the groups. Returns (database file, in_order) for
+        read_groups."""
+        if not self._sealed:
+            self._end_run()
+            self._flush()
+            self._db.execute("COMMIT")
+            if not self._in_order:
+                self._db.execute("CREATE INDEX items_by_group ON items (ord, seq)")
+            self._sealed = True
+        return self.path, self._in_order
+
+    @property
+    def path(self) -> Path:
+        return Path(self._dir.name) / "spill.db"
 
     def close(self) -> None:
         try:
@@ -136,3 +138,19 @@ class Spill:
             self._db.executemany("INSERT INTO items (ord, data) VALUES (?, ?)", self._batch)
             self._batch.clear()
             self._batch_bytes = 0
+
+
+def read_groups(db: sqlite3.Connection, in_order: bool) -> Iterator[list[Any]]:
+    """The records of a sealed spill grouped by key, groups in first-seen order."""
+    query = ("SELECT ord, data FROM items ORDER BY seq" if in_order
+             else "SELECT ord, data FROM items ORDER BY ord, seq")
+    current: int | None = None
+    group: list[Any] = []
+    for ordinal, data in db.execute(query):
+        if ordinal != current and group:
+            yield group
+            group = []
+        current = ordinal
+        group.extend(_decode(data))
+    if group:
+        yield group

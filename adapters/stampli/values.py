@@ -52,6 +52,11 @@ class Formats:
         whole = rf"(?:\d{{1,3}}(?:{t}\d{{3}})+|\d+)" if self.thousands_separator else r"\d+"
         return re.compile(rf"[+-]?{whole}(?:{d}(\d+))?", re.ASCII)
 
+    @cached_property
+    def _plain(self) -> bool:
+        """Amounts are written as Decimal() reads them once the pattern matched."""
+        return not self.thousands_separator and self.decimal_separator == "."
+
     def describe_amount(self) -> str:
         thousands = (f"{self.thousands_separator!r} between thousands"
                      if self.thousands_separator else "no thousands separator")
@@ -81,11 +86,10 @@ class Formats:
         """
         raw = text.strip()
         match = self._amount.fullmatch(raw)
-        if match is None or len(raw) > MAX_DIGITS or self.thousands_separator \
-                or self.decimal_separator != ".":
-            value = self.money(raw)    # the general path; raises with the exact message
-        else:                          # [sign]digits[.digits], at most MAX_DIGITS digits
-            value = Decimal(raw)
+        if match is not None and self._plain and len(raw) <= MAX_DIGITS:
+            fraction = match.group(1)  # [sign]digits[.digits], at most MAX_DIGITS digits
+            return Decimal(raw), len(fraction.rstrip("0")) if fraction else 0
+        value = self.money(raw)        # the general path; raises with the exact message
         fraction = match.group(1) if match is not None else None
         return value, len(fraction.rstrip("0")) if fraction else 0
 
