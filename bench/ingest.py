@@ -78,7 +78,10 @@ def diagnose(work: Path, url_of: Any, invoices: int) -> list[str]:
              f"{(total_s - parse_s) * per:,.0f} us; parsing alone exceeds the "
              f"{1e6 / TARGET:,.0f} us the target allows"]
     _, spots = hot_spots(lambda: timed_ingest(url_of("profile"), path, name))
-    return notes + ["pyinstrument, ingest of the same subset:"] + spots
+    return notes + ["pyinstrument, ingest of the same subset (this process only: on large "
+                    "files the reader may run pass 2 in a worker process, "
+                    "adapters/stampli/worker.py, so these are CPU costs, not the 100k file's "
+                    "wall time):"] + spots
 
 
 def sqlite_figures(opts: Any) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import threading
@@ -47,10 +48,20 @@ def child(path: Path, folder: Path) -> dict[str, Any]:
     done = threading.Event()
     started = time.perf_counter()
 
+    def tree_rss() -> float:
+        # The reader may run pass 2 in a worker process (adapters/stampli/worker.py): what
+        # the ingest holds is this process and its children together.
+        total = me.memory_info().rss
+        for kid in me.children(recursive=True):
+            try:
+                total += kid.memory_info().rss
+            except psutil.Error:
+                pass                    # ended between the listing and the look
+        return total / 2**20
+
     def sample() -> None:
         while not done.wait(0.2):
-            samples.append((time.perf_counter() - started, me.memory_info().rss / 2**20,
-                            consumed[0]))
+            samples.append((time.perf_counter() - started, tree_rss(), consumed[0]))
 
     def counting(items: Any) -> Any:
         for item in items:
@@ -68,7 +79,10 @@ def child(path: Path, folder: Path) -> dict[str, Any]:
     sampler.join()
     ledger.close()
     first = next((t for t, _, n in samples if n > 0), seconds)
-    return {"peak_rss_mb": peak_rss_mb(), "seconds": seconds, "pass1_seconds": first,
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"peak_rss_mb": peak_rss_mb(), "children_peak_mb": kids,
+            "sampled_peak_mb": max((s[1] for s in samples), default=0.0),
+            "seconds": seconds, "pass1_seconds": first,
             "invoices": summary["invoices_new"], "samples": samples}
 
 
@@ -142,7 +156,9 @@ def main() -> None:
 
 def figure(run: dict[str, Any], size: int, full_bytes: int, invoices: int,
            gen_s: float) -> dict[str, Any]:
-    peak = run["peak_rss_mb"]
+    # Kernel-tracked peaks, no sampling gaps: this process's plus its largest child's is an
+    # upper bound of what they held at once (the sampled sum is in the notes).
+    peak = run["peak_rss_mb"] + run["children_peak_mb"]
     slope = growth_per_invoice(run["samples"])
     full_invoices = int(invoices * full_bytes / size)
     projected = peak + slope * max(full_invoices - run["invoices"], 0)
@@ -151,6 +167,9 @@ def figure(run: dict[str, Any], size: int, full_bytes: int, invoices: int,
     notes = [f"{size / 2**20:,.0f} MiB generated in {gen_s:.1f} s, {run['invoices']:,} invoices "
              f"ingested in {run['seconds']:.1f} s ({per_s:,.0f}/s; pass 1 of the reader, "
              f"before the first invoice: {run['pass1_seconds']:.1f} s)",
+             f"peak RSS: ingesting process {run['peak_rss_mb']:,.0f} MB + largest child "
+             f"(reader worker) {run['children_peak_mb']:,.0f} MB; sampled every 0.2 s, the "
+             f"process tree together peaked at {run['sampled_peak_mb']:,.0f} MB",
              f"RSS growth over the second half of recording: {slope * 1e6:,.1f} MB per "
              f"million invoices"]
     if not whole:
@@ -164,7 +183,7 @@ def figure(run: dict[str, Any], size: int, full_bytes: int, invoices: int,
                   met=(peak if whole else projected) <= TARGET_MB,
                   notes=notes, file_bytes=size, invoices=run["invoices"],
                   seconds=round(run["seconds"], 1), projected_peak_mb=round(projected, 1),
-                  measured_whole_gigabyte=whole, growth_mb_per_million=round(slope * 1e6, 2))
+                  measured_full_size=whole, growth_mb_per_million=round(slope * 1e6, 2))
 
 
 argparse_hidden = "internal: ingest this file and print the measurement"
