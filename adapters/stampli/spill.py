@@ -48,6 +48,7 @@ class Spill:
         self._next = 0
         self._recent: OrderedDict[bytes, int] = OrderedDict()
         self._batch: list[tuple[int, bytes]] = []
+        self._new_keys: list[tuple[bytes, int]] = []    # ordinals given since the last flush
         self._batch_bytes = 0
         self._run_key: str | None = None
         self._run: list[Any] = []
@@ -120,24 +121,47 @@ class Spill:
         if ordinal is not None:
             self._recent.move_to_end(raw)
             return ordinal
-        # Most keys are new: one statement for them, a second only for a key seen long ago.
-        candidate = self._next + 1
-        if self._db.execute("INSERT OR IGNORE INTO groups (key, ord) VALUES (?, ?)",
-                            (raw, candidate)).rowcount:
-            self._next = ordinal = candidate
-        else:
-            ordinal = self._db.execute("SELECT ord FROM groups WHERE key = ?",
-                                       (raw,)).fetchone()[0]
+        # Assume the key is new (nearly always true) and check the whole batch in _flush,
+        # with one statement instead of one or two per key.
+        self._next += 1
+        ordinal = self._next
+        self._new_keys.append((raw, ordinal))
         self._recent[raw] = ordinal
         if len(self._recent) > _RECENT:
             self._recent.popitem(last=False)
         return ordinal
 
     def _flush(self) -> None:
+        if self._new_keys:
+            inserted = self._db.executemany(
+                "INSERT OR IGNORE INTO groups (key, ord) VALUES (?, ?)", self._new_keys).rowcount
+            if inserted != len(self._new_keys):
+                self._reassign()
+            self._new_keys.clear()
         if self._batch:
             self._db.executemany("INSERT INTO items (ord, data) VALUES (?, ?)", self._batch)
             self._batch.clear()
             self._batch_bytes = 0
+
+    def _reassign(self) -> None:
+        """Some keys of the batch were seen before (long ago, or earlier in the batch): their
+        rows, all still in the batch, take the ordinal the key got first."""
+        first_of: dict[bytes, int] = {}
+        for start in range(0, len(self._new_keys), 500):
+            keys = [raw for raw, _ in self._new_keys[start:start + 500]]
+            first_of.update(self._db.execute(
+                f"SELECT key, ord FROM groups WHERE key IN ({','.join('?' * len(keys))})", keys))
+        moved: dict[int, int] = {}
+        for raw, ordinal in self._new_keys:
+            first = first_of[raw]
+            if first != ordinal:
+                moved[ordinal] = first
+                if self._recent.get(raw) == ordinal:
+                    self._recent[raw] = first
+        if moved:
+            self._in_order = False
+            self._batch[:] = [(moved.get(ordinal, ordinal), data)
+                              for ordinal, data in self._batch]
 
 
 def read_groups(db: sqlite3.Connection, in_order: bool) -> Iterator[list[Any]]:
