@@ -30,7 +30,7 @@ FIGURES: dict[str, list[str]] = {
     "rebuild": ["bench.rebuild"],
     "memory": ["bench.memory"],
 }
-RESERVE = 20.0                         # seconds kept for the memory figure's generation etc.
+RESERVE = 15.0                         # seconds for starting the last process, the table
 
 
 def run_figure(name: str, opts: argparse.Namespace, extra: list[str]) -> list[dict[str, Any]]:
@@ -99,7 +99,7 @@ def main() -> None:
     parser.add_argument("--only", action="append", default=[],
                         help=f"run only these ({', '.join(FIGURES)}); repeat or comma-separate")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
-    parser.add_argument("--budget", type=float, default=600.0,
+    parser.add_argument("--budget", type=float, default=570.0,
                         help="seconds the whole run should take (sizes the memory figure)")
     parser.add_argument("--profile", choices=("auto", "always", "never"), default="auto")
     parser.add_argument("--work", type=Path, default=WORK)
@@ -121,10 +121,7 @@ def main() -> None:
             extra: list[str] = []
             if name == "memory":
                 elapsed = time.perf_counter() - started
-                extra = ["--budget", f"{max(60.0, opts.budget - elapsed - RESERVE):.0f}"]
-                ingest = next((r for r in rows if r["figure"].startswith("ingest rate")), None)
-                if ingest and ingest["value"]:
-                    extra += ["--rate", str(ingest["value"])]
+                extra = ["--budget", f"{max(90.0, opts.budget - elapsed - RESERVE):.0f}"]
             rows.extend(run_figure(name, opts, extra))
     finally:
         if not opts.keep_work:
@@ -138,8 +135,10 @@ def main() -> None:
     opts.results.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print()
     print(table(rows))
+    where = opts.results.relative_to(ROOT) if opts.results.is_relative_to(ROOT) \
+        else opts.results
     print(f"\n{CORES} cores, Python {platform.python_version()}; {seconds / 60:.1f} min; "
-          f"written to {opts.results.relative_to(ROOT) if opts.results.is_relative_to(ROOT) else opts.results}")
+          f"written to {where}")
     for r in rows:
         if r["notes"]:
             print(f"\n{r['figure']}:")

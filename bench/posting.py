@@ -123,7 +123,7 @@ def run_plan(work: Path, where: str, invoices: int, *, naive: bool) -> dict[str,
 
 def figures(batched: dict[str, Any], naive: dict[str, Any], invoices: int,
             naive_invoices: int, where: str) -> list[dict[str, Any]]:
-    where_note = (f"emulator in its own process (`python -m sandbox.ifs`)" if where == "process"
+    where_note = ("emulator in its own process (`python -m sandbox.ifs`)" if where == "process"
                   else "emulator in a thread of the bench process (shares its GIL)")
     common = [f"{invoices:,} generated invoices (1-5 lines, 5% credit notes, USD/EUR/JPY, "
               f"{VENDORS} vendors); budget {BUDGET[0]} req / {BUDGET[1]:g} s = "

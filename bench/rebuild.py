@@ -19,7 +19,6 @@ import random
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import orjson
 from eventsourcing.persistence import StoredEvent
