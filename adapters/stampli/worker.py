@@ -9,16 +9,17 @@ process records the ones before. The output is the in-process pass 2's, item for
 
 The worker is a plain `python -m adapters.stampli.worker` child: no fork of a process whose
 other threads may hold locks (SQLite's among them), no re-import of the caller's __main__. It
-is killed when the reader is closed early. If it cannot be started, pass 2 runs here.
+is killed when the reader is closed early. If it cannot be started, or stops before its first
+batch, pass 2 runs here (a warning is logged); if it stops later, that is an error.
 """
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +40,7 @@ _COMMAND = ("-m", "adapters.stampli.worker")
 _Batch = tuple[list[ParsedInvoice], list[tuple[int, RejectedRow]]]
 _encode = msgspec.msgpack.Encoder().encode
 _decode_batch = msgspec.msgpack.Decoder(_Batch).decode
+log = logging.getLogger(__name__)
 
 
 def worth_it(rows: int) -> bool:
@@ -48,56 +50,79 @@ def worth_it(rows: int) -> bool:
 def pass_2(spill: Spill, fields: tuple[str, ...], labels: dict[str, str], formats: Formats,
            default_company: str, companies: dict[str, str]
            ) -> Iterator[ParsedInvoice | RejectedRow]:
-    """What build_groups(spill.groups(), ...) yields, computed by a worker process."""
+    """What build_groups(spill.groups(), ...) yields, computed by a worker process; here when
+    no worker can be started or it fails before its first batch (nothing yielded yet)."""
     path, in_order = spill.seal()
     job = _encode({"spill": str(path), "in_order": in_order, "fields": list(fields),
                    "labels": labels, "default_company": default_company,
                    "companies": companies,
                    "formats": [formats.decimal_separator, formats.thousands_separator,
                                formats.date_format, formats.config_key]})
-    with tempfile.TemporaryFile() as errors:
+    try:
+        yield from _from_worker(job, path.parent / "worker-errors.txt")
+    except _NoStart as exc:
+        from adapters.stampli.csv_invoices import build_groups
+
+        log.warning("Stampli pass 2 runs in this process: %s", exc)
+        groups = spill.groups()
         try:
-            process = subprocess.Popen([sys.executable, *_COMMAND], stdin=subprocess.PIPE,
-                                       stdout=subprocess.PIPE, stderr=errors, env=_env())
-        except OSError:
-            from adapters.stampli.csv_invoices import build_groups
-            groups = spill.groups()
-            try:
-                yield from build_groups(groups, fields, labels, formats, default_company,
-                                        companies)
-            finally:
-                groups.close()
-            return
-        assert process.stdin is not None and process.stdout is not None
-        frames = _Frames(process.stdout)
-        try:
-            try:
-                process.stdin.write(job)
-                process.stdin.close()
-            except BrokenPipeError:
-                pass                   # it died at start: reported below, with its stderr
-            done = False
-            for frame in frames:
-                if frame == _DONE:
-                    done = True
-                    break
-                invoices, rejected = _decode_batch(frame)
-                items: list[Any] = list(invoices)
-                for position, row in rejected:
-                    items.insert(position, row)
-                yield from items
-            code = process.wait()
-            if not done or code:
-                errors.seek(0)
-                detail = errors.read()[-4000:].decode("utf-8", "replace").strip()
-                raise RuntimeError(f"the Stampli pass-2 worker stopped (exit code {code}) "
-                                   f"before it was done: {detail or 'no message'}")
+            yield from build_groups(groups, fields, labels, formats, default_company,
+                                    companies)
         finally:
-            if process.poll() is None:
-                process.kill()
-            frames.stop()
-            process.wait()
-            process.stdout.close()
+            groups.close()
+
+
+class _NoStart(Exception):
+    """The worker could not start, or stopped before sending anything."""
+
+
+def _from_worker(job: bytes, errors_path: Path) -> Iterator[ParsedInvoice | RejectedRow]:
+    try:
+        # Its stderr goes to a file beside the spill (a pipe could fill up and stall it).
+        errors = open(errors_path, "w+b")   # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise _NoStart(f"no file for its messages: {exc}") from None
+    try:
+        process = subprocess.Popen([sys.executable, *_COMMAND], stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=errors, env=_env())
+    except OSError as exc:
+        errors.close()
+        raise _NoStart(f"cannot start {sys.executable}: {exc}") from None
+    assert process.stdin is not None and process.stdout is not None
+    frames = _Frames(process.stdout)
+    received = done = False
+    try:
+        try:
+            process.stdin.write(job)
+            process.stdin.close()
+        except BrokenPipeError:
+            pass                       # it died at start: reported below, with its stderr
+        for frame in frames:
+            received = True
+            if frame == _DONE:
+                done = True
+                break
+            invoices, rejected = _decode_batch(frame)
+            items: list[Any] = list(invoices)
+            for position, row in rejected:
+                items.insert(position, row)
+            yield from items
+        code = process.wait()
+        if not done or code:
+            errors.seek(0)
+            detail = errors.read()[-4000:].decode("utf-8", "replace").strip()
+            message = (f"the Stampli pass-2 worker stopped (exit code {code}) before it was "
+                       f"done: {detail or 'no message'}")
+            if not received:
+                raise _NoStart(message)
+            raise RuntimeError(message)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        frames.stop()
+        process.wait()
+        process.stdout.close()
+        errors.close()
 
 
 class _Frames:
@@ -165,7 +190,7 @@ def main() -> None:
     from adapters.stampli.csv_invoices import build_groups
 
     job = msgspec.msgpack.decode(sys.stdin.buffer.read())
-    db = sqlite3.connect(job["spill"], isolation_level=None)
+    db = sqlite3.connect(Path(job["spill"]).as_uri() + "?mode=ro", uri=True)
     out = sys.stdout.buffer
     invoices: list[ParsedInvoice] = []
     rejected: list[tuple[int, RejectedRow]] = []

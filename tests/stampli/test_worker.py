@@ -69,11 +69,31 @@ def test_early_close_stops_the_worker_and_removes_the_spill(tmp_path, monkeypatc
     assert list(folder.iterdir()) == []
 
 
-def test_a_worker_that_dies_is_an_error(tmp_path, monkeypatch, in_worker):
-    monkeypatch.setattr(worker, "_COMMAND", ("-c", "import sys; print('boom', file=sys.stderr);"
-                                                   " sys.exit(3)"))
+def test_a_worker_that_dies_before_its_first_batch_means_pass_2_here(tmp_path, monkeypatch,
+                                                                    in_worker):
+    path = write(tmp_path, "invoices_a.csv", csv_text(mixed_rows(10)))
+    monkeypatch.setattr(worker, "PARALLEL_ROWS", 10**9)
+    here = list(read(path))
+    monkeypatch.setattr(worker, "PARALLEL_ROWS", 0)
+    monkeypatch.setattr(worker, "_COMMAND", ("-c", "import sys; sys.exit(3)"))
+    assert list(read(path)) == here
+
+
+def test_a_worker_that_dies_later_is_an_error(tmp_path, monkeypatch, in_worker):
+    one_batch_then_exit = (
+        "import sys, adapters.stampli.worker as w\n"
+        "send = w._send\n"
+        "def first_only(out, frame):\n"
+        "    send(out, frame); out.flush(); print('boom', file=sys.stderr); sys.exit(3)\n"
+        "w._send = first_only\n"
+        "w.main()\n")
+    monkeypatch.setattr(worker, "_COMMAND", ("-c", one_batch_then_exit))
+    items = read(write(tmp_path, "invoices_a.csv", csv_text(mixed_rows(1200))))
+    got = []
     with pytest.raises(RuntimeError, match="exit code 3.*boom"):
-        list(read(write(tmp_path, "invoices_a.csv", csv_text(mixed_rows(10)))))
+        for item in items:
+            got.append(item)
+    assert len(got) == worker._BATCH
 
 
 def test_no_interpreter_to_start_means_pass_2_here(tmp_path, monkeypatch, in_worker):
