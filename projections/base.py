@@ -43,6 +43,9 @@ class Projection:
     def apply(self, cur: Cursor, events: list[LedgerEvent]) -> None:  # pragma: no cover
         raise NotImplementedError
 
+    def forget(self) -> None:
+        """Drop anything held in memory: the tables changed under this process."""
+
 
 def select_in(cur: Cursor, sql_prefix: str, keys: Sequence[Any], chunk: int = 500) -> list[tuple]:
     """`SELECT ... WHERE key IN (...)` in chunks that stay under parameter limits."""

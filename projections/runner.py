@@ -18,6 +18,7 @@ from projections.status import StatusProjection
 from projections.store import Cursor, ViewStore, open_view_store
 
 POSITIONS = "mlc_projection_position"
+REBUILD_PAGE = 10_000    # fewer, larger transactions when replaying the whole log
 Progress = Callable[[int, int], None]
 
 
@@ -26,12 +27,15 @@ def default_projections() -> list[Projection]:
 
 
 def decode_notifications(notifications: Sequence) -> list[LedgerEvent]:
+    """Notifications (the library's objects, or Ledger.notification_rows tuples) as events."""
     events = []
     for n in notifications:
-        data = upcast(n.topic, decode_state(n.state))
-        events.append(LedgerEvent(n.id, str(n.originator_id), n.originator_version, n.topic,
-                                  event_type(n.topic), data, data.get("timestamp", ""),
-                                  n.state))
+        position, stream_id, version, topic, state = (
+            n if isinstance(n, tuple) else
+            (n.id, str(n.originator_id), n.originator_version, n.topic, n.state))
+        data = upcast(topic, decode_state(state))
+        events.append(LedgerEvent(position, stream_id, version, topic, event_type(topic), data,
+                                  data.get("timestamp", ""), state))
     return events
 
 
@@ -43,6 +47,7 @@ class Projector:
         self.projections = projections if projections is not None else default_projections()
         self.page_size = page_size
         self._tables_ready = False
+        self._written: dict[str, int] = {}   # the position this process last committed
 
     def ensure_tables(self) -> None:
         if self._tables_ready:
@@ -70,31 +75,52 @@ class Projector:
         with self.store.transaction() as cur:
             return self._lock_positions(cur)
 
-    def catch_up(self, progress: Progress | None = None) -> int:
+    def catch_up(self, progress: Progress | None = None, page_size: int | None = None) -> int:
         """Apply every event not yet applied. Returns how many notifications were read."""
         self.ensure_tables()
+        page_size = page_size or self.page_size
         total = self.ledger.recorder.max_notification_id() or 0
         applied = 0
         while True:
-            with self.store.transaction() as cur:
-                positions = self._lock_positions(cur)
-                start = min(positions.values(), default=0)
-                page = self.ledger.recorder.select_notifications(
-                    start + 1, self.page_size, inclusive_of_start=True)
-                if not page:
-                    return applied
-                events = decode_notifications(page)
-                last = events[-1].position
-                for projection in self.projections:
-                    mine = [e for e in events
-                            if e.position > positions[projection.name] and projection.wants(e)]
-                    if mine:
-                        projection.apply(cur, mine)
-                    cur.execute(f"UPDATE {POSITIONS} SET position = ? WHERE name = ?",
-                                (last, projection.name))
-            applied += len(events)
-            if progress:
-                progress(last, max(total, last))
+            try:
+                page_done = self._catch_up_page(total, progress, page_size)
+            except BaseException:
+                self._forget_all()
+                raise
+            if page_done is None:
+                return applied
+            applied += page_done
+
+    def _forget_all(self) -> None:
+        self._written = {}
+        for projection in self.projections:
+            projection.forget()
+
+    def _catch_up_page(self, total: int, progress: Progress | None,
+                       page_size: int) -> int | None:
+        """One page of events applied and its position recorded, in one transaction."""
+        with self.store.transaction() as cur:
+            positions = self._lock_positions(cur)
+            for projection in self.projections:
+                if self._written.get(projection.name) != positions[projection.name]:
+                    projection.forget()       # another process wrote the view meanwhile
+            start = min(positions.values(), default=0)
+            page = self.ledger.notification_rows(start + 1, page_size)
+            if not page:
+                return None
+            events = decode_notifications(page)
+            last = events[-1].position
+            for projection in self.projections:
+                mine = [e for e in events
+                        if e.position > positions[projection.name] and projection.wants(e)]
+                if mine:
+                    projection.apply(cur, mine)
+                cur.execute(f"UPDATE {POSITIONS} SET position = ? WHERE name = ?",
+                            (last, projection.name))
+        self._written = {projection.name: last for projection in self.projections}
+        if progress:
+            progress(last, max(total, last))
+        return len(events)
 
     def rebuild(self, from_position: int | None = None, progress: Progress | None = None,
                 include_evidence: bool = False) -> int:
@@ -104,6 +130,7 @@ class Projector:
         accept earlier tampering) unless `include_evidence`, for a chain whose tables were
         lost; from a position it skips what it already chained."""
         self.ensure_tables()
+        self._forget_all()
         with self.store.transaction() as cur:
             positions = self._lock_positions(cur)
             for projection in self.projections:
@@ -117,4 +144,4 @@ class Projector:
                     new = min(positions[projection.name], max(0, from_position - 1))
                 cur.execute(f"UPDATE {POSITIONS} SET position = ? WHERE name = ?",
                             (new, projection.name))
-        return self.catch_up(progress)
+        return self.catch_up(progress, page_size=REBUILD_PAGE)

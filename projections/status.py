@@ -2,6 +2,7 @@
 the Invoice aggregate uses."""
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 from ledger.status import COLUMNS, empty_row, transition
@@ -23,20 +24,38 @@ class StatusProjection(Projection):
         f"CREATE INDEX IF NOT EXISTS {TABLE}_state ON {TABLE} (state, next_retry_at)",
     )
 
+    # Rows recently written, so that the next pages need not read them back (an invoice's
+    # events sit close together in the log). Valid only while this process is the one writing
+    # the view: the runner calls forget() whenever the position moved under it.
+    CACHE_ROWS = 100_000
+
+    def __init__(self) -> None:
+        self._rows: dict[str, dict[str, Any]] = {}
+
+    def forget(self) -> None:
+        self._rows = {}
+
     def apply(self, cur: Cursor, events: list[LedgerEvent]) -> None:
         ids = list(dict.fromkeys(e.stream_id for e in events))
-        rows = {r[0]: dict(zip(COLUMNS, r)) for r in select_in(
-            cur, f"SELECT {', '.join(COLUMNS)} FROM {TABLE} WHERE id IN", ids)}
+        cached = self._rows
+        rows = {i: cached[i] for i in ids if i in cached}
+        missing = [i for i in ids if i not in rows]
+        rows.update((r[0], dict(zip(COLUMNS, r))) for r in select_in(
+            cur, f"SELECT {', '.join(COLUMNS)} FROM {TABLE} WHERE id IN", missing))
         for event in events:
             row = rows.get(event.stream_id) or empty_row(event.stream_id)
             rows[event.stream_id] = transition(row, event.type, event.data, event.version,
                                                event.recorded_at)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c != "id")
-        cur.executemany(
-            f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-            f" ON CONFLICT (id) DO UPDATE SET {updates}",
-            [tuple(row[c] for c in COLUMNS) for row in rows.values()
-             if row["id"] in ids])
+        cur.executemany(_UPSERT, [_as_tuple(row) for row in rows.values()])
+        if len(cached) + len(rows) > self.CACHE_ROWS:
+            cached.clear()
+        cached.update(rows)
+
+
+_as_tuple = operator.itemgetter(*COLUMNS)
+_UPSERT = (f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+           " ON CONFLICT (id) DO UPDATE SET "
+           + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c != "id"))
 
 
 def read_status(cur: Cursor, state: str | None = None) -> list[dict[str, Any]]:
