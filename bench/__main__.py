@@ -11,6 +11,7 @@ runs last and gets what is left of `--budget` (see bench/memory.py).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -102,7 +103,8 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=570.0,
                         help="seconds the whole run should take (sizes the memory figure)")
     parser.add_argument("--profile", choices=("auto", "always", "never"), default="auto")
-    parser.add_argument("--work", type=Path, default=WORK)
+    parser.add_argument("--work", type=Path, default=None,
+                        help="scratch folder (default: a new one under bench/.work/)")
     parser.add_argument("--keep-work", action="store_true")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.json")
     opts = parser.parse_args()
@@ -110,8 +112,10 @@ def main() -> None:
     unknown = set(names) - set(FIGURES)
     if unknown:
         parser.error(f"unknown figure(s) {', '.join(sorted(unknown))}; have {', '.join(FIGURES)}")
-    shutil.rmtree(opts.work, ignore_errors=True)
-    opts.work.mkdir(parents=True)
+    # A folder of its own: another bench run at the same time (a developer measuring one
+    # figure) must not delete this one's files, nor this one theirs.
+    opts.work = opts.work or WORK / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    opts.work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
     try:
@@ -126,6 +130,8 @@ def main() -> None:
     finally:
         if not opts.keep_work:
             shutil.rmtree(opts.work, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                WORK.rmdir()            # only when no other run is using it
     link_baselines(rows)
     seconds = time.perf_counter() - started
     report = {"machine": {"cores": CORES, "python": platform.python_version(),

@@ -8,11 +8,13 @@ of results to FILE; `python -m bench` collects them into one table.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import hashlib
 import json
 import os
 import resource
+import shutil
 import sys
 import time
 import uuid
@@ -42,12 +44,18 @@ def args(description: str, extra: Callable[[argparse.ArgumentParser], None] | No
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", type=Path, help="write the results (JSON list) here")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
-    parser.add_argument("--work", type=Path, default=WORK, help="scratch folder")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="scratch folder (default: a new one, removed at exit)")
     parser.add_argument("--profile", choices=("auto", "always", "never"), default="auto",
                         help="profile a target that is not met (auto), always, or never")
     if extra:
         extra(parser)
-    return parser.parse_args()
+    opts = parser.parse_args()
+    if opts.work is None:               # run on its own, not by `python -m bench`
+        opts.work = WORK / f"{Path(sys.argv[0]).stem}-{os.getpid()}"
+        opts.work.mkdir(parents=True)
+        atexit.register(shutil.rmtree, opts.work, True)
+    return opts
 
 
 def emit(results: list[dict[str, Any]], out: Path | None) -> None:

@@ -30,7 +30,7 @@ from ledger.app import Ledger
 
 TARGET = 75_000                        # events per second
 TEMPLATE_INVOICES = 1000
-PAGE = 2000                            # the Projector's default page size
+PAGE = 2000                            # raw read: the Projector's catch-up page size
 INVOICE_TOPICS = "ml_connector.invoice."
 
 
@@ -106,7 +106,7 @@ def rebuild(ledger: Ledger, from_position: int | None = None) -> int:
     from projections.runner import Projector
     from projections.status import StatusProjection
 
-    projector = Projector(ledger, projections=[StatusProjection()], page_size=PAGE)
+    projector = Projector(ledger, projections=[StatusProjection()])   # its own page sizes
     try:
         return projector.rebuild(from_position)
     finally:
