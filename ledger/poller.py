@@ -137,6 +137,13 @@ class Poller:
             # atomic, and whatever it leaves unfinished the next poll takes up again.
             result.skipped.append({"name": remote.name, "reason": "another worker took it"})
             return
+        except Exception as exc:  # noqa: BLE001 - one file's failure must not stop the others
+            # Not the file's fault (it was readable): nothing is marked done, so the next
+            # poll takes it up again; its whole batches already recorded come out duplicates.
+            result.errors.append(f"{remote.name}: {type(exc).__name__}: {exc}")
+            log.exception("recording %s failed; it is retried next poll", remote.name,
+                          extra={"file": remote.name})
+            return
         result.taken.append(summary)
         await self._archive(export_file)
 

@@ -151,3 +151,23 @@ def test_unreadable_file_is_rejected_whole(tmp_path, outbound):
     assert len(rows) == 5                      # the good files still went through
 
 
+
+
+def test_a_file_that_fails_while_recording_does_not_stop_the_others(tmp_path, outbound,
+                                                                    monkeypatch):
+    from adapters.stampli import configured
+
+    real = configured.ConfiguredReaders.invoices
+
+    def flaky(self, path, name):
+        if name.endswith(".xml"):
+            raise RuntimeError("pass-2 worker died")
+        return real(self, path, name)
+    monkeypatch.setattr(configured.ConfiguredReaders, "invoices", flaky)
+    report, rows = sync(tmp_path, outbound, FakeErp())
+    assert any("pass-2 worker died" in e for e in report.poll["errors"])
+    assert rows[("V00231", "INV-2026-0117")]["state"] == "posted"       # the CSV went through
+    monkeypatch.setattr(configured.ConfiguredReaders, "invoices", real)
+    report, rows = sync(tmp_path, outbound, FakeErp())                   # and the XML is retried
+    assert [t["file"] for t in report.poll["taken"]] == ["invoices_C1042_20261106153000.xml"]
+    assert ("V00231", "A-5531") in rows
