@@ -54,8 +54,14 @@ def args(description: str, extra: Callable[[argparse.ArgumentParser], None] | No
     if opts.work is None:               # run on its own, not by `python -m bench`
         opts.work = WORK / f"{Path(sys.argv[0]).stem}-{os.getpid()}"
         opts.work.mkdir(parents=True)
-        atexit.register(shutil.rmtree, opts.work, True)
+        atexit.register(_remove_work, opts.work)
     return opts
+
+
+def _remove_work(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        WORK.rmdir()                    # only when no other run is using it
 
 
 def emit(results: list[dict[str, Any]], out: Path | None) -> None:
