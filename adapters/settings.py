@@ -138,9 +138,6 @@ class Settings(_Section, kw_only=True):
     def data_dir(self) -> Path:
         return resolve_path(self, self.connector.data_dir)
 
-    def duration(self, text: str) -> float:
-        return parse_duration(text)
-
 
 def resolve_path(settings: Settings, value: str) -> Path:
     """Relative paths in the config are relative to the config file's folder."""

@@ -71,19 +71,6 @@ def write_invoices_csv(path: Path, count: int, **options) -> Path:
     return Path(path)
 
 
-def write_invoices_csv_until(path: Path, target_bytes: int, **options) -> int:
-    """Write invoices until the file reaches target_bytes; returns how many invoices."""
-    written = 0
-    batch = 10_000
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(HEADER)
-        while handle.tell() < target_bytes:
-            writer.writerows(invoice_rows(batch, start=written, seed=written, **options))
-            written += batch
-    return written
-
-
 def write_vendors_csv(path: Path, vendors: int) -> Path:
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
@@ -119,7 +106,7 @@ def ifs_seed(vendors: int, *, base: dict | None = None) -> dict:
 def write_invoices_csv_fast_until(path: Path, target_bytes: int, *, seed: int = 42,
                                   vendors: int = 50, block: int = 10_000,
                                   prefix: str = "GEN") -> int:
-    """Like write_invoices_csv_until, for huge files (the 1 GB memory benchmark): one block of
+    """Invoices until the file reaches target_bytes, for huge files (the 1 GB memory benchmark): one block of
     `block` seeded invoices is rendered once and written again and again with new invoice
     numbers and Stampli ids, so writing runs at disk speed instead of Decimal-arithmetic speed.
     Content repeats every `block` invoices; identities never do. Returns how many invoices."""

@@ -11,7 +11,6 @@ from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
-from uuid import UUID
 
 import orjson
 from eventsourcing.persistence import Transcoder
@@ -52,17 +51,6 @@ class OrjsonTranscoder(Transcoder):
 def event_type(topic: str) -> str:
     """`ml_connector.invoice.Posted` -> `Posted`: the name a person reads in history."""
     return topic.rsplit(".", 1)[-1]
-
-
-def jsonable(obj: Any) -> Any:
-    """Plain data for CLI output (UUIDs and datetimes as strings)."""
-    return orjson.loads(orjson.dumps(obj, default=_jsonable_default))
-
-
-def _jsonable_default(obj: Any) -> Any:
-    if isinstance(obj, (UUID, Decimal)):
-        return str(obj)
-    return _default(obj)
 
 
 @lru_cache(maxsize=None)

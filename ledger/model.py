@@ -17,7 +17,6 @@ import msgspec
 INVOICE_NAMESPACE = uuid.UUID("6f1c2a9e-3b7d-5e48-9a0c-2d4b8e6f1a37")
 FILE_NAMESPACE = uuid.UUID("0b8e6a52-7c1f-5d39-8e2a-4f6b9c3d1e70")
 VENDOR_NAMESPACE = uuid.UUID("a3d5f7b9-1c2e-5f40-8b6d-9e0a2c4e6f81")
-POLL_NAMESPACE = uuid.UUID("c7e9a1b3-5d6f-5a82-9c4e-0f2b4d6a8c93")
 
 DOCUMENT_TYPES = ("Invoice", "CreditNote")
 _WHITESPACE = re.compile(r"\s+")

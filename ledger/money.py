@@ -1,7 +1,7 @@
 """Money as Decimal with ISO 4217 minor units. Never float."""
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 # ISO 4217 minor units for currencies that do not use 2 decimals; every other valid code uses 2.
 _MINOR_UNITS_EXCEPTIONS = {
@@ -55,36 +55,6 @@ def fits_currency(amount: Decimal, currency: str) -> bool:
 def quantize(amount: Decimal, currency: str) -> Decimal:
     """The amount written with exactly the currency's minor units (it must already fit)."""
     return amount.quantize(Decimal(1).scaleb(-minor_units(currency)))
-
-
-def parse_amount(text: str, decimal_separator: str = ".", thousands_separator: str = "") -> Decimal:
-    """Parse a signed decimal as written in an export, with the configured separators.
-
-    Raises MoneyError for anything that is not exactly a number in that format (no guessing).
-    """
-    raw = text.strip()
-    if not raw:
-        raise MoneyError("empty amount")
-    body = raw
-    if thousands_separator:
-        body = body.replace(thousands_separator, "")
-    if decimal_separator != ".":
-        if "." in body and thousands_separator != ".":
-            raise MoneyError(f"{raw!r} uses '.' but the decimal separator is {decimal_separator!r}")
-        body = body.replace(decimal_separator, ".")
-    elif "," in body:
-        raise MoneyError(f"{raw!r} contains ',' but the decimal separator is '.'"
-                         " and no thousands separator is configured")
-    sign = ""
-    if body[0] in "+-":
-        sign, body = body[0], body[1:]
-    if not body or not all(c.isdigit() or c == "." for c in body) or body.count(".") > 1 \
-            or body in (".",):
-        raise MoneyError(f"{raw!r} is not a decimal number")
-    try:
-        return Decimal(sign + body)
-    except InvalidOperation:  # pragma: no cover - guarded above
-        raise MoneyError(f"{raw!r} is not a decimal number") from None
 
 
 def to_wire(amount: Decimal) -> str:

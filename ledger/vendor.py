@@ -79,6 +79,3 @@ class Vendor(Aggregate):
         self.trigger_event(self.SyncFailed, kind=kind, message=message,
                            connector_version=__version__)
 
-    @property
-    def needs_sync(self) -> bool:
-        return self.synced_record != self.record
