@@ -433,6 +433,8 @@ def test_archive_moves_without_overwriting(sshd, tmp_path):
 
 def test_no_secret_in_errors_or_logs(sshd, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
+    # The CLI's logging set-up quietens paramiko; an earlier in-process CLI test may have run.
+    caplog.set_level(logging.DEBUG, logger="paramiko")
     passphrase = "pass-phrase-" + os.urandom(6).hex()
     private, public = keygen(tmp_path / "locked", "ed25519", passphrase=passphrase)
     sshd.authorize(public)
