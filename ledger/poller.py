@@ -82,11 +82,11 @@ class Poller:
     async def _stable(self, listed: list[RemoteFile], result: PollResult) -> list[RemoteFile]:
         candidates = []
         now = self.clock()
-        for remote in listed:
-            if self.readers.kind_of(remote.name) is None:
-                continue
-            if await asyncio.to_thread(self.queue.file_taken, remote.name, remote.size,
-                                       remote.mtime):
+        ours = [f for f in listed if self.readers.kind_of(f.name) is not None]
+        taken = await asyncio.to_thread(self.queue.taken_files,
+                                        [(f.name, f.size, f.mtime) for f in ours])
+        for remote in ours:
+            if remote.name in taken:
                 result.skipped.append({"name": remote.name, "reason": "already taken"})
             elif now - remote.mtime < self.settings.min_file_age:
                 result.skipped.append({"name": remote.name, "reason": "younger than min_file_age"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ledger.status import COLUMNS
+from projections.base import select_in
 from projections.files import FILES, VENDORS
 from projections.runner import Projector
 from projections.status import TABLE
@@ -34,12 +35,15 @@ class ProjectionQueue:
     def parked(self, kind: str, limit: int) -> list[dict[str, Any]]:
         return self._rows("state = 'failed' AND failure_kind = ?", [kind], limit)
 
-    def file_taken(self, name: str, size: int, mtime: float) -> bool:
+    def taken_files(self, files: list[tuple[str, int, float]]) -> set[str]:
+        """Which of these (name, size, mtime) were already taken: one catch-up, one query."""
         self.projector.catch_up()
+        wanted = set(files)
+        names = list({name for name, _, _ in files})
         with self.projector.store.transaction() as cur:
-            row = cur.execute(f"SELECT 1 FROM {FILES} WHERE name = ? AND size = ? AND mtime = ?"
-                              " AND outcome <> '' LIMIT 1", [name, size, mtime]).fetchone()
-        return row is not None
+            rows = select_in(cur, f"SELECT name, size, mtime FROM {FILES} WHERE outcome <> ''"
+                             " AND name IN", names)
+        return {name for name, size, mtime in rows if (name, size, mtime) in wanted}
 
     def vendors_to_sync(self) -> list[str]:
         self.projector.catch_up()
