@@ -161,8 +161,8 @@ class Unavailable(Exception):
 
 
 @contextlib.contextmanager
-def pg_database() -> Iterator[str]:
-    """A throwaway database on the local server, dropped afterwards (as the tests do)."""
+def pg_database(prefix: str = "mlc_bench") -> Iterator[str]:
+    """A throwaway database on the local server, dropped afterwards (the tests use it too)."""
     try:
         import psycopg
     except ImportError as exc:
@@ -177,7 +177,7 @@ def pg_database() -> Iterator[str]:
             last = exc
     if admin is None:
         raise Unavailable(f"PostgreSQL on {PG_HOST}:{PG_PORT}: {last}")
-    name = f"mlc_bench_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin.execute(f'CREATE DATABASE "{name}"')
     try:
         yield f"postgresql://{user}@{PG_HOST}:{PG_PORT}/{name}"
