@@ -102,10 +102,10 @@ class Runtime:
 
     def replay_one(self, ref: str, from_version: int | None,
                    reason: str = "requested from the command line") -> dict[str, Any]:
-        invoice = self.ledger.request_replay(self.resolve(ref), from_version, reason)
-        event = self.ledger.history(invoice.id)[-1]["data"]
-        return {"id": str(invoice.id), "ref": invoice.ref,
-                "from_version": event["from_version"], "restored_state": event["restored_state"]}
+        invoice, from_version = self.ledger.request_replay(self.resolve(ref), from_version,
+                                                           reason)
+        return {"id": str(invoice.id), "ref": invoice.ref, "from_version": from_version,
+                "restored_state": invoice.state}
 
     def replay_failed(self, kind: str | None) -> list[dict[str, Any]]:
         done = []

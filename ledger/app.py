@@ -222,7 +222,9 @@ class Ledger(Application[UUID]):
         self._notify(recordings)
         self.notify(processing.events)
 
-    def request_replay(self, id: UUID, from_version: int | None, reason: str) -> Invoice:
+    def request_replay(self, id: UUID, from_version: int | None,
+                       reason: str) -> tuple[Invoice, int]:
+        """Records the replay; returns the invoice and the event number it went back to."""
         invoice = self.invoice(id)
         if from_version is None:
             from_version = _version_before_last_failure(self, invoice)
@@ -239,7 +241,7 @@ class Ledger(Application[UUID]):
                               " was parsed; replay from a later event")
         invoice.request_replay(from_version, restored, reason)
         self.save_all([invoice])
-        return invoice
+        return invoice, from_version
 
     def record(self, *aggregates: Any) -> None:
         self.save_all(aggregates)
