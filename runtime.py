@@ -20,7 +20,7 @@ from ledger.poller import Poller, PollSettings
 from ledger.ports import Erp, ExportSource, SourceError
 from projections.queue import ProjectionQueue
 from projections.runner import Projector
-from projections.status import read_status
+from projections.status import count_states, read_status
 
 
 def init_project(directory: Path, force: bool = False) -> tuple[Path, Path]:
@@ -90,10 +90,9 @@ class Runtime:
             return read_status(cur, state)
 
     def state_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for row in self.status_rows():
-            counts[row["state"]] = counts.get(row["state"], 0) + 1
-        return counts
+        self.projector.catch_up()
+        with self.projector.store.transaction() as cur:
+            return count_states(cur)
 
     def resolve(self, ref: str) -> UUID:
         return self.ledger.resolve_ref(ref, self.settings.connector.company)

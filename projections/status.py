@@ -66,3 +66,8 @@ def read_status(cur: Cursor, state: str | None = None) -> list[dict[str, Any]]:
         params.append(state)
     sql += " ORDER BY updated_at, id"
     return [dict(zip(COLUMNS, r)) for r in cur.execute(sql, params).fetchall()]
+
+
+def count_states(cur: Cursor) -> dict[str, int]:
+    return {state: int(n) for state, n in
+            cur.execute(f"SELECT state, COUNT(*) FROM {TABLE} GROUP BY state").fetchall()}
