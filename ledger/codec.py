@@ -48,6 +48,7 @@ class OrjsonTranscoder(Transcoder):
         return state
 
 
+@lru_cache(maxsize=None)            # a few dozen topics; called once per event read
 def event_type(topic: str) -> str:
     """`ml_connector.invoice.Posted` -> `Posted`: the name a person reads in history."""
     return topic.rsplit(".", 1)[-1]
@@ -61,11 +62,17 @@ def _event_class(topic: str) -> Any:
         return None
 
 
+@lru_cache(maxsize=None)
+def _current_version(topic: str) -> int:
+    cls = _event_class(topic)
+    return getattr(cls, "class_version", 1) if cls is not None else 1
+
+
 def upcast(topic: str, state: dict[str, Any]) -> dict[str, Any]:
     """Bring raw stored state up to the current class version (as the Mapper does)."""
     from_version = state.pop("class_version", 1)
-    cls = _event_class(topic)
-    to_version = getattr(cls, "class_version", 1) if cls is not None else 1
+    to_version = _current_version(topic)
+    cls = _event_class(topic) if from_version < to_version else None
     while from_version < to_version:
         getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
         from_version += 1

@@ -15,6 +15,7 @@ import msgspec
 
 from ledger.app import Ledger, iter_chunks
 from ledger.files import ExportFile
+from ledger.gcpause import gc_paused
 from ledger.invoice import Invoice
 from ledger.model import (ParsedInvoice, RejectedRow, VendorRecord, invoice_data_and_hash,
                           vendor_stream_id)
@@ -28,6 +29,13 @@ def record_invoice_file(ledger: Ledger, export_file: ExportFile,
                         items: Iterable[ParsedInvoice | RejectedRow],
                         approved_statuses: Iterable[str],
                         batch_size: int = BATCH_SIZE) -> dict[str, Any]:
+    with gc_paused():
+        return _record_invoice_file(ledger, export_file, items, approved_statuses, batch_size)
+
+
+def _record_invoice_file(ledger: Ledger, export_file: ExportFile,
+                         items: Iterable[ParsedInvoice | RejectedRow],
+                         approved_statuses: Iterable[str], batch_size: int) -> dict[str, Any]:
     approved = frozenset(approved_statuses)
     counts: Counter[str] = Counter()
     rejected: list[dict[str, Any]] = []

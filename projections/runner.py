@@ -11,6 +11,7 @@ import ledger.invoice  # noqa: F401
 import ledger.vendor  # noqa: F401
 from ledger.app import SCHEMA_LOCK_KEY, Ledger
 from ledger.codec import decode_state, event_type, upcast
+from ledger.gcpause import gc_paused
 from projections.audit import AuditChainProjection
 from projections.base import LedgerEvent, Projection
 from projections.files import FilesProjection, VendorsProjection
@@ -18,7 +19,7 @@ from projections.status import StatusProjection
 from projections.store import Cursor, ViewStore, open_view_store
 
 POSITIONS = "mlc_projection_position"
-REBUILD_PAGE = 10_000    # fewer, larger transactions when replaying the whole log
+REBUILD_PAGE = 20_000    # fewer, larger transactions when replaying the whole log (10k: -8%)
 Progress = Callable[[int, int], None]
 
 
@@ -81,15 +82,16 @@ class Projector:
         page_size = page_size or self.page_size
         total = self.ledger.recorder.max_notification_id() or 0
         applied = 0
-        while True:
-            try:
-                page_done = self._catch_up_page(total, progress, page_size)
-            except BaseException:
-                self._forget_all()
-                raise
-            if page_done is None:
-                return applied
-            applied += page_done
+        with gc_paused():
+            while True:
+                try:
+                    page_done = self._catch_up_page(total, progress, page_size)
+                except BaseException:
+                    self._forget_all()
+                    raise
+                if page_done is None:
+                    return applied
+                applied += page_done
 
     def _forget_all(self) -> None:
         self._written = {}
