@@ -1,0 +1,45 @@
+"""The SQLite recorder inserts a save's events in one statement: the notification ids it
+hands back must be the rows' real positions, and a clash must keep nothing of the save."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from eventsourcing.persistence import IntegrityError, StoredEvent
+from ledger.app import Ledger
+from ledger.sqlite_recorder import BulkSQLiteApplicationRecorder
+
+
+def _events(stream: uuid.UUID, versions: range) -> list[StoredEvent]:
+    return [StoredEvent(stream, v, "tests.Event", b'{"v":%d}' % v) for v in versions]
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    ledger = Ledger(f"sqlite:///{tmp_path}/l.db")
+    yield ledger
+    ledger.close()
+
+
+def test_returned_ids_are_the_stored_positions(ledger):
+    assert isinstance(ledger.recorder, BulkSQLiteApplicationRecorder)
+    a, b = uuid.uuid4(), uuid.uuid4()
+    first = ledger.recorder.insert_events(_events(a, range(1, 4)))
+    second = ledger.recorder.insert_events(_events(b, range(1, 3)) + _events(a, range(4, 6)))
+    single = ledger.recorder.insert_events(_events(b, range(3, 4)))
+    stored = ledger.recorder.select_notifications(1, 100)
+    assert [n.id for n in stored] == [*first, *second, *single] == list(range(1, 9))
+    assert [(n.originator_id, n.originator_version) for n in stored[3:7]] == [
+        (b, 1), (b, 2), (a, 4), (a, 5)]
+
+
+def test_a_clash_keeps_nothing_of_the_save(ledger):
+    a, b = uuid.uuid4(), uuid.uuid4()
+    ledger.recorder.insert_events(_events(a, range(1, 3)))
+    before = ledger.recorder.max_notification_id()
+    with pytest.raises(IntegrityError):        # a's version 2 is taken
+        ledger.recorder.insert_events(_events(b, range(1, 3)) + _events(a, range(2, 4)))
+    assert ledger.recorder.max_notification_id() == before
+    assert ledger.recorder.select_events(b) == []
+    assert [e.originator_version for e in ledger.recorder.select_events(a)] == [1, 2]
