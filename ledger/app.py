@@ -18,7 +18,7 @@ from ledger.codec import OrjsonTranscoder, event_type
 from ledger.files import ExportFile, PollRun
 from ledger.invoice import Invoice, InvoiceRuleError
 from ledger.model import invoice_id, vendor_stream_id
-from ledger.sqlite_recorder import TOPIC as BULK_RECORDER_TOPIC
+from ledger.sqlite_store import TOPIC as SQLITE_FACTORY_TOPIC
 from ledger.vendor import Vendor
 
 APP_NAME = "ml_connector"
@@ -38,10 +38,9 @@ def environment_for(url: str) -> dict[str, str]:
         path = url[len("sqlite:///"):]
         if path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        return {"PERSISTENCE_MODULE": SQLITE_FACTORY_TOPIC,
                 "SQLITE_DBNAME": path if path != ":memory:" else ":memory:",
-                "SQLITE_LOCK_TIMEOUT": "30",
-                "APPLICATION_RECORDER_TOPIC": BULK_RECORDER_TOPIC}
+                "SQLITE_LOCK_TIMEOUT": "30"}
     if url.startswith(("postgresql://", "postgres://")):
         parts = urlparse(url)
         return {"PERSISTENCE_MODULE": "eventsourcing.postgres",

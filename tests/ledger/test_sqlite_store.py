@@ -1,5 +1,6 @@
-"""The SQLite recorder inserts a save's events in one statement: the notification ids it
-hands back must be the rows' real positions, and a clash must keep nothing of the save."""
+"""The ledger's SQLite persistence (ledger/sqlite_store.py): a save's events go in with one
+statement, so the notification ids it hands back must be the rows' real positions and a clash
+must keep nothing of the save; connections checkpoint the WAL less often."""
 from __future__ import annotations
 
 import uuid
@@ -8,7 +9,7 @@ import pytest
 
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from ledger.app import Ledger
-from ledger.sqlite_recorder import BulkSQLiteApplicationRecorder
+from ledger.sqlite_store import WAL_CHECKPOINT_PAGES, BulkSQLiteApplicationRecorder
 
 
 def _events(stream: uuid.UUID, versions: range) -> list[StoredEvent]:
@@ -43,3 +44,20 @@ def test_a_clash_keeps_nothing_of_the_save(ledger):
     assert ledger.recorder.max_notification_id() == before
     assert ledger.recorder.select_events(b) == []
     assert [e.originator_version for e in ledger.recorder.select_events(a)] == [1, 2]
+
+
+def test_connections_checkpoint_the_wal_every_40_mb(ledger):
+    with ledger.recorder.datastore.transaction(commit=False) as cursor:
+        cursor.execute("PRAGMA wal_autocheckpoint")
+        assert cursor.fetchone()[0] == WAL_CHECKPOINT_PAGES == 10_000
+        cursor.execute("PRAGMA journal_mode")
+        assert cursor.fetchone()[0] == "wal"
+
+
+def test_an_in_memory_ledger_still_works():
+    ledger = Ledger("sqlite:///:memory:")
+    try:
+        ids = ledger.recorder.insert_events(_events(uuid.uuid4(), range(1, 4)))
+        assert ids == [1, 2, 3]
+    finally:
+        ledger.close()

@@ -1,0 +1,61 @@
+"""eventsourcing's SQLite persistence, with two changes for saves of thousands of events.
+
+Chosen by the ledger URL's environment (`PERSISTENCE_MODULE` names LedgerSQLiteFactory).
+Same table, same statements, same errors: a duplicate version raises IntegrityError and
+nothing of the save is kept. Measured on a 100k-invoice ingest, 2 cores (bench/ingest.py).
+
+- One executemany per save. The library's recorder runs one INSERT per event to read each
+  row's id back (`lastrowid`). The write lock is held from the first insert to the commit
+  and the table's rowid is `max + 1`, so the ids of rows inserted by one statement are
+  consecutive, ending at `last_insert_rowid()`: the ids the loop would have read. (+3%)
+- A WAL checkpoint every ~40 MB instead of every 4 MB (SQLite's default of 1000 pages).
+  Events are keyed by random UUIDs, so each batch dirties leaf pages all over the primary key
+  index; checkpointing after every batch copied most of that index into the database file
+  each time. Checkpoints stay automatic; the -wal file grows to about 40 MB. (+9%)
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.sqlite import (SQLiteApplicationRecorder, SQLiteConnection,
+                                  SQLiteConnectionPool, SQLiteCursor, SQLiteFactory)
+
+WAL_CHECKPOINT_PAGES = 10_000
+
+
+class BulkSQLiteApplicationRecorder(SQLiteApplicationRecorder):
+    def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent],
+                       **_: Any) -> Sequence[int] | None:
+        if len(stored_events) < 2:
+            return super()._insert_events(c, stored_events)
+        c.executemany(self.insert_events_statement, [
+            (s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
+             s.originator_version, s.topic, s.state) for s in stored_events])
+        c.execute("SELECT last_insert_rowid()")
+        last = c.fetchone()[0]
+        return list(range(last - len(stored_events) + 1, last + 1))
+
+
+class _CheckpointPool(SQLiteConnectionPool):
+    def _create_connection(self) -> SQLiteConnection:
+        connection = super()._create_connection()
+        if not self.is_sqlite_memory_mode:
+            connection._sqlite_conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+        return connection
+
+
+class LedgerSQLiteFactory(SQLiteFactory):
+    application_recorder_class = BulkSQLiteApplicationRecorder
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        # The library's datastore makes its pool with default settings: the same, tuned.
+        default = self.datastore.pool
+        self.datastore.pool = _CheckpointPool(db_name=default.db_name,
+                                              lock_timeout=default.lock_timeout)
+
+
+TOPIC = f"{__name__}:{LedgerSQLiteFactory.__name__}"
