@@ -10,6 +10,7 @@ import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from ledger.app import Ledger
 from ledger.sqlite_store import WAL_CHECKPOINT_PAGES, BulkSQLiteApplicationRecorder
+from projections.store import open_view_store
 
 
 def _events(stream: uuid.UUID, versions: range) -> list[StoredEvent]:
@@ -61,3 +62,12 @@ def test_an_in_memory_ledger_still_works():
         assert ids == [1, 2, 3]
     finally:
         ledger.close()
+
+
+def test_the_projection_store_checkpoints_alike(tmp_path):
+    store = open_view_store(f"sqlite:///{tmp_path}/l.db")
+    try:
+        with store.transaction() as cursor:
+            assert cursor.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 10_000
+    finally:
+        store.close()
