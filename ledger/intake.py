@@ -25,17 +25,11 @@ BATCH_SIZE = 2000                      # invoices per transaction: each commit i
 MAX_REJECTED_ROWS_KEPT = 1000          # on the file's event; the rest are counted
 
 
+@gc_paused()
 def record_invoice_file(ledger: Ledger, export_file: ExportFile,
                         items: Iterable[ParsedInvoice | RejectedRow],
                         approved_statuses: Iterable[str],
                         batch_size: int = BATCH_SIZE) -> dict[str, Any]:
-    with gc_paused():
-        return _record_invoice_file(ledger, export_file, items, approved_statuses, batch_size)
-
-
-def _record_invoice_file(ledger: Ledger, export_file: ExportFile,
-                         items: Iterable[ParsedInvoice | RejectedRow],
-                         approved_statuses: Iterable[str], batch_size: int) -> dict[str, Any]:
     approved = frozenset(approved_statuses)
     counts: Counter[str] = Counter()
     rejected: list[dict[str, Any]] = []

@@ -76,22 +76,22 @@ class Projector:
         with self.store.transaction() as cur:
             return self._lock_positions(cur)
 
+    @gc_paused()
     def catch_up(self, progress: Progress | None = None, page_size: int | None = None) -> int:
         """Apply every event not yet applied. Returns how many notifications were read."""
         self.ensure_tables()
         page_size = page_size or self.page_size
         total = self.ledger.recorder.max_notification_id() or 0
         applied = 0
-        with gc_paused():
-            while True:
-                try:
-                    page_done = self._catch_up_page(total, progress, page_size)
-                except BaseException:
-                    self._forget_all()
-                    raise
-                if page_done is None:
-                    return applied
-                applied += page_done
+        while True:
+            try:
+                page_done = self._catch_up_page(total, progress, page_size)
+            except BaseException:
+                self._forget_all()
+                raise
+            if page_done is None:
+                return applied
+            applied += page_done
 
     def _forget_all(self) -> None:
         self._written = {}

@@ -35,12 +35,16 @@ def test_intake_and_projection_catch_up_leave_it_enabled(tmp_path):
     ledger = Ledger(f"sqlite:///{tmp_path}/l.db")
     projector = Projector(ledger)
     try:
+        during: list[bool] = []
+
         def failing_items():
+            during.append(gc.isenabled())
             yield parsed(invoice("A"))
             raise OSError("the export went away")
 
         with pytest.raises(OSError):
             record_invoice_file(ledger, export_file("a.csv"), failing_items(), ["Approved"])
+        assert during == [False]        # paused while the export was read and recorded
         assert gc.isenabled()
         record_invoice_file(ledger, export_file("b.csv"), [parsed(invoice("B"))], ["Approved"])
         assert projector.catch_up() > 0
