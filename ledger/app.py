@@ -18,7 +18,6 @@ from ledger.codec import OrjsonTranscoder, event_type
 from ledger.files import ExportFile, PollRun
 from ledger.invoice import Invoice, InvoiceRuleError
 from ledger.model import invoice_id, vendor_stream_id
-from ledger.sqlite_store import TOPIC as SQLITE_FACTORY_TOPIC
 from ledger.vendor import Vendor
 
 APP_NAME = "ml_connector"
@@ -32,6 +31,12 @@ class ConcurrentChange(LedgerError):
     """Another process recorded an event on the same stream first (the optimistic lock)."""
 
 
+# eventsourcing's persistence, with faster bulk inserts (ledger/sqlite_store.py and
+# ledger/postgres_store.py). Named by topic, so only the backend in use is imported.
+SQLITE_FACTORY_TOPIC = "ledger.sqlite_store:LedgerSQLiteFactory"
+POSTGRES_FACTORY_TOPIC = "ledger.postgres_store:LedgerPostgresFactory"
+
+
 def environment_for(url: str) -> dict[str, str]:
     """eventsourcing settings from a ledger URL."""
     if url.startswith("sqlite:///"):
@@ -43,7 +48,7 @@ def environment_for(url: str) -> dict[str, str]:
                 "SQLITE_LOCK_TIMEOUT": "30"}
     if url.startswith(("postgresql://", "postgres://")):
         parts = urlparse(url)
-        return {"PERSISTENCE_MODULE": "eventsourcing.postgres",
+        return {"PERSISTENCE_MODULE": POSTGRES_FACTORY_TOPIC,
                 "POSTGRES_DBNAME": (parts.path or "/").lstrip("/") or "postgres",
                 "POSTGRES_HOST": parts.hostname or "127.0.0.1",
                 "POSTGRES_PORT": str(parts.port or 5432),
@@ -64,7 +69,7 @@ def schema_lock(env: dict[str, str]) -> Iterator[None]:
     """PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe against itself: two processes
     creating the same tables at the same moment fail with a unique violation on pg_type.
     Hold an advisory lock while the schema is made. SQLite needs nothing."""
-    if env.get("PERSISTENCE_MODULE") != "eventsourcing.postgres":
+    if env.get("PERSISTENCE_MODULE") != POSTGRES_FACTORY_TOPIC:
         yield
         return
     import psycopg

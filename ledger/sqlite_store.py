@@ -57,5 +57,3 @@ class LedgerSQLiteFactory(SQLiteFactory):
         self.datastore.pool = _CheckpointPool(db_name=default.db_name,
                                               lock_timeout=default.lock_timeout)
 
-
-TOPIC = f"{__name__}:{LedgerSQLiteFactory.__name__}"

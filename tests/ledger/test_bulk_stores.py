@@ -1,6 +1,7 @@
-"""The ledger's SQLite persistence (ledger/sqlite_store.py): a save's events go in with one
-statement, so the notification ids it hands back must be the rows' real positions and a clash
-must keep nothing of the save; connections checkpoint the WAL less often."""
+"""The ledger's own persistence classes (ledger/sqlite_store.py, ledger/postgres_store.py),
+on both backends: a save's events go in with one statement, so the notification ids handed
+back must be the rows' real positions, a clash must keep nothing of the save, and every byte
+of the state must come back as stored. SQLite connections checkpoint the WAL less often."""
 from __future__ import annotations
 
 import uuid
@@ -9,6 +10,7 @@ import pytest
 
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from ledger.app import Ledger
+from ledger.postgres_store import BulkPostgresApplicationRecorder
 from ledger.sqlite_store import WAL_CHECKPOINT_PAGES, BulkSQLiteApplicationRecorder
 from projections.store import open_view_store
 
@@ -17,15 +19,27 @@ def _events(stream: uuid.UUID, versions: range) -> list[StoredEvent]:
     return [StoredEvent(stream, v, "tests.Event", b'{"v":%d}' % v) for v in versions]
 
 
+BULK_RECORDERS = (BulkSQLiteApplicationRecorder, BulkPostgresApplicationRecorder)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def ledger(request, tmp_path):
+    url = (f"sqlite:///{tmp_path}/l.db" if request.param == "sqlite"
+           else request.getfixturevalue("pg_url"))
+    ledger = Ledger(url)
+    yield ledger
+    ledger.close()
+
+
 @pytest.fixture
-def ledger(tmp_path):
+def sqlite_ledger(tmp_path):
     ledger = Ledger(f"sqlite:///{tmp_path}/l.db")
     yield ledger
     ledger.close()
 
 
 def test_returned_ids_are_the_stored_positions(ledger):
-    assert isinstance(ledger.recorder, BulkSQLiteApplicationRecorder)
+    assert isinstance(ledger.recorder, BULK_RECORDERS)
     a, b = uuid.uuid4(), uuid.uuid4()
     first = ledger.recorder.insert_events(_events(a, range(1, 4)))
     second = ledger.recorder.insert_events(_events(b, range(1, 3)) + _events(a, range(4, 6)))
@@ -47,7 +61,16 @@ def test_a_clash_keeps_nothing_of_the_save(ledger):
     assert [e.originator_version for e in ledger.recorder.select_events(a)] == [1, 2]
 
 
-def test_connections_checkpoint_the_wal_every_40_mb(ledger):
+def test_every_byte_of_the_state_comes_back(ledger):
+    stream = uuid.uuid4()
+    states = [bytes(range(256)), b"\\x00 '\" {}\\\\", "ünï €".encode(), b""]
+    ledger.recorder.insert_events([StoredEvent(stream, v, "tests.Bytes", state)
+                                   for v, state in enumerate(states, start=1)])
+    assert [e.state for e in ledger.recorder.select_events(stream)] == states
+
+
+def test_connections_checkpoint_the_wal_every_40_mb(sqlite_ledger):
+    ledger = sqlite_ledger
     with ledger.recorder.datastore.transaction(commit=False) as cursor:
         cursor.execute("PRAGMA wal_autocheckpoint")
         assert cursor.fetchone()[0] == WAL_CHECKPOINT_PAGES == 10_000
