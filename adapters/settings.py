@@ -114,6 +114,7 @@ class IfsSettings(_Section, kw_only=True):
     endpoint: str = "int"
     client_id: str = "ml-connector"
     token_url: str = ""
+    token_auth: str = "post"           # the secret in the form, or "basic": an HTTP Basic header
     requests_per_minute: int = 1000
     page_size: int = 5000
     use_batch: bool = True
@@ -161,6 +162,10 @@ def find_config(explicit: str | None) -> Path:
     return Path(explicit or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
 
 
+_CHOICES = {
+    ("stampli", "auth"): ("password", "key"),
+    ("ifs", "token_auth"): ("post", "basic"),
+}
 _DURATION_KEYS = {
     ("connector", "schedule"): False,  # may also be a cron line
     ("connector", "retry_base"): True,
@@ -207,9 +212,12 @@ def settings_from_dict(raw: dict[str, Any], source: str = "") -> Settings:
         except ValueError as exc:
             if strict or not _looks_like_cron(value):
                 raise ConfigError(f"{where}: `{section}.{key}`: {exc}") from None
-    if settings.stampli and settings.stampli.auth not in ("password", "key"):
-        raise ConfigError(f"{where}: `stampli.auth`: expected \"password\" or \"key\", "
-                          f"got {settings.stampli.auth!r}")
+    for (section, key), allowed in _CHOICES.items():
+        part = getattr(settings, section)
+        if part is not None and getattr(part, key) not in allowed:
+            expected = " or ".join(f'"{choice}"' for choice in allowed)
+            raise ConfigError(f"{where}: `{section}.{key}`: expected {expected}, "
+                              f"got {getattr(part, key)!r}")
     return settings
 
 

@@ -142,6 +142,20 @@ def test_bad_config_exits_2_naming_file_key_and_type(project):
     assert "Expected `int`" in result.output
 
 
+@pytest.mark.parametrize("line,value,key,expected", [
+    ('token_auth = "post"', 'token_auth = "bearer"', "ifs.token_auth", '"post" or "basic"'),
+    ('auth = "password"', 'auth = "pasword"', "stampli.auth", '"password" or "key"'),
+])
+def test_a_misspelt_choice_names_the_choices(project, line, value, key, expected):
+    path = project / "ml-connector.toml"
+    text = path.read_text()
+    assert line in text                  # the template offers the key with its default
+    path.write_text(text.replace(line, value, 1))
+    result = CliRunner().invoke(main, ["status"])
+    assert result.exit_code == 2
+    assert key in result.output and f"expected {expected}" in result.output
+
+
 def _commands(group, prefix=()):
     import click
     for name, command in group.commands.items():

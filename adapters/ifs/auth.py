@@ -2,14 +2,17 @@
 
 IFS's documented sample lifetime is 180 s and long runs (a backfill, a 5000-row paging) cross
 it, so the token is renewed RENEW_EARLY seconds before it expires, and a 401 from OData calls
-`invalidate()` and retries once. The secret goes in the form body only: it is never logged,
-recorded in an exchange, or put in a message.
+`invalidate()` and retries once. The secret goes in the form body (`ifs.token_auth = "post"`,
+the default) or in an HTTP Basic header (`"basic"`, for an IAM client that only takes
+client_secret_basic); it is never logged, recorded in an exchange, or put in a message.
 """
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections.abc import Callable
+from urllib.parse import quote
 
 import aiohttp
 import orjson
@@ -29,6 +32,13 @@ def token_url(settings: IfsSettings) -> str:
                                      "e.g. acme1) or `ifs.token_url` in the configuration",
                          code="CONFIG")
     return f"{settings.base_url.rstrip('/')}/auth/realms/{settings.realm}/protocol/openid-connect/token"
+
+
+def basic_credentials(client_id: str, secret: str) -> str:
+    """RFC 6749 §2.3.1: each part form-encoded before base64 (a ':' or '%' in a secret
+    survives). Spaces as %20, which both '+'-aware and plain decoders read as a space."""
+    pair = f"{quote(client_id, safe='')}:{quote(secret, safe='')}"
+    return "Basic " + base64.b64encode(pair.encode()).decode()
 
 
 class TokenProvider:
@@ -65,13 +75,16 @@ class TokenProvider:
 
     async def _fetch(self) -> None:
         client_id = self._settings.client_id
-        form = {"grant_type": "client_credentials", "client_id": client_id,
-                "client_secret": self._secret, "scope": SCOPE}
+        form = {"grant_type": "client_credentials", "scope": SCOPE}
+        headers = {"Accept": "application/json"}
+        if self._settings.token_auth == "basic":
+            headers["Authorization"] = basic_credentials(client_id, self._secret)
+        else:
+            form.update(client_id=client_id, client_secret=self._secret)
         url = self.url
         session = self._session_getter()
         try:
-            async with session.post(url, data=form,
-                                    headers={"Accept": "application/json"}) as resp:
+            async with session.post(url, data=form, headers=headers) as resp:
                 body = await resp.read()
                 status = resp.status
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:

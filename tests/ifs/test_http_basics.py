@@ -196,6 +196,24 @@ def test_over_budget_client_gets_429s_and_loses_nothing():
         erp_options={"backoff": Backoff(base=0.05, cap=0.5, attempts=10, max_retry_after=1.0)})
 
 
+@pytest.mark.parametrize("secret", ["s3cr:et %2F+ with spaces", "wrong"])
+def test_secret_in_an_http_basic_header(secret):
+    """ifs.token_auth = "basic": the secret travels only in the Authorization header, each
+    part form-encoded (a ':' or '%' in it survives), and a wrong one is refused as usual."""
+    async def body(emu, erp):
+        emu.auth.add_client("acme1", "basic client", "s3cr:et %2F+ with spaces")
+        if secret == "wrong":
+            with pytest.raises(ErpFailure, match="invalid_client"):
+                await read_supplier(erp)
+        else:
+            assert (await read_supplier(erp))["SupplierId"] == "V00231"
+        sent = token_requests(emu)[0]
+        assert sent["headers"]["Authorization"] == "Basic ***"
+        assert "client_secret" not in sent["body_text"] and secret not in sent["body_text"]
+        assert "grant_type=client_credentials" in sent["body_text"]
+    run(body, secret=secret, client_id="basic client", token_auth="basic")
+
+
 @pytest.mark.parametrize("secret,client,realm,expect", [
     ("wrong-secret", "ml-connector", "acme1",
      "IFS rejected client 'ml-connector' (invalid_client"),
