@@ -235,7 +235,7 @@ class Ledger(Application[UUID]):
         """Records the replay; returns the invoice and the event number it went back to."""
         invoice = self.invoice(id)
         if from_version is None:
-            from_version = _version_before_last_failure(self, invoice)
+            from_version = invoice.version_before_failures
         if not 1 <= from_version <= invoice.version:
             raise LedgerError(f"invoice {invoice.ref} has events 1..{invoice.version};"
                               f" cannot replay from {from_version}")
@@ -253,16 +253,6 @@ class Ledger(Application[UUID]):
 
     def record(self, *aggregates: Any) -> None:
         self.save_all(aggregates)
-
-
-def _version_before_last_failure(ledger: Ledger, invoice: Invoice) -> int:
-    """The last event before the latest run of failures (and replays): replaying puts the
-    invoice back where the failed stage takes it on again."""
-    events = ledger.recorder.select_events(invoice.id)
-    for item in reversed(events):
-        if event_type(item.topic) not in ("Failed", "ReplayRequested"):
-            return item.originator_version
-    return invoice.version
 
 
 # The SQLite recorder stores a UUID as 32 hex digits; str(UUID) has dashes. Done in SQL: a

@@ -147,8 +147,13 @@ class Invoice(Aggregate):
         self.open_intent: dict[str, Any] | None = None
         self.posted: dict[str, Any] | None = None
         self.supplier_id = ""
+        # The last event before the latest run of failures (and replays): where a replay
+        # without an event number puts the invoice back, for the failed stage to retake it.
+        self.version_before_failures = 1
 
     def on(self, event: str, data: dict[str, Any]) -> None:
+        if event not in ("Failed", "ReplayRequested"):
+            self.version_before_failures = data["originator_version"]
         if event in ("Parsed", "Amended"):
             self.content, self.violations = data["invoice"], data["violations"]
         elif event == "VendorResolved":

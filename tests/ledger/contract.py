@@ -148,6 +148,25 @@ class LedgerContract:
         row = self.status(projector)["INV-1"]
         assert (row["state"], row["failure_kind"]) == ("parsed", "")
 
+    def test_replay_goes_back_past_every_failure_and_earlier_replay(self, ledger, projector):
+        inv = invoice("INV-1")
+        self.ingest(ledger, parsed(inv))
+        agg = ledger.invoice(inv.id)
+        agg.validate(["x"], "s")
+        agg.resolve_vendor("V00231", "existing")                   # event 4
+        agg.fail("post", "transient", "IFS answered 503")
+        ledger.record(agg)
+        _, went_back_to = ledger.request_replay(inv.id, None, "first")
+        agg = ledger.invoice(inv.id)
+        agg.fail("post", "transient", "IFS answered 503 again")
+        agg.fail("post", "transient", "and again")
+        ledger.record(agg)
+        _, second = ledger.request_replay(inv.id, None, "second")
+        assert went_back_to == second == 4
+        assert [e["type"] for e in ledger.history(inv.id)][4:] == [
+            "Failed", "ReplayRequested", "Failed", "Failed", "ReplayRequested"]
+        assert self.status(projector)["INV-1"]["state"] == "vendor_resolved"
+
     def test_replay_from_an_event_number(self, ledger, projector):
         inv = invoice("INV-1")
         self.ingest(ledger, parsed(inv))
