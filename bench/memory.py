@@ -6,14 +6,15 @@ peak RSS measured in a child process that does nothing else.
 The file is generated on the fly (bench.generate.write_invoices_csv_fast_until: seeded, one
 rendered block repeated with new invoice numbers) into the work folder and deleted after.
 
-Bounded time: ingesting the whole gigabyte (~1.7M invoices) takes longer than the ten
-minutes `make bench` has, at the ingest rates measured so far. So the child always reads the real ~1 GB
-file -- the reader's pass 1 (stream + spill of every row) runs over all of it, which is where
-memory could grow with the file -- and then records invoices until `--budget` seconds have
-passed since the bench started generating; it stops there and closes the reader. The result
-says what share was recorded, how long the whole file would take at the measured rate, the
-RSS growth per invoice over the second half of recording and the peak projected to the end
-of the file from it. `--full` records the whole file, however long it takes.
+Bounded time: the whole gigabyte (~1.7M invoices) takes about 3.5 minutes on 2 cores
+(2026-11-30), within the time `make bench` leaves it, but a slower or busier machine may
+not make it. So the child always reads the real ~1 GB file -- the reader's pass 1 (stream +
+spill of every row) runs over all of it, which is where memory could grow with the file --
+and then records invoices until `--budget` seconds have passed since the bench started
+generating; if it gets there first it stops and closes the reader. The result says what
+share was recorded, how long the whole file would take at the measured rate, the RSS growth
+per invoice over the second half of recording and the peak projected to the end of the file
+from it. `--full` records the whole file, however long it takes.
 """
 from __future__ import annotations
 
