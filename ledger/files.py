@@ -45,12 +45,28 @@ class ExportFile(Aggregate):
 
     class Rejected(Event):
         TOPIC = "ml_connector.file.Rejected"
+        class_version = 2
         reason: str
         line: int
         field: str
+        reader_config: str             # fingerprint of the settings it was read with
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # Version 1 did not say which settings rejected it: read it again once.
+            state.setdefault("reader_config", "")
 
         def apply(self, aggregate: ExportFile) -> None:
             aggregate.outcome = "rejected"
+            aggregate.rejected_config = self.reader_config
+
+    class Reopened(Event):
+        """Read again from the kept copy: the settings that rejected it have changed."""
+        TOPIC = "ml_connector.file.Reopened"
+        reason: str
+
+        def apply(self, aggregate: ExportFile) -> None:
+            aggregate.outcome = ""
 
     class Archived(Event):
         TOPIC = "ml_connector.file.Archived"
@@ -64,6 +80,7 @@ class ExportFile(Aggregate):
         self.name, self.kind, self.sha256, self.local_path = name, kind, sha256, local_path
         self.size, self.mtime = size, mtime
         self.outcome = ""              # "", "parsed", "rejected"
+        self.rejected_config = ""
         self.archived = False
 
     @classmethod
@@ -76,9 +93,12 @@ class ExportFile(Aggregate):
                            duplicates=duplicates, amendments=amendments,
                            rejected_rows=rejected_rows, connector_version=__version__)
 
-    def reject(self, reason: str, line: int = 0, field: str = "") -> None:
+    def reject(self, reason: str, line: int = 0, field: str = "", reader_config: str = "") -> None:
         self.trigger_event(self.Rejected, reason=reason, line=line, field=field,
-                           connector_version=__version__)
+                           reader_config=reader_config, connector_version=__version__)
+
+    def reopen(self, reason: str) -> None:
+        self.trigger_event(self.Reopened, reason=reason, connector_version=__version__)
 
     def archive(self, archive_dir: str) -> None:
         self.trigger_event(self.Archived, archive_dir=archive_dir, connector_version=__version__)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from ledger.app import ConcurrentChange, Ledger
 from ledger.files import ExportFile, PollRun
@@ -63,6 +64,7 @@ class Poller:
         self.ledger.record(run)
         result = PollResult()
         listed: list[RemoteFile] = []
+        await self._reread_rejected(result)
         try:
             listed = await asyncio.to_thread(self.source.list_files, self.readers.patterns())
             result.listed = len(listed)
@@ -125,29 +127,59 @@ class Poller:
             result.skipped.append({"name": remote.name, "reason": "same content already taken"})
             await self._archive(export_file)
             return
+        if export_file is None:
+            export_file = ExportFile.download(
+                file_id, name=remote.name, kind=kind, size=local.size, mtime=remote.mtime,
+                sha256=local.sha256, local_path=str(local.path))
+        if await self._record_file(export_file, local.path, result):
+            await self._archive(export_file)
+
+    async def _record_file(self, export_file: ExportFile, path: Path,
+                           result: PollResult) -> bool:
+        """Record the file's new event (Downloaded, Reopened), then read and record what it
+        says. False when it is to be taken up again."""
+        name = export_file.name
         try:
-            if export_file is None:
-                export_file = ExportFile.download(
-                    file_id, name=remote.name, kind=kind, size=local.size, mtime=remote.mtime,
-                    sha256=local.sha256, local_path=str(local.path))
-                self.ledger.record(export_file)
-            summary = await asyncio.to_thread(self._ingest, export_file, kind, local.path)
+            summary = await asyncio.to_thread(self._ingest, export_file, path)
         except ConcurrentChange:
             # Another worker sharing the ledger is recording this file; its batches are
             # atomic, and whatever it leaves unfinished the next poll takes up again.
-            result.skipped.append({"name": remote.name, "reason": "another worker took it"})
-            return
+            result.skipped.append({"name": name, "reason": "another worker took it"})
+            return False
         except Exception as exc:  # noqa: BLE001 - one file's failure must not stop the others
             # Not the file's fault (it was readable): nothing is marked done, so the next
             # poll takes it up again; its whole batches already recorded come out duplicates.
-            result.errors.append(f"{remote.name}: {type(exc).__name__}: {exc}")
-            log.exception("recording %s failed; it is retried next poll", remote.name,
-                          extra={"file": remote.name})
-            return
+            result.errors.append(f"{name}: {type(exc).__name__}: {exc}")
+            log.exception("recording %s failed; it is retried next poll", name,
+                          extra={"file": name})
+            return False
         result.taken.append(summary)
-        await self._archive(export_file)
+        return True
 
-    def _ingest(self, export_file: ExportFile, kind: str, path: Path) -> dict[str, Any]:
+    async def _reread_rejected(self, result: PollResult) -> None:
+        """A file rejected under settings that have changed since (an encoding, a column
+        mapping put right) is read again from the copy kept when it was downloaded: it may
+        be gone from, or archived out of, the outbound folder by now."""
+        for file_id in await asyncio.to_thread(self.queue.rejected_files):
+            export_file = self.ledger.export_file(UUID(file_id))
+            if export_file is None or export_file.outcome != "rejected" or \
+                    export_file.rejected_config == self.readers.fingerprint(export_file.kind):
+                continue
+            path = Path(export_file.local_path)
+            if not path.is_file():
+                result.skipped.append({"name": export_file.name, "reason":
+                                       f"rejected, and its kept copy {path} is gone, so it "
+                                       "cannot be read again: export it again from Stampli"})
+                continue
+            export_file.reopen(f"the {export_file.kind} settings changed since it was rejected")
+            log.info("reading %s again: the settings that rejected it changed",
+                     export_file.name, extra={"file": export_file.name})
+            await self._record_file(export_file, path, result)
+
+    def _ingest(self, export_file: ExportFile, path: Path) -> dict[str, Any]:
+        if export_file.pending_events:
+            self.ledger.record(export_file)
+        kind = export_file.kind
         try:
             if kind == "invoices":
                 summary = record_invoice_file(self.ledger, export_file,
@@ -158,7 +190,7 @@ class Poller:
             else:
                 summary = self._record_purchase_orders(export_file, path)
         except UnreadableFile as exc:
-            export_file.reject(str(exc), exc.line, exc.field)
+            export_file.reject(str(exc), exc.line, exc.field, self.readers.fingerprint(kind))
             self.ledger.record(export_file)
             log.error("rejected %s: %s", export_file.name, exc, extra={"file": export_file.name})
             return {"file": export_file.name, "rejected": str(exc)}

@@ -29,6 +29,8 @@ class FilesProjection(Projection):
             elif e.type in ("Parsed", "Rejected"):
                 cur.execute(f"UPDATE {FILES} SET outcome = ? WHERE id = ?",
                             (e.type.lower(), e.stream_id))
+            elif e.type == "Reopened":
+                cur.execute(f"UPDATE {FILES} SET outcome = '' WHERE id = ?", (e.stream_id,))
             elif e.type == "Archived":
                 cur.execute(f"UPDATE {FILES} SET archived = 1 WHERE id = ?", (e.stream_id,))
 

@@ -45,9 +45,16 @@ class ProjectionQueue:
                              " AND name IN", names)
         return {name for name, size, mtime in rows if (name, size, mtime) in wanted}
 
+    def rejected_files(self) -> list[str]:
+        """Ledger ids of the export files whose last outcome is a rejection, oldest first."""
+        return self._first_column(f"SELECT id FROM {FILES} WHERE outcome = 'rejected'"
+                                  " ORDER BY recorded_at, id")
+
     def vendors_to_sync(self) -> list[str]:
+        return self._first_column(f"SELECT vendor_id FROM {VENDORS} WHERE needs_sync = 1"
+                                  " ORDER BY vendor_id")
+
+    def _first_column(self, sql: str) -> list[Any]:
         self.projector.catch_up()
         with self.projector.store.transaction() as cur:
-            rows = cur.execute(f"SELECT vendor_id FROM {VENDORS} WHERE needs_sync = 1"
-                               " ORDER BY vendor_id").fetchall()
-        return [r[0] for r in rows]
+            return [r[0] for r in cur.execute(sql).fetchall()]

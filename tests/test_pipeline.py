@@ -2,6 +2,7 @@
 holds and what "IFS" received after each sync."""
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -10,6 +11,7 @@ from uuid import UUID
 import pytest
 
 from adapters.settings import settings_from_dict
+from ledger.model import export_file_id
 from ledger.ports import ErpFailure
 from runtime import Runtime
 from tests.fakes import FakeErp, FolderSource
@@ -151,6 +153,36 @@ def test_unreadable_file_is_rejected_whole(tmp_path, outbound):
     assert len(rows) == 5                      # the good files still went through
 
 
+
+
+def test_a_rejected_file_is_read_again_once_its_settings_change(tmp_path, outbound):
+    (outbound / "invoices_C1042_cp1252.csv").write_bytes(
+        (SAMPLES / "invoices_C1042_20261106152500.csv").read_bytes().replace(
+            b"INV-2026-0117", b"ENC-2026-0117").replace(b"Acme Industrial", b"Acm\xe9 Industrial"))
+    report, rows = sync(tmp_path, outbound, FakeErp())
+    assert [t["file"] for t in report.poll["taken"] if "rejected" in t] == \
+        ["invoices_C1042_cp1252.csv"]
+    assert ("V00231", "ENC-2026-0117") not in rows
+
+    report, rows = sync(tmp_path, outbound, FakeErp())        # same settings: left alone
+    assert not [t for t in report.poll["taken"] if t["file"] == "invoices_C1042_cp1252.csv"]
+
+    fixed = config(tmp_path)
+    fixed["stampli"]["invoices"] = {"encoding": "cp1252"}
+    rt = Runtime(settings_from_dict(fixed), erp=FakeErp(), source=FolderSource(outbound))
+    try:
+        report = rt.sync_blocking()
+        rows = {(r["vendor_id"], r["invoice_number"]): r for r in rt.status_rows()}
+        content = (outbound / "invoices_C1042_cp1252.csv").read_bytes()
+        file_events = rt.ledger.history(export_file_id("invoices_C1042_cp1252.csv",
+                                                       hashlib.sha256(content).hexdigest()))
+    finally:
+        rt.close()
+    taken = [t for t in report.poll["taken"] if t["file"] == "invoices_C1042_cp1252.csv"]
+    assert len(taken) == 1 and "rejected" not in taken[0] and taken[0]["invoices_new"] == 2
+    assert rows[("V00231", "ENC-2026-0117")]["state"] == "posted"
+    assert [e["type"] for e in file_events] == ["Downloaded", "Rejected", "Reopened", "Parsed"]
+    assert "invoices settings changed" in file_events[2]["data"]["reason"]
 
 
 def test_a_file_that_fails_while_recording_does_not_stop_the_others(tmp_path, outbound,

@@ -2,12 +2,15 @@
 mapped to kinds by the configured patterns and reader errors translated for the ledger."""
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from adapters.settings import StampliSettings
 from adapters.stampli.reader import (ExportFileError, read_invoices, read_purchase_orders,
@@ -47,6 +50,12 @@ class ConfiguredReaders:
 
     def patterns(self) -> list[str]:
         return [p for _, patterns in self._kinds for p in patterns]
+
+    def fingerprint(self, kind: str) -> str:
+        section = getattr(self.settings, kind)
+        settings = msgspec.json.encode([section, self.default_company, self.settings.companies],
+                                       order="sorted")
+        return hashlib.sha256(settings).hexdigest()[:16]
 
     def invoices(self, path: Path, name: str) -> Iterator[Any]:
         return _read(read_invoices, path, name, self.settings.invoices,
