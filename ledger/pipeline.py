@@ -152,26 +152,37 @@ class Pipeline:
         return len(rows)
 
     async def resume_parked_reference(self, report: CycleReport) -> None:
-        """A `reference` failure moves again by itself once IFS has the missing value."""
-        for row in self.queue.parked("reference", self.settings.page):
-            invoice = self._load(row, row["stage"])
-            if invoice is None:
-                continue
-            try:
-                if row["stage"] == "validate":
-                    outcome = await self.erp.validate(invoice_from_data(invoice.content))
-                    invoice.validate(outcome.checks, outcome.snapshot)
-                elif row["stage"] == "resolve_vendor":
-                    await self._resolve_one(invoice, {})
-                else:
-                    continue
-            except ErpFailure as failure:
-                if failure.kind == "reference" and failure.message == row["failure_message"]:
-                    continue           # still missing: nothing new to record
-                self._fail(invoice, row["stage"], failure, report)
+        """A `reference` failure moves again by itself once IFS has the missing value. Every
+        parked invoice is looked at each cycle, page by page (validation reads the cached
+        reference data), each once: one failing anew goes to the end of the order."""
+        after: tuple[str, str] | None = None
+        seen: set[str] = set()
+        while rows := self.queue.parked("reference", self.settings.page, after):
+            after = (rows[-1]["updated_at"], rows[-1]["id"])
+            for row in rows:
+                if row["id"] not in seen:
+                    seen.add(row["id"])
+                    await self._resume_one(row, report)
+
+    async def _resume_one(self, row: dict[str, Any], report: CycleReport) -> None:
+        invoice = self._load(row, row["stage"])
+        if invoice is None:
+            return
+        try:
+            if row["stage"] == "validate":
+                outcome = await self.erp.validate(invoice_from_data(invoice.content))
+                invoice.validate(outcome.checks, outcome.snapshot)
+            elif row["stage"] == "resolve_vendor":
+                await self._resolve_one(invoice, {})
             else:
-                report.count("resumed")
-            self._save(invoice)
+                return
+        except ErpFailure as failure:
+            if failure.kind == "reference" and failure.message == row["failure_message"]:
+                return                 # still missing: nothing new to record
+            self._fail(invoice, row["stage"], failure, report)
+        else:
+            report.count("resumed")
+        self._save(invoice)
 
     # ------------------------------------------------------------------ vendors
 

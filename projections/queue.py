@@ -32,8 +32,15 @@ class ProjectionQueue:
         return self._rows(f"state IN ({marks}) OR (state = 'retry_scheduled' AND stage = ?"
                           " AND next_retry_at <= ?)", [*states, stage, now], limit)
 
-    def parked(self, kind: str, limit: int) -> list[dict[str, Any]]:
-        return self._rows("state = 'failed' AND failure_kind = ?", [kind], limit)
+    def parked(self, kind: str, limit: int,
+               after: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+        """Parked invoices in (updated_at, id) order; `after` the last row of the page before
+        (a parked invoice that is still stuck records nothing, so it never moves back)."""
+        if after is None:
+            return self._rows("state = 'failed' AND failure_kind = ?", [kind], limit)
+        return self._rows("state = 'failed' AND failure_kind = ? AND (updated_at > ? OR"
+                          " (updated_at = ? AND id > ?))",
+                          [kind, after[0], after[0], after[1]], limit)
 
     def taken_files(self, files: list[tuple[str, int, float]]) -> set[str]:
         """Which of these (name, size, mtime) were already taken: one catch-up, one query."""

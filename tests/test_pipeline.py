@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from functools import partial
 from pathlib import Path
 from uuid import UUID
 
@@ -98,6 +99,23 @@ def test_unknown_account_parks_then_posts_once_ifs_has_it(tmp_path, outbound):
     report, rows = sync(tmp_path, outbound, erp)
     assert rows[("V00877", "INV-2026-0117")]["state"] == "posted"
     assert report.moved.get("resumed") == 2     # both invoices that used 6540
+
+
+def test_every_parked_invoice_is_looked_at_not_just_the_first_page(tmp_path, outbound,
+                                                                      monkeypatch):
+    import runtime
+    from ledger.pipeline import PipelineSettings
+
+    monkeypatch.setattr(runtime, "PipelineSettings", partial(PipelineSettings, page=1))
+    erp = FakeErp(accounts=())                # every approved invoice parks
+    _, rows = sync(tmp_path, outbound, erp)
+    assert sum(r["state"] == "failed" for r in rows.values()) == 4
+    erp.accounts.add("6100")                  # two of them only lacked this one
+    report, rows = sync(tmp_path, outbound, erp)
+    assert report.moved.get("resumed") == 2
+    assert rows[("V00231", "CN-2026-0009")]["state"] == "posted"
+    assert rows[("V00231", "INV-2026-0117")]["state"] == "posted"
+    assert sum(r["state"] == "failed" for r in rows.values()) == 2    # still lack 6540
 
 
 def test_commit_then_drop_is_looked_up_not_reposted(tmp_path, outbound):
