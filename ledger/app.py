@@ -17,7 +17,7 @@ from eventsourcing.persistence import IntegrityError, Transcoder
 from ledger.codec import OrjsonTranscoder, event_type
 from ledger.files import ExportFile, PollRun
 from ledger.invoice import Invoice, InvoiceRuleError
-from ledger.model import invoice_id, vendor_stream_id
+from ledger.model import DOCUMENT_TYPES, invoice_id, vendor_stream_id
 from ledger.vendor import Vendor
 
 APP_NAME = "ml_connector"
@@ -188,15 +188,16 @@ class Ledger(Application[UUID]):
             return UUID(ref)
         except ValueError:
             pass
-        parts = ref.split("/")
-        if len(parts) == 2:
-            ids = [invoice_id(default_company, parts[0], "Invoice", parts[1])]
-            ids.append(invoice_id(default_company, parts[0], "CreditNote", parts[1]))
-        elif len(parts) == 4:
-            ids = [invoice_id(parts[0], parts[1], parts[2], parts[3])]
-        else:
+        # An invoice number may itself hold '/' (INV/77/1): it is always the last part.
+        vendor, _, number = ref.partition("/")
+        if not (vendor and number):
             raise LedgerError(f"{ref!r} is not an invoice reference: use a ledger id,"
                               " VENDOR_ID/INVOICE_NUMBER or COMPANY/VENDOR_ID/TYPE/NUMBER")
+        ids = [invoice_id(default_company, vendor, doc_type, number)
+               for doc_type in DOCUMENT_TYPES]
+        parts = ref.split("/", 3)
+        if len(parts) == 4 and parts[2] in DOCUMENT_TYPES:
+            ids.insert(0, invoice_id(*parts))
         for candidate in ids:
             if self.recorder.select_events(candidate, limit=1):
                 return candidate

@@ -101,6 +101,18 @@ class LedgerContract:
         assert (row["state"], row["failure_kind"]) == ("failed", "data")
         assert "line 3" in row["failure_message"] and "InvoiceNet is 100.00" in row["failure_message"]
 
+    def test_references_people_type_find_the_invoice_even_with_slashes(self, ledger):
+        slashed, credit = invoice("INV/77/1"), invoice("CN-9", document_type="CreditNote")
+        self.ingest(ledger, parsed(slashed), parsed(credit))
+        assert ledger.resolve_ref("V00231/INV/77/1", "10") == slashed.id
+        assert ledger.resolve_ref("10/V00231/Invoice/INV/77/1", "10") == slashed.id
+        assert ledger.resolve_ref("V00231/CN-9", "10") == credit.id
+        assert ledger.resolve_ref(str(credit.id), "10") == credit.id
+        with pytest.raises(LedgerError, match="no invoice V00231/INV/77/2"):
+            ledger.resolve_ref("V00231/INV/77/2", "10")
+        with pytest.raises(LedgerError, match="not an invoice reference"):
+            ledger.resolve_ref("INV-77", "10")
+
     # ------------------------------------------------------------------ posting and replay
 
     def _post(self, ledger, inv_id):
