@@ -23,6 +23,7 @@ from ledger.vendor import Vendor
 
 BATCH_SIZE = 2000                      # invoices per transaction: each commit is an fsync
 MAX_REJECTED_ROWS_KEPT = 1000          # on the file's event; the rest are counted
+MAX_FAILED_LISTED = 1000               # invoices a file left failed, listed by `sync`
 
 
 @gc_paused()
@@ -33,9 +34,10 @@ def record_invoice_file(ledger: Ledger, export_file: ExportFile,
     approved = frozenset(approved_statuses)
     counts: Counter[str] = Counter()
     rejected: list[dict[str, Any]] = []
+    failed: list[dict[str, str]] = []
     pending: list[Any] = []
     for chunk in iter_chunks(items, batch_size):
-        pending = []
+        pending, failing = [], []
         ids = [None if isinstance(item, RejectedRow) else item.invoice.id for item in chunk]
         # One query for the whole batch: only invoices already in the ledger are loaded.
         recorded = ledger.recorded(i for i in ids if i is not None)
@@ -50,11 +52,18 @@ def record_invoice_file(ledger: Ledger, export_file: ExportFile,
             if found is not None:
                 outcome, invoice = _take(export_file, item, found, approved)
                 pending.append(invoice)
+                if outcome != "duplicate" and invoice.state in ("failed", "needs_attention"):
+                    failing.append(_failure(invoice.ref, invoice.row["failure_kind"],
+                                            invoice.row["failure_message"]))
             else:
                 outcome = "parsed"
-                pending.extend(_new(export_file, item, id, approved))
+                events = _new(export_file, item, id, approved)
+                pending.extend(events)
+                if isinstance(events[-1], Invoice.Failed):
+                    failing.append(_failure(item.invoice.ref, "data", events[-1].message))
             counts[outcome] += 1
         ledger.save_all(pending)
+        failed.extend(failing[:MAX_FAILED_LISTED - len(failed)])
     export_file.record_parsed(records=sum(counts.values()) - counts["rejected_rows"],
                               invoices_new=counts["parsed"], duplicates=counts["duplicate"],
                               amendments=counts["amended"], rejected_rows=rejected)
@@ -62,7 +71,12 @@ def record_invoice_file(ledger: Ledger, export_file: ExportFile,
     return {"file": export_file.name, "invoices_new": counts["parsed"],
             "duplicates": counts["duplicate"], "amendments": counts["amended"],
             "changed_after_posting": counts["changed_after_posting"],
-            "rejected_rows": counts["rejected_rows"]}
+            "rejected_rows": counts["rejected_rows"], "failed": failed}
+
+
+def _failure(ref: str, kind: str, message: str) -> dict[str, str]:
+    """An invoice this file left failed or needing attention, as `sync` reports failures."""
+    return {"invoice": ref, "stage": "intake", "kind": kind, "message": message}
 
 
 def _new(export_file: ExportFile, item: ParsedInvoice, id: UUID,

@@ -316,6 +316,11 @@ def _violations_message(violations: list[dict[str, Any]]) -> str:
 
 
 def _changed_after_posting_message(invoice: Invoice, file_name: str) -> str:
+    if invoice.posted is None:     # state "posting": an attempt was under way, its fate unknown
+        return (f"{file_name} changes invoice {invoice.ref} while it was being posted to IFS;"
+                " IFS may already hold the earlier content, so neither version is posted"
+                f" automatically: look up ExternalRef {invoice.id} in IFS and put it right"
+                f" there by hand (`ml-connector history {invoice.ref}` shows both versions)")
     ifs_id = invoice.row.get("ifs_invoice_id") or "?"
     return (f"{file_name} changes invoice {invoice.ref}, which is already posted in IFS"
             f" (InvoiceId {ifs_id}); it will not be posted again: correct it in IFS by hand"

@@ -70,6 +70,8 @@ class Pipeline:
         if self.poller is not None:
             try:
                 polled = await self.poller.poll()
+                for summary in polled.taken:      # invoices a file itself left failed
+                    report.failed.extend(summary.pop("failed", []))
                 report.poll = {"listed": polled.listed, "taken": polled.taken,
                                "skipped": polled.skipped, "errors": polled.errors}
             except SourceError as exc:

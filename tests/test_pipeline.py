@@ -203,6 +203,27 @@ def test_a_rejected_file_is_read_again_once_its_settings_change(tmp_path, outbou
     assert "invoices settings changed" in file_events[2]["data"]["reason"]
 
 
+def test_sync_reports_the_invoices_a_file_itself_leaves_failed(tmp_path, outbound):
+    erp = FakeErp()
+    sync(tmp_path, outbound, erp)                             # INV-2026-0117 posted
+    sample = (SAMPLES / "invoices_C1042_20261106152500.csv").read_text()
+    (outbound / "invoices_C1042_20261108000000.csv").write_text(
+        sample.replace("80.00,0.00,80.00", "80.00,0.00,81.00")   # 7781, pending: rules broken
+        .replace("Consulting, October", "Consulting, Oct.")   # V00877's, already posted
+        .replace("CN-2026-0009", "CN-2026-0010").replace("-216.00", "-217.00"))   # new, broken
+    report, rows = sync(tmp_path, outbound, erp)
+    failed = {f["invoice"]: f for f in report.failed}
+    assert set(failed) == {"V00231/7781", "V00877/INV-2026-0117", "V00231/CN-2026-0010"}
+    assert failed["V00231/CN-2026-0010"]["kind"] == "data"
+    assert (rows[("V00231", "7781")]["state"], failed["V00231/7781"]["kind"]) == ("failed", "data")
+    assert "correct the invoice in Stampli" in failed["V00231/7781"]["message"]
+    assert rows[("V00877", "INV-2026-0117")]["state"] == "needs_attention"
+    assert failed["V00877/INV-2026-0117"]["kind"] == "conflict"
+    assert "already posted in IFS" in failed["V00877/INV-2026-0117"]["message"]
+    assert all(f["stage"] == "intake" for f in failed.values())
+    assert all("failed" not in t for t in report.poll["taken"])   # listed once, not twice
+
+
 def test_a_file_that_fails_while_recording_does_not_stop_the_others(tmp_path, outbound,
                                                                     monkeypatch):
     from adapters.stampli import configured

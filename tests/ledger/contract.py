@@ -134,6 +134,23 @@ class LedgerContract:
         assert (row["state"], row["ifs_invoice_id"]) == ("needs_attention", "4711")
         assert "already posted in IFS" in row["failure_message"]
 
+    def test_changed_while_posting_says_ifs_may_hold_the_earlier_content(self, ledger,
+                                                                          projector):
+        inv = invoice("INV-1")
+        self.ingest(ledger, parsed(inv), name="a.csv")
+        agg = ledger.invoice(inv.id)
+        agg.validate(["account 6100"], "snap-1")
+        agg.resolve_vendor("V00231", "existing")
+        agg.intend_posting("worker-a")                 # the answer never came
+        ledger.record(agg)
+        changed = invoice("INV-1", lines=(("6100", "CC210", "1.00", "0.00"),))
+        summary = self.ingest(ledger, parsed(changed), name="b.csv")
+        assert summary["failed"][0]["kind"] == "conflict"
+        row = self.status(projector)["INV-1"]
+        assert row["state"] == "needs_attention"
+        assert "while it was being posted" in row["failure_message"]
+        assert f"ExternalRef {inv.id}" in row["failure_message"]
+
     def test_posted_invoice_shows_ifs_keys(self, ledger, projector):
         inv = invoice("INV-1")
         self.ingest(ledger, parsed(inv))
