@@ -194,7 +194,8 @@ class Poller:
             self.ledger.record(export_file)
             log.error("rejected %s: %s", export_file.name, exc, extra={"file": export_file.name})
             return {"file": export_file.name, "rejected": str(exc)}
-        log.info("recorded %s: %s", export_file.name, summary, extra={"file": export_file.name})
+        compact = {**summary, "failed": len(summary["failed"])} if "failed" in summary else summary
+        log.info("recorded %s: %s", export_file.name, compact, extra={"file": export_file.name})
         return summary
 
     def _record_purchase_orders(self, export_file: ExportFile, path: Path) -> dict[str, Any]:
