@@ -24,7 +24,9 @@ from ledger.app import ConcurrentChange, Ledger
 from ledger.invoice import Invoice, InvoiceRuleError
 from ledger.model import VendorRecord, invoice_from_data
 from ledger.poller import Poller
-from ledger.ports import Erp, ErpFailure, PostingRequest, PostingResult, SourceError, WorkQueue
+from ledger.ports import (Erp, ErpFailure, PostingRequest, PostingResult, SourceError,
+                          SupplierResolution, WorkQueue)
+from ledger.vendor import Vendor
 
 log = logging.getLogger("ml_connector.pipeline")
 
@@ -219,10 +221,24 @@ class Pipeline:
             record = VendorRecord(**vendor.record) if vendor is not None else None
             cache[key] = await self.erp.resolve_supplier(content, record)
             exchanges = cache[key].exchanges
+            if vendor is not None and cache[key].how in ("created", "linked_to_company"):
+                self._note_vendor_synced(vendor, cache[key])
         else:
             exchanges = []
         resolution = cache[key]
         invoice.resolve_vendor(resolution.supplier_id, resolution.how, exchanges)
+
+    def _note_vendor_synced(self, vendor: Vendor, resolution: SupplierResolution) -> None:
+        """The vendor's own stream says what IFS now has: the supplier this connector created
+        from its record (which fields), or linked to one more company."""
+        fields = sorted(k for k, v in vendor.record.items()
+                        if v not in ("", None) and k != "source_line") \
+            if resolution.how == "created" else []
+        vendor.synced(resolution.supplier_id, resolution.how, fields)
+        try:
+            self.ledger.record(vendor)
+        except ConcurrentChange:        # another worker noted it first
+            log.info("vendor %s: another worker recorded its sync", vendor.vendor_id)
 
     async def resolve_vendors(self, report: CycleReport) -> int:
         rows = self.queue.ready("resolve_vendor", self._now(), self.settings.page)

@@ -12,7 +12,7 @@ from uuid import UUID
 import pytest
 
 from adapters.settings import settings_from_dict
-from ledger.model import export_file_id
+from ledger.model import export_file_id, vendor_stream_id
 from ledger.ports import ErpFailure
 from runtime import Runtime
 from tests.fakes import FakeErp, FolderSource
@@ -116,6 +116,22 @@ def test_every_parked_invoice_is_looked_at_not_just_the_first_page(tmp_path, out
     assert rows[("V00231", "CN-2026-0009")]["state"] == "posted"
     assert rows[("V00231", "INV-2026-0117")]["state"] == "posted"
     assert sum(r["state"] == "failed" for r in rows.values()) == 2    # still lack 6540
+
+
+def test_a_supplier_created_from_the_vendor_record_shows_on_the_vendor_stream(tmp_path,
+                                                                             outbound):
+    rt = make_runtime(tmp_path, outbound, FakeErp(suppliers=("V00231",)))
+    try:
+        rt.sync_blocking()
+        vendor_events = rt.ledger.history(vendor_stream_id("V00877"))
+        invoice_events = rt.ledger.history(rt.ledger.resolve_ref("V00877/INV-2026-0117", "10"))
+    finally:
+        rt.close()
+    synced = [e["data"] for e in vendor_events if e["type"] == "Synced"]
+    assert synced[-1]["action"] == "created" and synced[-1]["supplier_id"] == "V00877"
+    assert "name" in synced[-1]["fields"]
+    resolved = [e["data"] for e in invoice_events if e["type"] == "VendorResolved"]
+    assert resolved[0]["how"] == "created"
 
 
 def test_commit_then_drop_is_looked_up_not_reposted(tmp_path, outbound):
