@@ -5,6 +5,7 @@ the key and what was expected; the CLI turns it into exit code 2.
 """
 from __future__ import annotations
 
+import codecs
 import os
 import re
 import tomllib
@@ -212,6 +213,10 @@ def settings_from_dict(raw: dict[str, Any], source: str = "") -> Settings:
         except ValueError as exc:
             if strict or not _looks_like_cron(value):
                 raise ConfigError(f"{where}: `{section}.{key}`: {exc}") from None
+    try:
+        _check_values(settings)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
     for (section, key), allowed in _CHOICES.items():
         part = getattr(settings, section)
         if part is not None and getattr(part, key) not in allowed:
@@ -219,6 +224,41 @@ def settings_from_dict(raw: dict[str, Any], source: str = "") -> Settings:
             raise ConfigError(f"{where}: `{section}.{key}`: expected {expected}, "
                               f"got {getattr(part, key)!r}")
     return settings
+
+
+def _check_values(settings: Settings) -> None:
+    """What the types let through but would stop the program later, checked at load: the
+    schedule's cron line, each file kind's encoding and delimiter, the CA bundle (made
+    absolute: relative to the config file, like every path in it), the endpoint roles."""
+    from adapters.ifs.endpoints import default_map
+    from adapters.schedule import Schedule
+
+    try:
+        Schedule(settings.connector.schedule)
+    except ValueError as exc:
+        raise ValueError(f"`connector.schedule`: {exc}") from None
+    if settings.stampli is not None:
+        for kind in ("invoices", "vendors", "purchase_orders"):
+            files = getattr(settings.stampli, kind)
+            try:
+                codecs.lookup(files.encoding)
+            except LookupError:
+                raise ValueError(f"`stampli.{kind}.encoding`: {files.encoding!r} is not an "
+                                 "encoding Python knows (e.g. utf-8, cp1252, latin-1)") from None
+            if len(files.delimiter) != 1:
+                raise ValueError(f"`stampli.{kind}.delimiter`: expected one character, got "
+                                 f"{files.delimiter!r}")
+    ifs = settings.ifs
+    if ifs is not None:
+        if isinstance(ifs.verify_tls, str):
+            bundle = resolve_path(settings, ifs.verify_tls)
+            if not bundle.is_file():
+                raise ValueError(f"`ifs.verify_tls`: no CA bundle at {bundle}")
+            ifs.verify_tls = str(bundle)
+        unknown = sorted(set(ifs.endpoints) - set(default_map()))
+        if unknown:
+            raise ValueError(f"`ifs.endpoints.{unknown[0]}`: unknown role; known roles: "
+                             f"{', '.join(sorted(default_map()))}")
 
 
 def _looks_like_cron(value: str) -> bool:

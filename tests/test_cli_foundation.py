@@ -156,6 +156,33 @@ def test_a_misspelt_choice_names_the_choices(project, line, value, key, expected
     assert key in result.output and f"expected {expected}" in result.output
 
 
+@pytest.mark.parametrize("line,value,expected", [
+    ('schedule = "15m"', 'schedule = "99 99 * * *"', "`connector.schedule`: "),
+    ('encoding = "utf-8-sig"', 'encoding = "utf-9"', "`stampli.invoices.encoding`: 'utf-9' is not"),
+    ('delimiter = ","', 'delimiter = ";;"', "`stampli.invoices.delimiter`: expected one character"),
+    ("verify_tls = true", 'verify_tls = "ca.pem"', "`ifs.verify_tls`: no CA bundle at {dir}/ca.pem"),
+])
+def test_values_that_would_fail_later_stop_at_load(project, line, value, expected):
+    path = project / "ml-connector.toml"
+    path.write_text(path.read_text().replace(line, value, 1))
+    result = CliRunner().invoke(main, ["status"])
+    assert result.exit_code == 2, result.output
+    assert "ml-connector.toml" in result.output
+    assert expected.format(dir=project.resolve()) in result.output
+    assert "Traceback" not in result.output
+
+
+def test_the_templates_commented_examples_load_when_uncommented(project):
+    path = project / "ml-connector.toml"
+    text = path.read_text().replace("# [ifs.endpoints]", "[ifs.endpoints]").replace(
+        "# invoice = {", "invoice = {")
+    (project / "ca.pem").write_text("")
+    path.write_text(text.replace("verify_tls = true", 'verify_tls = "ca.pem"'))
+    settings = load_settings(path)
+    assert settings.ifs.endpoints["invoice"].entity_set == "PostingProposalHeadSet"
+    assert settings.ifs.verify_tls == str(project.resolve() / "ca.pem")   # beside the config
+
+
 def _commands(group, prefix=()):
     import click
     for name, command in group.commands.items():
