@@ -19,6 +19,7 @@ from adapters.ifs.odata import ODataClient
 from adapters.settings import PostingSettings
 from ledger.ports import ErpFailure, PostingRequest, PostingResult
 
+HEADER_AMOUNTS = ("NetCurrAmount", "VatCurrAmount", "GrossCurrAmount")
 ROUNDS = 3                             # re-read / re-check rounds after 412 or an unknown outcome
 
 
@@ -79,6 +80,7 @@ class Finisher:
         head = await self._lookup_invoice(request, record)
         if head is None:
             return None        # the voucher is only ever created after its invoice: none either
+        _same_amounts(request, doc.invoice, head, record)
         head, etag = await self.finish_invoice(request, doc, head, head.get("@odata.etag", ""),
                                                record)
         voucher, vetag = {}, ""
@@ -247,3 +249,20 @@ def _prefer(rows: list[dict[str, Any]], states: tuple[str, ...]) -> dict[str, An
             if row.get("Objstate") == state:
                 return row
     return rows[0]
+
+
+def _same_amounts(request: PostingRequest, sent: dict[str, Any], held: dict[str, Any],
+                  record: list[dict[str, Any]]) -> None:
+    """The document an earlier attempt left in IFS must say what the invoice says now: it was
+    amended in between otherwise, and finishing (or taking) the old one would post amounts
+    the ledger no longer holds."""
+    differ = [f"{field} {held[field]} (the invoice now says {sent[field]})"
+              for field in HEADER_AMOUNTS if field in held and field in sent
+              and _signature(held, (field,)) != _signature(sent, (field,))]
+    if differ:
+        raise ErpFailure(
+            "conflict", f"IFS already holds supplier invoice {request.invoice.ref} (ExternalRef "
+            f"{request.ledger_id}, InvoiceId {held.get('InvoiceId')}, {held.get('Objstate')}) "
+            f"with {', '.join(differ)}: it was amended after an earlier attempt reached IFS; "
+            f"correct the document in IFS, then `ml-connector replay {request.invoice.ref}`",
+            code="CONTENT_DIFFERS", exchanges=record)

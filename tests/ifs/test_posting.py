@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from adapters.ifs import OutcomeUnknown
 from ledger.ports import ErpFailure, PostingResult
 
@@ -138,6 +140,25 @@ def test_find_posted_finishes_a_half_done_document():
         [voucher] = state_vouchers(emu)
         assert voucher["Objstate"] == "Approved" and len(voucher["Rows"]) == 4
     run(body)
+
+
+def test_found_document_with_other_amounts_is_a_conflict_not_taken_as_posted():
+    """An attempt reached IFS, then the invoice was amended: the document found by ExternalRef
+    holds the old amounts, so it is neither finished nor recorded as this content's posting."""
+    async def body(emu, erp):
+        [first] = await erp.post([request(simple("INV-0117", amount="750.00", tax="60.00"),
+                                          "led-1")])
+        assert isinstance(first, PostingResult)
+        since = emu.requests()[-1]["seq"]
+        amended = request(simple("INV-0117", amount="700.00", tax="56.00"), "led-1")
+        with pytest.raises(ErpFailure) as err:
+            await erp.find_posted(amended)
+        assert err.value.kind == "conflict" and err.value.code == "CONTENT_DIFFERS"
+        assert "GrossCurrAmount 810.00 (the invoice now says 756.00)" in str(err.value)
+        assert [e["method"] for e in odata_log(emu, since)] == ["GET"]   # nothing written
+        [invoice] = state_invoices(emu)
+        assert invoice["GrossCurrAmount"] == "810.00"
+    run(body, use_batch=False)
 
 
 def test_504_on_a_write_is_looked_up_not_resent():
