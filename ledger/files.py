@@ -61,12 +61,13 @@ class ExportFile(Aggregate):
             aggregate.rejected_config = self.reader_config
 
     class Reopened(Event):
-        """Read again from the kept copy: the settings that rejected it have changed."""
+        """To be read again from the kept copy: the settings that rejected it have changed.
+        Until Parsed or Rejected follows, each poll takes it up again."""
         TOPIC = "ml_connector.file.Reopened"
         reason: str
 
         def apply(self, aggregate: ExportFile) -> None:
-            aggregate.outcome = ""
+            aggregate.outcome = "reopened"
 
     class Archived(Event):
         TOPIC = "ml_connector.file.Archived"
@@ -79,7 +80,7 @@ class ExportFile(Aggregate):
                  local_path: str, connector_version: str) -> None:
         self.name, self.kind, self.sha256, self.local_path = name, kind, sha256, local_path
         self.size, self.mtime = size, mtime
-        self.outcome = ""              # "", "parsed", "rejected"
+        self.outcome = ""              # "", "parsed", "rejected", "reopened"
         self.rejected_config = ""
         self.archived = False
 

@@ -162,8 +162,9 @@ class Poller:
         be gone from, or archived out of, the outbound folder by now."""
         for file_id in await asyncio.to_thread(self.queue.rejected_files):
             export_file = self.ledger.export_file(UUID(file_id))
-            if export_file is None or export_file.outcome != "rejected" or \
-                    export_file.rejected_config == self.readers.fingerprint(export_file.kind):
+            if export_file is None or (export_file.outcome == "rejected" and export_file
+                                       .rejected_config == self.readers.fingerprint(
+                                           export_file.kind)):
                 continue
             path = Path(export_file.local_path)
             if not path.is_file():
@@ -171,7 +172,11 @@ class Poller:
                                        f"rejected, and its kept copy {path} is gone, so it "
                                        "cannot be read again: export it again from Stampli"})
                 continue
-            export_file.reopen(f"the {export_file.kind} settings changed since it was rejected")
+            if export_file.outcome == "rejected":
+                export_file.reopen(f"the {export_file.kind} settings changed since it was "
+                                   "rejected")
+            elif export_file.outcome != "reopened":
+                continue
             log.info("reading %s again: the settings that rejected it changed",
                      export_file.name, extra={"file": export_file.name})
             await self._record_file(export_file, path, result)

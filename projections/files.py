@@ -26,11 +26,9 @@ class FilesProjection(Projection):
                             " ON CONFLICT (id) DO NOTHING",
                             (e.stream_id, d["name"], d["kind"], d["size"], d["mtime"],
                              d["sha256"], e.recorded_at))
-            elif e.type in ("Parsed", "Rejected"):
+            elif e.type in ("Parsed", "Rejected", "Reopened"):
                 cur.execute(f"UPDATE {FILES} SET outcome = ? WHERE id = ?",
                             (e.type.lower(), e.stream_id))
-            elif e.type == "Reopened":
-                cur.execute(f"UPDATE {FILES} SET outcome = '' WHERE id = ?", (e.stream_id,))
             elif e.type == "Archived":
                 cur.execute(f"UPDATE {FILES} SET archived = 1 WHERE id = ?", (e.stream_id,))
 

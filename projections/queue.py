@@ -53,9 +53,10 @@ class ProjectionQueue:
         return {name for name, size, mtime in rows if (name, size, mtime) in wanted}
 
     def rejected_files(self) -> list[str]:
-        """Ledger ids of the export files whose last outcome is a rejection, oldest first."""
-        return self._first_column(f"SELECT id FROM {FILES} WHERE outcome = 'rejected'"
-                                  " ORDER BY recorded_at, id")
+        """Ledger ids of the export files last rejected, or reopened and not read to the end
+        yet, oldest first."""
+        return self._first_column(f"SELECT id FROM {FILES} WHERE outcome IN ('rejected',"
+                                  " 'reopened') ORDER BY recorded_at, id")
 
     def vendors_to_sync(self) -> list[str]:
         return self._first_column(f"SELECT vendor_id FROM {VENDORS} WHERE needs_sync = 1"

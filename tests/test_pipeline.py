@@ -189,30 +189,41 @@ def test_unreadable_file_is_rejected_whole(tmp_path, outbound):
 
 
 
-def test_a_rejected_file_is_read_again_once_its_settings_change(tmp_path, outbound):
-    (outbound / "invoices_C1042_cp1252.csv").write_bytes(
-        (SAMPLES / "invoices_C1042_20261106152500.csv").read_bytes().replace(
-            b"INV-2026-0117", b"ENC-2026-0117").replace(b"Acme Industrial", b"Acm\xe9 Industrial"))
+def test_a_rejected_file_is_read_again_once_its_settings_change(tmp_path, outbound,
+                                                                 monkeypatch):
+    bad = outbound / "invoices_C1042_cp1252.csv"
+    bad.write_bytes((SAMPLES / "invoices_C1042_20261106152500.csv").read_bytes().replace(
+        b"INV-2026-0117", b"ENC-2026-0117").replace(b"Acme Industrial", b"Acm\xe9 Industrial"))
+    file_id = export_file_id(bad.name, hashlib.sha256(bad.read_bytes()).hexdigest())
     report, rows = sync(tmp_path, outbound, FakeErp())
-    assert [t["file"] for t in report.poll["taken"] if "rejected" in t] == \
-        ["invoices_C1042_cp1252.csv"]
+    assert [t["file"] for t in report.poll["taken"] if "rejected" in t] == [bad.name]
     assert ("V00231", "ENC-2026-0117") not in rows
+    bad.unlink()                                 # archived, or gone: the kept copy is read
 
     report, rows = sync(tmp_path, outbound, FakeErp())        # same settings: left alone
-    assert not [t for t in report.poll["taken"] if t["file"] == "invoices_C1042_cp1252.csv"]
+    assert not [t for t in report.poll["taken"] if t["file"] == bad.name]
 
     fixed = config(tmp_path)
     fixed["stampli"]["invoices"] = {"encoding": "cp1252"}
-    rt = Runtime(settings_from_dict(fixed), erp=FakeErp(), source=FolderSource(outbound))
-    try:
-        report = rt.sync_blocking()
-        rows = {(r["vendor_id"], r["invoice_number"]): r for r in rt.status_rows()}
-        content = (outbound / "invoices_C1042_cp1252.csv").read_bytes()
-        file_events = rt.ledger.history(export_file_id("invoices_C1042_cp1252.csv",
-                                                       hashlib.sha256(content).hexdigest()))
-    finally:
-        rt.close()
-    taken = [t for t in report.poll["taken"] if t["file"] == "invoices_C1042_cp1252.csv"]
+
+    def sync_fixed():
+        rt = Runtime(settings_from_dict(fixed), erp=FakeErp(), source=FolderSource(outbound))
+        try:
+            report = rt.sync_blocking()
+            return (report, {(r["vendor_id"], r["invoice_number"]): r for r in rt.status_rows()},
+                    rt.ledger.history(file_id))
+        finally:
+            rt.close()
+
+    from adapters.stampli import configured
+    real = configured.ConfiguredReaders.invoices
+    monkeypatch.setattr(configured.ConfiguredReaders, "invoices",
+                        lambda *a: (_ for _ in ()).throw(RuntimeError("worker died")))
+    report, _, _ = sync_fixed()                  # reopened, then reading it failed
+    assert any("worker died" in e for e in report.poll["errors"])
+    monkeypatch.setattr(configured.ConfiguredReaders, "invoices", real)
+    report, rows, file_events = sync_fixed()     # so the next poll takes it up again
+    taken = [t for t in report.poll["taken"] if t["file"] == bad.name]
     assert len(taken) == 1 and "rejected" not in taken[0] and taken[0]["invoices_new"] == 2
     assert rows[("V00231", "ENC-2026-0117")]["state"] == "posted"
     assert [e["type"] for e in file_events] == ["Downloaded", "Rejected", "Reopened", "Parsed"]
