@@ -53,12 +53,12 @@ class ExportFile(Aggregate):
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
-            # Version 1 did not say which settings rejected it: read it again once.
+            # Version 1 did not say which settings rejected it ("": never read again alone).
             state.setdefault("reader_config", "")
 
         def apply(self, aggregate: ExportFile) -> None:
             aggregate.outcome = "rejected"
-            aggregate.rejected_config = self.reader_config
+            aggregate.rejected_under.add(self.reader_config)
 
     class Reopened(Event):
         """To be read again from the kept copy: the settings that rejected it have changed.
@@ -81,7 +81,7 @@ class ExportFile(Aggregate):
         self.name, self.kind, self.sha256, self.local_path = name, kind, sha256, local_path
         self.size, self.mtime = size, mtime
         self.outcome = ""              # "", "parsed", "rejected", "reopened"
-        self.rejected_config = ""
+        self.rejected_under: set[str] = set()   # reader-settings fingerprints that rejected it
         self.archived = False
 
     @classmethod
@@ -97,6 +97,12 @@ class ExportFile(Aggregate):
     def reject(self, reason: str, line: int = 0, field: str = "", reader_config: str = "") -> None:
         self.trigger_event(self.Rejected, reason=reason, line=line, field=field,
                            reader_config=reader_config, connector_version=__version__)
+
+    def worth_reading_again(self, reader_config: str) -> bool:
+        """Rejected, but never under these reader settings (a rejection from before the
+        settings were recorded is left to a person)."""
+        return self.outcome == "rejected" and "" not in self.rejected_under \
+            and reader_config not in self.rejected_under
 
     def reopen(self, reason: str) -> None:
         self.trigger_event(self.Reopened, reason=reason, connector_version=__version__)

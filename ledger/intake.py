@@ -7,7 +7,7 @@ next poll processes the file again and the invoices already recorded come out as
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from uuid import UUID
 
@@ -29,8 +29,10 @@ MAX_FAILED_LISTED = 1000               # invoices a file left failed, listed by 
 @gc_paused()
 def record_invoice_file(ledger: Ledger, export_file: ExportFile,
                         items: Iterable[ParsedInvoice | RejectedRow],
-                        approved_statuses: Iterable[str],
-                        batch_size: int = BATCH_SIZE) -> dict[str, Any]:
+                        approved_statuses: Iterable[str], batch_size: int = BATCH_SIZE,
+                        superseded: Callable[[Invoice], bool] | None = None) -> dict[str, Any]:
+    """`superseded(invoice)`: the ledger holds newer content for it than this file (a file
+    read again long after it was rejected); such invoices are counted and left as they are."""
     approved = frozenset(approved_statuses)
     counts: Counter[str] = Counter()
     rejected: list[dict[str, Any]] = []
@@ -49,6 +51,9 @@ def record_invoice_file(ledger: Ledger, export_file: ExportFile,
                                      "message": item.message})
                 continue
             found = ledger.find_invoice(id) if id in recorded else None
+            if found is not None and superseded is not None and superseded(found):
+                counts["superseded"] += 1
+                continue
             if found is not None:
                 outcome, invoice = _take(export_file, item, found, approved)
                 pending.append(invoice)
@@ -71,7 +76,8 @@ def record_invoice_file(ledger: Ledger, export_file: ExportFile,
     return {"file": export_file.name, "invoices_new": counts["parsed"],
             "duplicates": counts["duplicate"], "amendments": counts["amended"],
             "changed_after_posting": counts["changed_after_posting"],
-            "rejected_rows": counts["rejected_rows"], "failed": failed}
+            "rejected_rows": counts["rejected_rows"], "superseded": counts["superseded"],
+            "failed": failed}
 
 
 def _failure(ref: str, kind: str, message: str) -> dict[str, str]:
@@ -112,7 +118,10 @@ def _take(export_file: ExportFile, item: ParsedInvoice, invoice: Invoice,
 
 
 def record_vendor_file(ledger: Ledger, export_file: ExportFile,
-                       items: Iterable[VendorRecord | RejectedRow]) -> dict[str, Any]:
+                       items: Iterable[VendorRecord | RejectedRow],
+                       only_new: bool = False) -> dict[str, Any]:
+    """`only_new`: vendors already in the ledger are left as they are (a file read again long
+    after it was rejected must not put older vendor data back)."""
     counts: Counter[str] = Counter()
     rejected: list[dict[str, Any]] = []
     for chunk in iter_chunks(items, BATCH_SIZE):
@@ -128,6 +137,9 @@ def record_vendor_file(ledger: Ledger, export_file: ExportFile,
                 vendor = Vendor.see(vendor_stream_id(item.vendor_id), item.vendor_id, record,
                                     export_file.name)
                 counts["new"] += 1
+            elif only_new:
+                counts["superseded"] += 1
+                continue
             elif vendor.update_record(record, export_file.name):
                 counts["changed"] += 1
             else:
@@ -135,10 +147,12 @@ def record_vendor_file(ledger: Ledger, export_file: ExportFile,
                 continue
             changed.append(vendor)
         ledger.save_all(changed)
-    export_file.record_parsed(records=counts["new"] + counts["changed"] + counts["unchanged"],
-                              invoices_new=0, duplicates=counts["unchanged"],
+    export_file.record_parsed(records=counts["new"] + counts["changed"] + counts["unchanged"]
+                              + counts["superseded"], invoices_new=0,
+                              duplicates=counts["unchanged"],
                               amendments=counts["changed"],
                               rejected_rows=rejected[:MAX_REJECTED_ROWS_KEPT])
     ledger.save_all([export_file])
     return {"file": export_file.name, "vendors_new": counts["new"],
-            "vendors_changed": counts["changed"], "rejected_rows": counts["rejected_rows"]}
+            "vendors_changed": counts["changed"], "vendors_superseded": counts["superseded"],
+            "rejected_rows": counts["rejected_rows"]}

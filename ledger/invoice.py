@@ -150,12 +150,14 @@ class Invoice(Aggregate):
         # The last event before the latest run of failures (and replays): where a replay
         # without an event number puts the invoice back, for the failed stage to retake it.
         self.version_before_failures = 1
+        self.content_file: tuple[str, str] | None = None    # (name, sha256) it was read from
 
     def on(self, event: str, data: dict[str, Any]) -> None:
         if event not in ("Failed", "ReplayRequested"):
             self.version_before_failures = data["originator_version"]
         if event in ("Parsed", "Amended"):
             self.content, self.violations = data["invoice"], data["violations"]
+            self.content_file = (data["file_name"], data["file_sha256"])
         elif event == "VendorResolved":
             self.supplier_id = data["supplier_id"]
         elif event == "PostingIntended":

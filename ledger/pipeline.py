@@ -221,20 +221,21 @@ class Pipeline:
             record = VendorRecord(**vendor.record) if vendor is not None else None
             cache[key] = await self.erp.resolve_supplier(content, record)
             exchanges = cache[key].exchanges
-            if vendor is not None and cache[key].how in ("created", "linked_to_company"):
-                self._note_vendor_synced(vendor, cache[key])
+            if vendor is not None and cache[key].how == "created":
+                self._note_vendor_created(vendor, cache[key])
         else:
             exchanges = []
         resolution = cache[key]
         invoice.resolve_vendor(resolution.supplier_id, resolution.how, exchanges)
 
-    def _note_vendor_synced(self, vendor: Vendor, resolution: SupplierResolution) -> None:
-        """The vendor's own stream says what IFS now has: the supplier this connector created
-        from its record (which fields), or linked to one more company."""
+    def _note_vendor_created(self, vendor: Vendor, resolution: SupplierResolution) -> None:
+        """The vendor's own stream says IFS now has the supplier this connector created from
+        its current record (which fields). A link to one more company is not a sync of the
+        record: it is on the invoice's VendorResolved event only, so a pending update of the
+        supplier is still sent."""
         fields = sorted(k for k, v in vendor.record.items()
-                        if v not in ("", None) and k != "source_line") \
-            if resolution.how == "created" else []
-        vendor.synced(resolution.supplier_id, resolution.how, fields)
+                        if v not in ("", None) and k != "source_line")
+        vendor.synced(resolution.supplier_id, "created", fields)
         try:
             self.ledger.record(vendor)
         except ConcurrentChange:        # another worker noted it first

@@ -20,6 +20,7 @@ from uuid import UUID
 from ledger.app import ConcurrentChange, Ledger
 from ledger.files import ExportFile, PollRun
 from ledger.intake import record_invoice_file, record_vendor_file
+from ledger.invoice import Invoice
 from ledger.model import RejectedRow, export_file_id
 from ledger.ports import (ExportReaders, ExportSource, RemoteFile, SourceError, UnreadableFile,
                           WorkQueue)
@@ -134,13 +135,13 @@ class Poller:
         if await self._record_file(export_file, local.path, result):
             await self._archive(export_file)
 
-    async def _record_file(self, export_file: ExportFile, path: Path,
-                           result: PollResult) -> bool:
+    async def _record_file(self, export_file: ExportFile, path: Path, result: PollResult,
+                           again: bool = False) -> bool:
         """Record the file's new event (Downloaded, Reopened), then read and record what it
         says. False when it is to be taken up again."""
         name = export_file.name
         try:
-            summary = await asyncio.to_thread(self._ingest, export_file, path)
+            summary = await asyncio.to_thread(self._ingest, export_file, path, again)
         except ConcurrentChange:
             # Another worker sharing the ledger is recording this file; its batches are
             # atomic, and whatever it leaves unfinished the next poll takes up again.
@@ -157,41 +158,49 @@ class Poller:
         return True
 
     async def _reread_rejected(self, result: PollResult) -> None:
-        """A file rejected under settings that have changed since (an encoding, a column
-        mapping put right) is read again from the copy kept when it was downloaded: it may
-        be gone from, or archived out of, the outbound folder by now."""
+        """A file rejected under reader settings that have changed since (an encoding, a
+        column mapping put right) is read again from the copy kept when it was downloaded: it
+        may be gone from, or archived out of, the outbound folder by now. Once per set of
+        settings, so workers with different settings cannot hand it back and forth."""
         for file_id in await asyncio.to_thread(self.queue.rejected_files):
             export_file = self.ledger.export_file(UUID(file_id))
-            if export_file is None or (export_file.outcome == "rejected" and export_file
-                                       .rejected_config == self.readers.fingerprint(
-                                           export_file.kind)):
+            if export_file is None:
+                continue
+            settings = self.readers.fingerprint(export_file.kind)
+            if export_file.outcome != "reopened" and \
+                    not export_file.worth_reading_again(settings):
                 continue
             path = Path(export_file.local_path)
             if not path.is_file():
-                result.skipped.append({"name": export_file.name, "reason":
-                                       f"rejected, and its kept copy {path} is gone, so it "
-                                       "cannot be read again: export it again from Stampli"})
+                export_file.reject(f"its kept copy {path} is gone, so it cannot be read again:"
+                                   " export the file again from Stampli", reader_config=settings)
+                self.ledger.record(export_file)
+                log.warning("cannot read %s again: its kept copy %s is gone",
+                            export_file.name, path, extra={"file": export_file.name})
                 continue
             if export_file.outcome == "rejected":
-                export_file.reopen(f"the {export_file.kind} settings changed since it was "
-                                   "rejected")
-            elif export_file.outcome != "reopened":
-                continue
+                export_file.reopen(f"the {export_file.kind} reading settings changed since it "
+                                   "was rejected")
             log.info("reading %s again: the settings that rejected it changed",
                      export_file.name, extra={"file": export_file.name})
-            await self._record_file(export_file, path, result)
+            await self._record_file(export_file, path, result, again=True)
 
-    def _ingest(self, export_file: ExportFile, path: Path) -> dict[str, Any]:
+    def _ingest(self, export_file: ExportFile, path: Path, again: bool) -> dict[str, Any]:
+        """`again`: a file read long after it was downloaded; what later files already said
+        about its invoices and vendors stands."""
         if export_file.pending_events:
             self.ledger.record(export_file)
         kind = export_file.kind
         try:
             if kind == "invoices":
-                summary = record_invoice_file(self.ledger, export_file,
-                                              self.readers.invoices(path, export_file.name),
-                                              self.settings.approved_statuses)
+                summary = record_invoice_file(
+                    self.ledger, export_file, self.readers.invoices(path, export_file.name),
+                    self.settings.approved_statuses,
+                    superseded=self._newer_than(export_file) if again else None)
             elif kind == "vendors":
-                summary = record_vendor_file(self.ledger, export_file, self.readers.vendors(path, export_file.name))
+                summary = record_vendor_file(self.ledger, export_file,
+                                             self.readers.vendors(path, export_file.name),
+                                             only_new=again)
             else:
                 summary = self._record_purchase_orders(export_file, path)
         except UnreadableFile as exc:
@@ -202,6 +211,15 @@ class Poller:
         compact = {**summary, "failed": len(summary["failed"])} if "failed" in summary else summary
         log.info("recorded %s: %s", export_file.name, compact, extra={"file": export_file.name})
         return summary
+
+    def _newer_than(self, export_file: ExportFile) -> Callable[[Invoice], bool]:
+        """Whether an invoice's content came from a file at least as recent as this one."""
+        def superseded(invoice: Invoice) -> bool:
+            if invoice.content_file is None:
+                return False
+            source = self.ledger.export_file(export_file_id(*invoice.content_file))
+            return source is None or source.mtime >= export_file.mtime
+        return superseded
 
     def _record_purchase_orders(self, export_file: ExportFile, path: Path) -> dict[str, Any]:
         # PO lines are checked against IFS's own purchase orders; the file is kept for audit.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from functools import partial
 from pathlib import Path
@@ -38,13 +39,16 @@ def outbound(tmp_path):
     return folder
 
 
-def make_runtime(tmp_path, outbound, erp, **connector):
-    return Runtime(settings_from_dict(config(tmp_path, **connector)), erp=erp,
-                   source=FolderSource(outbound))
+def make_runtime(tmp_path, outbound, erp, invoices=None, **connector):
+    """`invoices`: the [stampli.invoices] settings, when not the defaults."""
+    settings = config(tmp_path, **connector)
+    if invoices is not None:
+        settings["stampli"]["invoices"] = invoices
+    return Runtime(settings_from_dict(settings), erp=erp, source=FolderSource(outbound))
 
 
-def sync(tmp_path, outbound, erp, **connector):
-    rt = make_runtime(tmp_path, outbound, erp, **connector)
+def sync(tmp_path, outbound, erp, invoices=None, **connector):
+    rt = make_runtime(tmp_path, outbound, erp, invoices, **connector)
     try:
         report = rt.sync_blocking()
         return report, {(r["vendor_id"], r["invoice_number"]): r for r in rt.status_rows()}
@@ -203,15 +207,11 @@ def test_a_rejected_file_is_read_again_once_its_settings_change(tmp_path, outbou
     report, rows = sync(tmp_path, outbound, FakeErp())        # same settings: left alone
     assert not [t for t in report.poll["taken"] if t["file"] == bad.name]
 
-    fixed = config(tmp_path)
-    fixed["stampli"]["invoices"] = {"encoding": "cp1252"}
-
     def sync_fixed():
-        rt = Runtime(settings_from_dict(fixed), erp=FakeErp(), source=FolderSource(outbound))
+        report, rows = sync(tmp_path, outbound, FakeErp(), {"encoding": "cp1252"})
+        rt = make_runtime(tmp_path, outbound, FakeErp())
         try:
-            report = rt.sync_blocking()
-            return (report, {(r["vendor_id"], r["invoice_number"]): r for r in rt.status_rows()},
-                    rt.ledger.history(file_id))
+            return report, rows, rt.ledger.history(file_id)
         finally:
             rt.close()
 
@@ -227,7 +227,68 @@ def test_a_rejected_file_is_read_again_once_its_settings_change(tmp_path, outbou
     assert len(taken) == 1 and "rejected" not in taken[0] and taken[0]["invoices_new"] == 2
     assert rows[("V00231", "ENC-2026-0117")]["state"] == "posted"
     assert [e["type"] for e in file_events] == ["Downloaded", "Rejected", "Reopened", "Parsed"]
-    assert "invoices settings changed" in file_events[2]["data"]["reason"]
+    assert "invoices reading settings changed" in file_events[2]["data"]["reason"]
+
+
+def _cp1252_export(outbound: Path, name: str, age: float) -> Path:
+    """The sample invoices with 7781 renumbered ENC-7781 and the vendor name in cp1252."""
+    path = outbound / name
+    path.write_bytes((SAMPLES / "invoices_C1042_20261106152500.csv").read_bytes()
+                     .replace(b",7781,", b",ENC-7781,").replace(b"Acme Industrial", b"Acm\xe9 Industrial"))
+    when = path.stat().st_mtime - age
+    os.utime(path, (when, when))
+    return path
+
+
+def test_a_file_read_again_late_does_not_undo_what_later_files_said(tmp_path, outbound):
+    old = _cp1252_export(outbound, "invoices_C1042_20261105000000.csv", age=86_400)
+    erp = FakeErp()
+    sync(tmp_path, outbound, erp)                              # old rejected, samples posted
+    later = (SAMPLES / "invoices_C1042_20261106152500.csv").read_text().replace(
+        "Hydraulic hoses", "Hydraulic hoses, 10 m")           # a newer INV-2026-0117
+    (outbound / "invoices_C1042_20261109000000.csv").write_text(later)
+    _, rows = sync(tmp_path, outbound, erp)
+    assert rows[("V00231", "INV-2026-0117")]["state"] == "needs_attention"   # changed after posting
+    report, rows = sync(tmp_path, outbound, erp, {"encoding": "cp1252"})
+    [again] = [t for t in report.poll["taken"] if t["file"] == old.name]
+    assert (again["invoices_new"], again["superseded"]) == (1, 3)
+    assert rows[("V00231", "ENC-7781")]["state"] == "awaiting_approval"      # the new one
+    assert rows[("V00231", "CN-2026-0009")]["state"] == "posted"            # left alone
+    assert not [f for f in report.failed if f["invoice"] != "V00231/ENC-7781"]
+
+
+def test_workers_with_different_settings_read_a_bad_file_once_each(tmp_path, outbound):
+    bad = _cp1252_export(outbound, "invoices_C1042_20261105000000.csv", age=0)
+    for encoding in ("utf-8", "ascii", "utf-8", "ascii", "utf-8"):    # both fail on 0xE9
+        sync(tmp_path, outbound, FakeErp(), {"encoding": encoding})
+    rt = make_runtime(tmp_path, outbound, FakeErp())
+    try:
+        events = rt.ledger.history(export_file_id(bad.name, hashlib.sha256(
+            bad.read_bytes()).hexdigest()))
+    finally:
+        rt.close()
+    assert [e["type"] for e in events] == ["Downloaded", "Rejected", "Reopened", "Rejected"]
+
+
+def test_a_bad_file_whose_kept_copy_is_gone_says_so_once(tmp_path, outbound):
+    bad = _cp1252_export(outbound, "invoices_C1042_20261105000000.csv", age=0)
+    file_id = export_file_id(bad.name, hashlib.sha256(bad.read_bytes()).hexdigest())
+    sync(tmp_path, outbound, FakeErp())
+    bad.unlink()
+    rt = make_runtime(tmp_path, outbound, FakeErp())
+    try:
+        Path(rt.ledger.export_file(file_id).local_path).unlink()    # data_dir cleaned up
+    finally:
+        rt.close()
+    for _ in range(2):
+        sync(tmp_path, outbound, FakeErp(), {"encoding": "cp1252"})
+    rt = make_runtime(tmp_path, outbound, FakeErp())
+    try:
+        events = rt.ledger.history(file_id)
+    finally:
+        rt.close()
+    assert [e["type"] for e in events] == ["Downloaded", "Rejected", "Rejected"]
+    assert "kept copy" in events[-1]["data"]["reason"]
 
 
 def test_sync_reports_the_invoices_a_file_itself_leaves_failed(tmp_path, outbound):

@@ -34,6 +34,10 @@ def _read(reader: Callable[..., Iterator[Any]], path: Path, name: str,
             raise UnreadableFile(str(exc), line=exc.line, field=exc.field) from None
 
 
+READING_SETTINGS = ("encoding", "delimiter", "decimal_separator", "thousands_separator",
+                    "date_format", "columns")
+
+
 class ConfiguredReaders:
     def __init__(self, settings: StampliSettings, default_company: str) -> None:
         self.settings = settings
@@ -52,10 +56,12 @@ class ConfiguredReaders:
         return [p for _, patterns in self._kinds for p in patterns]
 
     def fingerprint(self, kind: str) -> str:
+        """What decides whether a file of this kind can be read at all: encoding, delimiter,
+        number and date formats, column mapping (not which files are taken, nor what is
+        done with the invoices read)."""
         section = getattr(self.settings, kind)
-        settings = msgspec.json.encode([section, self.default_company, self.settings.companies],
-                                       order="sorted")
-        return hashlib.sha256(settings).hexdigest()[:16]
+        reading = {name: getattr(section, name) for name in READING_SETTINGS}
+        return hashlib.sha256(msgspec.json.encode(reading, order="sorted")).hexdigest()[:16]
 
     def invoices(self, path: Path, name: str) -> Iterator[Any]:
         return _read(read_invoices, path, name, self.settings.invoices,
