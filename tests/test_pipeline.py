@@ -3,7 +3,6 @@ holds and what "IFS" received after each sync."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 from functools import partial
