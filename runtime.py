@@ -162,6 +162,8 @@ class Runtime:
                                     retry_max=parse_duration(c.retry_max),
                                     intent_lease=parse_duration(c.intent_lease),
                                     post_batch=c.post_batch)
+        if self.settings.ifs is not None:
+            settings.reference_retry = parse_duration(self.settings.ifs.reference_refresh)
         return Pipeline(self.ledger, self.erp(), queue, settings, poller=poller)
 
     async def sync(self, pipeline: Pipeline | None = None) -> CycleReport:

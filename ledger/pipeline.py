@@ -40,6 +40,7 @@ class PipelineSettings:
     intent_lease: float = 120.0        # an intent younger than this may still be in flight
     post_batch: int = 200
     page: int = 500
+    reference_retry: float = 900.0     # a reference refused at posting: tried again this late
 
 
 @dataclass
@@ -123,6 +124,12 @@ class Pipeline:
             else:
                 message += (f" (gave up after {attempt} attempts; `ml-connector replay"
                             f" {invoice.ref}` once IFS answers again)")
+        elif failure.kind == "reference" and stage == "post":
+            # IFS refused something the cached reference data could not show (a tax code, a
+            # blocked account): often put right in IFS soon after. Tried again once per
+            # reference refresh, a bounded number of times, then parked for a person.
+            if attempt < self.settings.max_attempts:
+                retry_at = _iso(self.clock() + self.settings.reference_retry)
         invoice.fail(stage, failure.kind, message, code=failure.code, next_retry_at=retry_at,
                      exchanges=failure.exchanges)
         report.failed.append({"invoice": invoice.ref, "stage": stage, "kind": failure.kind,

@@ -167,6 +167,29 @@ def test_transient_failures_retry_then_park_then_replay(tmp_path, outbound):
     assert len(erp.documents) == 4
 
 
+@pytest.mark.parametrize("refusals,state", [(1, "posted"), (3, "failed")])
+def test_a_reference_ifs_refuses_at_posting_is_tried_again_then_parked(tmp_path, outbound,
+                                                                     refusals, state):
+    """Validation passed on the cached reference data, IFS still refused (a tax code): tried
+    again at each reference refresh, up to max_attempts (3 here), then parked."""
+    erp = FakeErp()
+    erp.fail_posts = {"A-5531": [ErpFailure("reference", "TAX_CODE_NOT_FOUND: TX8",
+                                            code="TAX_CODE_NOT_FOUND")] * refusals}
+    settings = config(tmp_path)
+    settings["ifs"]["reference_refresh"] = "0s"          # the next refresh is due at once
+    rt = Runtime(settings_from_dict(settings), erp=erp, source=FolderSource(outbound))
+    try:
+        rt.sync_blocking()
+        row = next(r for r in rt.status_rows() if r["invoice_number"] == "A-5531")
+    finally:
+        rt.close()
+    assert row["state"] == state
+    assert erp.fail_posts["A-5531"] == []                 # every planned refusal was met
+    if state == "failed":
+        assert (row["failure_kind"], row["attempts"]) == ("reference", 3)
+        assert row["next_retry_at"] is None
+
+
 def test_change_after_posting_needs_attention(tmp_path, outbound):
     erp = FakeErp()
     sync(tmp_path, outbound, erp)
