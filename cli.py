@@ -52,7 +52,8 @@ class ConnectorCommand(click.Group):
             raise click.ClickException(str(exc)) from None
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
-            raise click.ClickException(f"{where}{exc.strerror or exc}") from None
+            raise click.ClickException(f"{where}{exc.strerror or exc}; check that path and"
+                                       " its permissions") from None
         except Exception as exc:
             logging.getLogger("ml_connector.cli").debug("unexpected error", exc_info=True)
             raise click.ClickException(

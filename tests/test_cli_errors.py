@@ -154,4 +154,20 @@ def test_an_unexpected_error_is_one_line_without_traceback(project):
     (project / "data").write_text("a file where the data folder should be")
     result = run_cli("status", cwd=project)
     assert "Traceback" not in result.stderr and result.returncode in (1, 2)
-    assert "data" in result.stderr
+    assert "data/ledger.db: Not a directory; check that path" in result.stderr
+
+
+def test_a_bug_is_one_line_and_the_traceback_only_with_vv(project, monkeypatch):
+    from click.testing import CliRunner
+
+    from cli import main
+    from runtime import Runtime
+
+    def broken(self, state=None):
+        raise KeyError("state")
+    monkeypatch.chdir(project)
+    monkeypatch.setattr(Runtime, "status_rows", broken)
+    result = CliRunner().invoke(main, ["status"], catch_exceptions=False)
+    assert result.exit_code == 1
+    assert result.output.strip() == ("Error: unexpected error (KeyError: 'state'); this is a"
+                                     " bug: run again with -vv to see where, and report it")
