@@ -50,7 +50,7 @@ def _fields(struct, prefix=""):
         key = f"{prefix}{field.name}"
         if isinstance(field.type, type) and issubclass(field.type, msgspec.Struct):
             yield from _fields(field.type, key + ".")
-        elif field.type is int:
+        elif field.type in (int, float):
             yield key
         elif field.type is str and isinstance(field.default, str):
             try:
