@@ -2,6 +2,7 @@
 messages with exit codes: 0 done, 1 the work could not be done, 2 usage or configuration."""
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -24,6 +25,50 @@ class ConfigFailure(click.ClickException):
     exit_code = 2
 
 
+class ConnectorCommand(click.Group):
+    """The entry point's last word on failures: whatever goes wrong is one line on stderr and
+    an exit code (2 configuration or usage, 1 the work could not be done), never a traceback
+    (`-vv` logs it, for a bug report)."""
+
+    def main(self, args=None, *more, **extra):
+        argv = sys.argv[1:] if args is None else list(args)
+        for number, arg in enumerate(argv, 1):
+            if isinstance(arg, str) and not _is_utf8(arg):
+                shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                click.echo(f"Error: argument {number} ({shown}) is not valid UTF-8; ml-connector"
+                           " takes UTF-8 text (rename such a file, or pass a UTF-8 link to it)",
+                           err=True)
+                sys.exit(2)
+        return super().main(argv, *more, **extra)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except (ConfigError, SecretsError) as exc:
+            raise ConfigFailure(str(exc)) from None
+        except (LedgerError, SourceError) as exc:
+            raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(f"{where}{exc.strerror or exc}; check that path and"
+                                       " its permissions") from None
+        except Exception as exc:
+            logging.getLogger("ml_connector.cli").debug("unexpected error", exc_info=True)
+            raise click.ClickException(
+                f"unexpected error ({type(exc).__name__}: {exc}); this is a bug: run again"
+                " with -vv to see where, and report it") from None
+
+
+def _is_utf8(arg: str) -> bool:
+    try:
+        arg.encode("utf-8")
+    except UnicodeEncodeError:       # undecodable bytes arrive as lone surrogates
+        return False
+    return True
+
+
 def runtime(ctx: click.Context) -> Runtime:
     obj = ctx.ensure_object(dict)
     if "runtime" not in obj:
@@ -36,7 +81,8 @@ def runtime(ctx: click.Context) -> Runtime:
     return obj["runtime"]
 
 
-@click.group(help="Moves approved Stampli invoices into IFS Cloud, every step on record."
+@click.group(cls=ConnectorCommand,
+             help="Moves approved Stampli invoices into IFS Cloud, every step on record."
              + EXAMPLE + "ml-connector --config ml-connector.toml status")
 @click.option("--config", "config", metavar="PATH",
               help="Config file (default $ML_CONNECTOR_CONFIG, else ./ml-connector.toml).")
@@ -89,10 +135,7 @@ def secrets_set(ctx: click.Context, name: str, from_file: str | None) -> None:
         value = value if name == "stampli.private_key" else value.rstrip("\r\n")
     if not value:
         raise click.UsageError("empty value; nothing stored")
-    try:
-        runtime(ctx).secrets.set(name, value)
-    except SecretsError as exc:
-        raise click.ClickException(str(exc)) from None
+    runtime(ctx).secrets.set(name, value)
     click.echo(f"stored {name}")
 
 
@@ -100,11 +143,7 @@ def secrets_set(ctx: click.Context, name: str, from_file: str | None) -> None:
                  + "ml-connector secrets list")
 @click.pass_context
 def secrets_list(ctx: click.Context) -> None:
-    try:
-        names = runtime(ctx).secrets.names()
-    except SecretsError as exc:
-        raise click.ClickException(str(exc)) from None
-    for name in names:
+    for name in runtime(ctx).secrets.names():
         click.echo(name)
 
 
@@ -375,7 +414,11 @@ def audit_export(ctx: click.Context, fmt: str, since: str, until: str, output: s
         raise click.UsageError(f"--since/--until: {exc}") from None
     events = iter_events(rt.ledger, since, until)
     write = to_csv if fmt == "csv" else to_jsonl
-    handle = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
+    try:
+        handle = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc.strerror}; give a file in a"
+                                   " folder that exists and that you can write to") from None
     count = 0
     try:
         if fmt == "csv":

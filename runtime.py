@@ -28,7 +28,11 @@ def init_project(directory: Path, force: bool = False) -> tuple[Path, Path]:
     config = directory / "ml-connector.toml"
     if config.exists() and not force:
         raise FileExistsError(str(config))
-    config.write_text(resources.files("adapters").joinpath("config_template.toml").read_text())
+    template = resources.files("adapters").joinpath("config_template.toml").read_text()
+    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)             # it points at the secrets: private whatever the umask
+    with os.fdopen(fd, "w") as handle:
+        handle.write(template)
     return config, create_master_key(directory / "data")
 
 

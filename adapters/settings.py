@@ -167,31 +167,56 @@ _CHOICES = {
     ("stampli", "auth"): ("password", "key"),
     ("ifs", "token_auth"): ("post", "basic"),
 }
-_DURATION_KEYS = {
-    ("connector", "schedule"): False,  # may also be a cron line
-    ("connector", "retry_base"): True,
-    ("connector", "retry_max"): True,
-    ("connector", "intent_lease"): True,
-    ("stampli", "stable_wait"): True,
-    ("stampli", "min_file_age"): True,
-    ("stampli", "connect_timeout"): True,
-    ("stampli", "read_timeout"): True,
-    ("ifs", "timeout"): True,
-    ("ifs", "reference_refresh"): True,
-    ("ifs", "backoff_base"): True,
-    ("ifs", "backoff_cap"): True,
+# Every numeric setting and every duration, with the range it must fall in (both ends
+# included); durations are written as in the config. A new numeric setting needs a row here
+# (tests/test_settings_ranges.py fails otherwise).
+RANGES: dict[str, tuple[int, int] | tuple[str, str]] = {
+    "connector.schedule": ("1s", "7d"),          # as an interval; a cron line is checked apart
+    "connector.max_attempts": (1, 100),
+    "connector.intent_lease": ("1s", "1d"),
+    "connector.post_batch": (1, 5000),
+    "connector.retry_base": ("0s", "1d"),
+    "connector.retry_max": ("0s", "7d"),
+    "stampli.port": (1, 65535),
+    "stampli.min_file_age": ("0s", "1d"),
+    "stampli.stable_wait": ("0s", "10m"),
+    "stampli.connect_timeout": ("100ms", "10m"),
+    "stampli.read_timeout": ("100ms", "1h"),
+    "ifs.requests_per_minute": (1, 1_000_000),
+    "ifs.page_size": (1, 100_000),
+    "ifs.timeout": ("100ms", "1h"),
+    "ifs.reference_refresh": ("0s", "7d"),
+    "ifs.backoff_base": ("0s", "10m"),
+    "ifs.backoff_cap": ("0s", "1h"),
+    "ifs.retries": (0, 100),
 }
+_CRON_KEYS = {"connector.schedule"}            # may be a cron line instead of an interval
+LEDGER_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
 
 
 def load_settings(path: str | Path) -> Settings:
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: no such configuration file; create one with `ml-connector init`"
             " or point --config / $ML_CONNECTOR_CONFIG at it"
         ) from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a folder, not a configuration file; point --config at"
+                          f" the .toml file (e.g. {path / DEFAULT_CONFIG})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration file: {exc.strerror}") \
+            from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}: line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x});"
+                          " save the file as UTF-8") from None
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     return settings_from_dict(raw, source=str(path))
@@ -203,17 +228,8 @@ def settings_from_dict(raw: dict[str, Any], source: str = "") -> Settings:
         settings = msgspec.convert({**raw, "source": source}, Settings)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{where}: {_explain(exc)}") from None
-    for (section, key), strict in _DURATION_KEYS.items():
-        part = getattr(settings, section)
-        if part is None:
-            continue
-        value = getattr(part, key)
-        try:
-            parse_duration(value)
-        except ValueError as exc:
-            if strict or not _looks_like_cron(value):
-                raise ConfigError(f"{where}: `{section}.{key}`: {exc}") from None
     try:
+        _check_ranges(settings)
         _check_values(settings)
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from None
@@ -237,6 +253,11 @@ def _check_values(settings: Settings) -> None:
         Schedule(settings.connector.schedule)
     except ValueError as exc:
         raise ValueError(f"`connector.schedule`: {exc}") from None
+    ledger = settings.connector.ledger
+    if not ledger.startswith(LEDGER_SCHEMES):
+        shown = re.sub(r"(//[^:/@]*):[^@/]*@", r"\1@", ledger)     # never show a password
+        raise ValueError(f"`connector.ledger`: {shown!r} is neither sqlite:///PATH nor"
+                         " postgresql://USER@HOST:PORT/DB")
     if settings.stampli is not None:
         for kind in ("invoices", "vendors", "purchase_orders"):
             files = getattr(settings.stampli, kind)
@@ -259,6 +280,33 @@ def _check_values(settings: Settings) -> None:
         if unknown:
             raise ValueError(f"`ifs.endpoints.{unknown[0]}`: unknown role; known roles: "
                              f"{', '.join(sorted(default_map()))}")
+
+
+def _check_ranges(settings: Settings) -> None:
+    for key, (low, high) in RANGES.items():
+        section, _, name = key.rpartition(".")
+        part: Any = settings
+        for step in section.split("."):
+            part = getattr(part, step)
+            if part is None:
+                break
+        if part is None:
+            continue
+        value = getattr(part, name)
+        if isinstance(low, str):
+            try:
+                number = parse_duration(value)
+            except ValueError as exc:
+                if key in _CRON_KEYS and _looks_like_cron(value):
+                    continue
+                raise ValueError(f"`{key}`: {exc}") from None
+            within = parse_duration(low) <= number <= parse_duration(high)
+        else:
+            within = low <= value <= high
+        if not within:
+            cron = " (or a cron line)" if key in _CRON_KEYS else ""
+            raise ValueError(f"`{key}` = {value!r} is out of range: allowed {low} to {high}"
+                             f"{cron}")
 
 
 def _looks_like_cron(value: str) -> bool:

@@ -18,6 +18,7 @@ from ledger.codec import OrjsonTranscoder, event_type
 from ledger.files import ExportFile, PollRun
 from ledger.invoice import Invoice, InvoiceRuleError
 from ledger.model import DOCUMENT_TYPES, invoice_id, vendor_stream_id
+from ledger.private import create_private_file, make_private_dir
 from ledger.vendor import Vendor
 
 APP_NAME = "ml_connector"
@@ -42,7 +43,8 @@ def environment_for(url: str) -> dict[str, str]:
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///"):]
         if path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            make_private_dir(os.path.dirname(os.path.abspath(path)))
+            create_private_file(path)     # vendor tax ids: 0600, and so its -wal and -shm
         return {"PERSISTENCE_MODULE": SQLITE_FACTORY_TOPIC,
                 "SQLITE_DBNAME": path if path != ":memory:" else ":memory:",
                 "SQLITE_LOCK_TIMEOUT": "30"}

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,10 +14,10 @@ import pytest
 
 from adapters.secrets import SecretStore, create_master_key
 from sandbox.ifs.runner import EmulatorThread, start_in_thread
+from tests.installed_cli import CLI, cli_env
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "sandbox" / "data"
-CLI = [sys.executable, "-c", "import cli; cli.main()"]
 IFS_SECRET = "sandbox-secret"
 
 
@@ -61,12 +60,6 @@ class World:
 
     def ifs_invoices(self) -> list[dict]:
         return self.ifs.state()["invoices"]
-
-
-def cli_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "ML_CONNECTOR_MASTER_KEY"}
-    env["PYTHONPATH"] = str(ROOT)
-    return env
 
 
 CONNECTOR = {"company": "10", "ledger": "sqlite:///data/ledger.db", "data_dir": "data",

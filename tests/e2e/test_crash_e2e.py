@@ -60,20 +60,52 @@ def _assert_exactly_once(world, expected: int) -> None:
     assert {r["id"]: r["ifs_invoice_id"] for r in rows} == by_ref
 
 
+def _wait_for_a_refused_write(world, since: int, limit: float) -> None:
+    """Until IFS has refused a write (the posting is retrying) after request `since`."""
+    end = time.time() + limit
+    while time.time() < end:
+        if any(e["fault"] == "timeout" for e in world.ifs.requests(since)):
+            return
+        time.sleep(0.02)
+
+
+def _open_intents(world) -> set[int]:
+    """The positions of PostingIntended events that are their invoice's last: a posting was
+    under way and no outcome is recorded."""
+    last: dict[str, dict] = {}
+    for line in world.cli("audit", "export").stdout.splitlines():
+        event = json.loads(line)
+        last[event["stream_id"]] = event
+    return {e["position"] for e in last.values() if e["type"] == "PostingIntended"}
+
+
 @pytest.mark.slow
 def test_sigkill_at_random_moments_never_loses_or_doubles(make_world, tmp_path):
     world = make_world(ifs_seed(VENDORS), connector={"post_batch": 15})
     _drop_generated(world, tmp_path, invoices=300, files=6)
     rng = random.Random(20261124)
-    kills = 0
-    for _ in range(14):
+    kills = mid_posting = 0
+    left_open: set[int] = set()
+    for round_ in range(14):
+        since = max((e["seq"] for e in world.ifs.requests()), default=0)
         process = _start_run(world)
-        time.sleep(rng.uniform(0.8, 3.5))        # start-up is ~0.7 s; kill anywhere after
+        if round_ % 2:                           # anywhere after start-up (~0.7 s)
+            time.sleep(rng.uniform(0.8, 3.5))
+        else:                                    # while a posting is retrying a 504
+            world.ifs.gateway_timeout(None, method="POST")
+            _wait_for_a_refused_write(world, since, limit=20)
+            time.sleep(rng.uniform(0, 0.2))
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             kills += 1
         process.wait(timeout=10)
+        world.ifs.clear_faults()
+        now_open = _open_intents(world)
+        if now_open - left_open:                 # this kill left a posting without outcome
+            mid_posting += 1
+        left_open = now_open
     assert kills >= 10
+    assert mid_posting >= 5, f"only {mid_posting} of {kills} kills landed mid-posting"
     report = _sync_until_done(world, 300)
     assert report["states"] == {"posted": 300}, report
     _assert_exactly_once(world, 300)
