@@ -133,6 +133,7 @@ def test_every_from_of_a_realistic_stream(make_world, tmp_path):
         "Discovered", "Parsed", "AwaitingApproval", "Amended", "Validated", "VendorResolved",
         "PostingIntended", "Failed"]
     assert in_ifs(world) == set()
+    sent = len(world.ifs.requests())
 
     for n, why in REFUSED.items():
         result = cli(world, "replay", "V00231/R-X", "--from", str(n))
@@ -153,6 +154,7 @@ def test_every_from_of_a_realistic_stream(make_world, tmp_path):
         assert "(allowed: --from 3)" in result.stderr
     assert history(world, "V00231/R-P") == pending
     assert cli(world, "replay", "V00231/R-P", "--from", "3").exit_code == 0
+    assert len(world.ifs.requests()) == sent                   # a replay never calls IFS
 
     assert installed(world, "sync").returncode == 0
     posted = [i for i in world.ifs_invoices() if i["Identity"] == "V00231"]
