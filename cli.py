@@ -291,7 +291,10 @@ def history(ctx: click.Context, ref: str, as_json: bool) -> None:
               " failure), or every parked invoice with --failed. Appends; never rewrites."
               + EXAMPLE + "ml-connector replay --failed --kind reference")
 @click.argument("ref", required=False)
-@click.option("--from", "from_version", type=int, help="Event number to go back to.")
+@click.option("--from", "from_version", type=int,
+              help="Event number to go back to: from its latest content on, never past the"
+              " approval of content Stampli has not approved (a refusal lists the allowed"
+              " ones).")
 @click.option("--failed", is_flag=True, help="Every failed (parked) invoice.")
 @click.option("--kind", type=click.Choice(["data", "reference", "transient", "rejected",
                                            "conflict"]), help="With --failed: only this kind.")

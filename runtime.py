@@ -13,7 +13,8 @@ import socket
 import uuid
 
 from adapters.secrets import SecretStore, create_master_key
-from adapters.settings import Settings, ledger_url, parse_duration, resolve_path
+from adapters.settings import (InvoiceFileSettings, Settings, ledger_url, parse_duration,
+                               resolve_path)
 from ledger.app import Ledger, LedgerError
 from ledger.pipeline import CycleReport, Pipeline, PipelineSettings
 from ledger.poller import Poller, PollSettings
@@ -103,10 +104,15 @@ class Runtime:
 
     # ------------------------------------------------------------------ replay
 
+    def approved_statuses(self) -> tuple[str, ...]:
+        st = self.settings.stampli
+        invoices = st.invoices if st is not None else InvoiceFileSettings()
+        return tuple(invoices.approved_statuses)
+
     def replay_one(self, ref: str, from_version: int | None,
                    reason: str = "requested from the command line") -> dict[str, Any]:
-        invoice, from_version = self.ledger.request_replay(self.resolve(ref), from_version,
-                                                           reason)
+        invoice, from_version = self.ledger.request_replay(
+            self.resolve(ref), from_version, reason, approved_statuses=self.approved_statuses())
         return {"id": str(invoice.id), "ref": invoice.ref, "from_version": from_version,
                 "restored_state": invoice.state}
 
@@ -165,7 +171,8 @@ class Runtime:
                                     retry_base=parse_duration(c.retry_base),
                                     retry_max=parse_duration(c.retry_max),
                                     intent_lease=parse_duration(c.intent_lease),
-                                    post_batch=c.post_batch)
+                                    post_batch=c.post_batch,
+                                    approved_statuses=self.approved_statuses())
         if self.settings.ifs is not None:
             settings.reference_retry = parse_duration(self.settings.ifs.reference_refresh)
         return Pipeline(self.ledger, self.erp(), queue, settings, poller=poller)

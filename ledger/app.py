@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -14,6 +14,7 @@ from eventsourcing.application import AggregateNotFoundError, Application, Proce
 from eventsourcing.domain import BaseAggregate, DomainEvent
 from eventsourcing.persistence import IntegrityError, Transcoder
 
+from ledger import replay
 from ledger.codec import OrjsonTranscoder, event_type
 from ledger.files import ExportFile, PollRun
 from ledger.invoice import Invoice, InvoiceRuleError
@@ -233,24 +234,24 @@ class Ledger(Application[UUID]):
         self._notify(recordings)
         self.notify(processing.events)
 
-    def request_replay(self, id: UUID, from_version: int | None,
-                       reason: str) -> tuple[Invoice, int]:
-        """Records the replay; returns the invoice and the event number it went back to."""
+    def request_replay(self, id: UUID, from_version: int | None, reason: str, *,
+                       approved_statuses: Collection[str] | None = None) -> tuple[Invoice, int]:
+        """Records the replay; returns the invoice and the event number it went back to.
+        A target that would skip or undo the approval, resurrect replaced content or post
+        twice is refused (ledger/replay.py), naming the events it may go back to.
+        `approved_statuses`: the configured ones (None: only the recorded judgement)."""
         invoice = self.invoice(id)
         if from_version is None:
             from_version = invoice.version_before_failures
-        if not 1 <= from_version <= invoice.version:
-            raise LedgerError(f"invoice {invoice.ref} has events 1..{invoice.version};"
-                              f" cannot replay from {from_version}")
-        restored = self.invoice_at(id, from_version).state
-        if invoice.posted is not None and restored not in ("posted", "needs_attention"):
-            raise LedgerError(f"invoice {invoice.ref} is already posted in IFS (InvoiceId"
-                              f" {invoice.row['ifs_invoice_id']}); replaying it to"
-                              f" '{restored}' could post it twice, so it is refused")
-        if restored in ("discovered",):
-            raise LedgerError(f"event {from_version} of {invoice.ref} is before its content"
-                              " was parsed; replay from a later event")
-        invoice.request_replay(from_version, restored, reason)
+        events = [self.mapper.to_domain_event(item) for item in self.recorder.select_events(id)]
+        steps = replay.steps_of(events[:invoice.version])
+        standing = replay.Standing(
+            invoice.ref, invoice.row["ifs_invoice_id"] if invoice.posted is not None else None,
+            invoice.approval_problem(approved_statuses))
+        refusal = replay.why_not(steps, from_version, standing)
+        if refusal:
+            raise LedgerError(f"{refusal} ({replay.describe(replay.allowed(steps, standing))})")
+        invoice.request_replay(from_version, steps[from_version - 1].state, reason)
         self.save_all([invoice])
         return invoice, from_version
 

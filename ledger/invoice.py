@@ -6,6 +6,7 @@ recorded. Topics are explicit so that modules can move without breaking stored e
 """
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 from uuid import UUID
 
@@ -18,6 +19,10 @@ from ledger.status import AMENDABLE, STAGE_OF_STATE, empty_row, transition
 
 class InvoiceRuleError(Exception):
     """A command that the invoice's current state does not allow."""
+
+
+class NotApproved(InvoiceRuleError):
+    """The invoice's current content is not approved in Stampli: it may not go to IFS."""
 
 
 class Invoice(Aggregate):
@@ -151,6 +156,9 @@ class Invoice(Aggregate):
         # without an event number puts the invoice back, for the failed stage to retake it.
         self.version_before_failures = 1
         self.content_file: tuple[str, str] | None = None    # (name, sha256) it was read from
+        # The content hash an AwaitingApproval was recorded for: that content was judged not
+        # approved, and no replay of an earlier state changes the judgement.
+        self.withheld_hash = ""
 
     def on(self, event: str, data: dict[str, Any]) -> None:
         if event not in ("Failed", "ReplayRequested"):
@@ -158,6 +166,8 @@ class Invoice(Aggregate):
         if event in ("Parsed", "Amended"):
             self.content, self.violations = data["invoice"], data["violations"]
             self.content_file = (data["file_name"], data["file_sha256"])
+        elif event == "AwaitingApproval":
+            self.withheld_hash = self.content_hash
         elif event == "VendorResolved":
             self.supplier_id = data["supplier_id"]
         elif event == "PostingIntended":
@@ -264,10 +274,34 @@ class Invoice(Aggregate):
         self._record(self.VendorResolved, supplier_id=supplier_id, how=how,
                      exchanges=exchanges or [])
 
-    def intend_posting(self, worker: str, *, looked_up: bool = False) -> None:
+    def approval_problem(self, approved_statuses: Collection[str] | None) -> str:
+        """Why the current content may not go to IFS ("" when it is approved): the ledger
+        recorded it as awaiting approval, or its approval status is not one of
+        `approved_statuses` (None: only the recorded judgement counts)."""
+        status = self.content.get("approval_status", "")
+        if self.withheld_hash == self.content_hash or (
+                approved_statuses is not None and status not in approved_statuses):
+            return (f"invoice {self.ref} is not approved in Stampli (approval status"
+                    f" {status!r}); it moves on by itself when Stampli exports it approved")
+        return ""
+
+    def hold_for_approval(self) -> None:
+        """Back to waiting for approval: content that is not approved reached a stage (an
+        earlier connector's replay, a changed setting)."""
+        if self.posted is not None or self.state == "awaiting_approval":
+            raise InvoiceRuleError(f"invoice {self.ref} is {self.state}")
+        self._record(self.AwaitingApproval,
+                     approval_status=self.content.get("approval_status", ""))
+
+    def intend_posting(self, worker: str, *, approved_statuses: Collection[str],
+                       looked_up: bool = False) -> None:
+        """The write-ahead intent to post the current content, which must be approved."""
         self._require_stage("post")
         if self.open_intent is not None and not looked_up:
             raise InvoiceRuleError("a posting intent is already open; look it up in IFS first")
+        problem = self.approval_problem(approved_statuses)
+        if problem:
+            raise NotApproved(problem)
         self._record(self.PostingIntended, attempt=self.row["attempts"] + 1,
                      supplier_id=self.supplier_id, content_hash=self.content_hash,
                      worker=worker)

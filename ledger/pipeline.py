@@ -4,6 +4,10 @@ it (from the work queue, never from memory), acts through a port, and records th
     poll -> Discovered/Parsed -> validate -> Validated -> resolve vendor -> VendorResolved
          -> intend (write-ahead) -> post -> Posted | Failed
 
+Only approved content reaches IFS: each stage checks the approval of the content it acts on
+(whatever a replay or an amendment did before) and puts anything else back to waiting for
+approval; the posting intent itself refuses content that is not approved.
+
 No invoice is posted twice: the PostingIntended event is recorded before any write to IFS
 (optimistic concurrency makes it a lock between processes), and an invoice with an intent
 but no outcome is first looked up in IFS before anything is sent again.
@@ -41,6 +45,8 @@ class PipelineSettings:
     post_batch: int = 200
     page: int = 500
     reference_retry: float = 900.0     # a reference refused at posting: tried again this late
+    # Stampli approval statuses that let an invoice go to IFS ([stampli.invoices]).
+    approved_statuses: tuple[str, ...] = ("Approved",)
 
 
 @dataclass
@@ -137,12 +143,25 @@ class Pipeline:
         log.warning("%s failed at %s (%s): %s", invoice.ref, stage, failure.kind, message,
                     extra={"invoice": invoice.ref, "stage": stage, "kind": failure.kind})
 
+    def _held_for_approval(self, invoice: Invoice, report: CycleReport) -> bool:
+        """Content that is not approved goes back to waiting for approval instead of on to
+        IFS: not a failure, nothing for a person to replay; an approved export moves it on."""
+        problem = invoice.approval_problem(self.settings.approved_statuses)
+        if not problem:
+            return False
+        invoice.hold_for_approval()
+        report.count("held_for_approval")
+        log.warning("%s: %s", invoice.ref, problem, extra={"invoice": invoice.ref})
+        return True
+
     # ------------------------------------------------------------------ validate
 
     async def _validate_one(self, invoice: Invoice, report: CycleReport) -> None:
         if invoice.violations:
             self._fail(invoice, "validate", ErpFailure("data", "the invoice still breaks the"
                        " export rules; correct it in Stampli and re-export it"), report)
+            return
+        if self._held_for_approval(invoice, report):
             return
         try:
             outcome = await self.erp.validate(invoice_from_data(invoice.content))
@@ -178,6 +197,9 @@ class Pipeline:
     async def _resume_one(self, row: dict[str, Any], report: CycleReport) -> None:
         invoice = self._load(row, row["stage"])
         if invoice is None:
+            return
+        if self._held_for_approval(invoice, report):
+            self._save(invoice)
             return
         try:
             if row["stage"] == "validate":
@@ -255,6 +277,9 @@ class Pipeline:
             invoice = self._load(row, "resolve_vendor")
             if invoice is None:
                 continue
+            if self._held_for_approval(invoice, report):   # before any supplier is written
+                self._save(invoice)
+                continue
             try:
                 await self._resolve_one(invoice, cache)
                 report.count("vendor_resolved")
@@ -286,13 +311,17 @@ class Pipeline:
                                      invoice=invoice_from_data(invoice.content),
                                      supplier_id=invoice.supplier_id)
             looked_up = False
-            if invoice.open_intent is not None:
+            if invoice.open_intent is not None:   # IFS may hold it already: look first
                 found = await self._look_up(invoice, request, report)
                 if found:
                     continue
                 looked_up = True
+            if self._held_for_approval(invoice, report):
+                self._save(invoice)
+                continue
             try:
-                invoice.intend_posting(self.settings.worker, looked_up=looked_up)
+                invoice.intend_posting(self.settings.worker, looked_up=looked_up,
+                                       approved_statuses=self.settings.approved_statuses)
             except InvoiceRuleError:
                 continue
             if self._save(invoice):    # the intent is the lock: only its winner posts

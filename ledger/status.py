@@ -58,6 +58,7 @@ def transition(row: dict[str, Any], event: str, data: dict[str, Any], version: i
         _content(row, data)
     elif event == "AwaitingApproval":
         row.update(state="awaiting_approval", stage="")
+        _clear_failure(row)     # a hold from a retried stage: no retry is due any more
     elif event == "Validated":
         row.update(state="validated", stage="")
         _clear_failure(row)

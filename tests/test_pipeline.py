@@ -352,3 +352,56 @@ def test_a_file_that_fails_while_recording_does_not_stop_the_others(tmp_path, ou
     report, rows = sync(tmp_path, outbound, FakeErp())                   # and the XML is retried
     assert [t["file"] for t in report.poll["taken"]] == ["invoices_C1042_20261106153000.xml"]
     assert ("V00231", "A-5531") in rows
+
+
+@pytest.mark.parametrize("left_at", ["parsed", "validated", "vendor_resolved", "posting"])
+def test_content_not_approved_never_reaches_ifs_whatever_the_ledger_says(tmp_path, outbound,
+                                                                        left_at):
+    """A ledger in which an earlier connector replayed the pending 7781 past its approval
+    (its replay had no gate) and moved it on: the stage that finds it puts it back to
+    waiting for approval, after looking up an open intent, and nothing is posted."""
+    from ledger.invoice import Invoice
+
+    erp = FakeErp()
+    sync(tmp_path, outbound, erp)
+    rt = make_runtime(tmp_path, outbound, erp)
+    try:
+        agg = rt.ledger.invoice(rt.resolve("V00231/7781"))
+        agg.request_replay(2, "parsed", "an earlier connector's replay")
+        if left_at != "parsed":
+            agg.validate(["account 6100"], "s")
+        if left_at in ("vendor_resolved", "posting"):
+            agg.resolve_vendor("V00231", "existing")
+        if left_at == "posting":          # an intent its guard did not stop; no answer came
+            agg.trigger_event(Invoice.PostingIntended, connector_version="0.1.0", attempt=1,
+                              supplier_id="V00231", content_hash=agg.content_hash,
+                              worker="old")
+        rt.ledger.record(agg)
+    finally:
+        rt.close()
+    report, rows = sync(tmp_path, outbound, erp, intent_lease="0s")
+    assert rows[("V00231", "7781")]["state"] == "awaiting_approval"
+    assert report.moved == {"held_for_approval": 1} and report.failed == []
+    assert "7781" not in {d["invoice_number"] for d in erp.documents.values()}
+    rt = make_runtime(tmp_path, outbound, erp)
+    try:
+        events = rt.ledger.history(rt.resolve("V00231/7781"))
+    finally:
+        rt.close()
+    assert events[-1]["type"] == "AwaitingApproval"
+    assert events[-1]["data"]["approval_status"] == "Pending"
+    _, rows = sync(tmp_path, outbound, erp)                   # and it stays there
+    assert rows[("V00231", "7781")]["state"] == "awaiting_approval"
+
+
+def test_the_approval_is_judged_again_at_every_stage(tmp_path, outbound):
+    """Read while Pending counted as approved, parked for a missing account; then the
+    settings stop counting Pending: the resumed 7781 goes back to waiting, the rest post."""
+    erp = FakeErp(accounts=())
+    _, rows = sync(tmp_path, outbound, erp, {"approved_statuses": ["Approved", "Pending"]})
+    assert {r["state"] for r in rows.values()} == {"failed"}
+    erp.accounts |= {"6100", "6540"}
+    report, rows = sync(tmp_path, outbound, erp)
+    assert rows[("V00231", "7781")]["state"] == "awaiting_approval"
+    assert report.moved["held_for_approval"] == 1 and report.moved["posted"] == 4
+    assert "7781" not in {d["invoice_number"] for d in erp.documents.values()}

@@ -7,6 +7,7 @@ import pytest
 
 from ledger.app import ConcurrentChange, Ledger, LedgerError
 from ledger.intake import record_invoice_file
+from ledger.invoice import NotApproved
 from ledger.model import RuleViolation
 from projections.runner import Projector
 from projections.status import read_status
@@ -119,7 +120,7 @@ class LedgerContract:
         inv = ledger.invoice(inv_id)
         inv.validate(["account 6100"], "snap-1")
         inv.resolve_vendor("V00231", "existing")
-        inv.intend_posting("worker-a")
+        inv.intend_posting("worker-a", approved_statuses=APPROVED)
         inv.post("4711", {"VoucherNo": 9}, {"invoice": 'W/"x"'}, [{"method": "POST"}])
         ledger.record(inv)
 
@@ -141,7 +142,7 @@ class LedgerContract:
         agg = ledger.invoice(inv.id)
         agg.validate(["account 6100"], "snap-1")
         agg.resolve_vendor("V00231", "existing")
-        agg.intend_posting("worker-a")                 # the answer never came
+        agg.intend_posting("worker-a", approved_statuses=APPROVED)   # the answer never came
         ledger.record(agg)
         changed = invoice("INV-1", lines=(("6100", "CC210", "1.00", "0.00"),))
         summary = self.ingest(ledger, parsed(changed), name="b.csv")
@@ -213,6 +214,74 @@ class LedgerContract:
         with pytest.raises(LedgerError, match="already posted"):
             ledger.request_replay(inv.id, 2, "test")
 
+    # ------------------------------------------------------------------ the approval gate
+
+    def _approved_then_withdrawn(self, ledger):
+        """1 Discovered 2 Parsed (Approved) 3 Validated 4 Amended (Pending) 5 AwaitingApproval"""
+        self.ingest(ledger, parsed(invoice("INV-1")), name="a.csv")
+        agg = ledger.invoice(invoice("INV-1").id)
+        agg.validate(["x"], "s")
+        ledger.record(agg)
+        self.ingest(ledger, parsed(invoice("INV-1", approval="Pending")), name="b.csv")
+        return agg.id
+
+    def test_a_replay_cannot_skip_the_approval(self, ledger, projector):
+        inv = invoice("INV-1", approval="Pending")
+        self.ingest(ledger, parsed(inv))                 # 1 Discovered 2 Parsed 3 Awaiting
+        for target in (1, 2, 4):
+            with pytest.raises(LedgerError, match=r"\(allowed: --from 3\)"):
+                ledger.request_replay(inv.id, target, "test", approved_statuses=APPROVED)
+        with pytest.raises(LedgerError, match="not approved in Stampli .approval status"
+                           " 'Pending'.*replaying it to 'parsed' would skip the approval"):
+            ledger.request_replay(inv.id, 2, "test")      # the recorded judgement suffices
+        assert [e["type"] for e in ledger.history(inv.id)][-1] == "AwaitingApproval"
+        _, went_back_to = ledger.request_replay(inv.id, None, "test", approved_statuses=APPROVED)
+        assert went_back_to == 3                         # a no-op: it still waits
+        assert self.status(projector)["INV-1"]["state"] == "awaiting_approval"
+
+    def test_a_replay_cannot_resurrect_replaced_content(self, ledger, projector):
+        inv_id = self._approved_then_withdrawn(ledger)
+        for target, why in ((2, "before event 4 .Amended"), (3, "before event 4 .Amended"),
+                            (4, "not approved"), (6, "has events 1..5")):
+            with pytest.raises(LedgerError, match=why):
+                ledger.request_replay(inv_id, target, "test", approved_statuses=APPROVED)
+        assert self.status(projector)["INV-1"]["state"] == "awaiting_approval"
+
+    def test_content_the_settings_do_not_approve_cannot_be_replayed_on(self, ledger):
+        inv = invoice("INV-1", approval="Approved")
+        self.ingest(ledger, parsed(inv))
+        with pytest.raises(LedgerError, match="approval status 'Approved'"):
+            ledger.request_replay(inv.id, 2, "test", approved_statuses=["Final"])
+        ledger.request_replay(inv.id, 2, "test", approved_statuses=APPROVED)
+
+    def test_a_replay_to_a_failure_names_the_step_before(self, ledger):
+        inv = invoice("INV-1")
+        self.ingest(ledger, parsed(inv))
+        agg = ledger.invoice(inv.id)
+        agg.validate(["x"], "s")
+        agg.fail("resolve_vendor", "rejected", "IFS refused the supplier")   # event 4
+        ledger.record(agg)
+        with pytest.raises(LedgerError, match=r"recorded a failure.*\(allowed: --from 2..3\)"):
+            ledger.request_replay(inv.id, 4, "test", approved_statuses=APPROVED)
+        _, went_back_to = ledger.request_replay(inv.id, None, "test", approved_statuses=APPROVED)
+        assert went_back_to == 3
+
+    def test_the_posting_intent_refuses_content_that_is_not_approved(self, ledger):
+        inv_id = self._approved_then_withdrawn(ledger)
+        agg = ledger.invoice(inv_id)
+        # as an earlier connector's replay left it: back to 'validated' on pending content
+        agg.request_replay(3, "validated", "recorded before the approval gate existed")
+        agg.resolve_vendor("V00231", "existing")
+        with pytest.raises(NotApproved, match="not approved in Stampli"):
+            agg.intend_posting("w", approved_statuses=["Approved", "Pending"])
+        self.ingest(ledger, parsed(invoice("INV-2")))
+        fresh = ledger.invoice(invoice("INV-2").id)
+        fresh.validate(["x"], "s")
+        fresh.resolve_vendor("V00231", "existing")
+        with pytest.raises(NotApproved, match="approval status 'Approved'"):
+            fresh.intend_posting("w", approved_statuses=["Final"])
+        fresh.intend_posting("w", approved_statuses=APPROVED)
+
     def test_posting_intent_is_a_lock_between_processes(self, ledger, url):
         inv = invoice("INV-1")
         self.ingest(ledger, parsed(inv))
@@ -223,8 +292,8 @@ class LedgerContract:
         other = Ledger(url)
         try:
             mine, theirs = ledger.invoice(inv.id), other.invoice(inv.id)
-            mine.intend_posting("a")
-            theirs.intend_posting("b")
+            mine.intend_posting("a", approved_statuses=APPROVED)
+            theirs.intend_posting("b", approved_statuses=APPROVED)
             ledger.record(mine)
             with pytest.raises(ConcurrentChange):
                 other.record(theirs)

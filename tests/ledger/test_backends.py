@@ -38,7 +38,7 @@ def _scenario(url: str) -> list[dict]:
         inv = ledger.invoice(invoice("INV-1").id)
         inv.validate(["ok"], "s")
         inv.resolve_vendor("V00231", "existing")
-        inv.intend_posting("w")
+        inv.intend_posting("w", approved_statuses=["Approved"])
         inv.post("1", {"VoucherNo": 2}, {}, [])
         ledger.record(inv)
         inv3 = ledger.invoice(invoice("INV-3", currency="JPY").id)

@@ -64,7 +64,7 @@ def _apply(ledger: Ledger, projector: Projector, step: str, number: str, n: int)
         elif step == "resolve":
             agg.resolve_vendor("S1", "existing")
         elif step == "intend":
-            agg.intend_posting("w", looked_up=True)
+            agg.intend_posting("w", looked_up=True, approved_statuses=["Approved"])
         elif step == "post":
             agg.post("77", {"VoucherNo": 5}, {}, [])
         elif step == "fail_transient":
