@@ -29,7 +29,6 @@ from adapters.stampli.errors import ExportFileError
 from adapters.stampli.templates import Template, TemplateSpec, resolve
 
 _ESCAPED = re.compile("[\udc80-\udcff]")
-_LINE_BREAK = re.compile("\r\n|\r|\n")
 FIELD_LIMIT = csv.field_size_limit()       # 128 KiB: the cap on one value, CSV and XML alike
 
 
@@ -147,21 +146,40 @@ class CsvExport:
 
     def _open_quote(self, start: int) -> tuple[int, str]:
         """The file line where the unterminated value of the record at `start` opens, and
-        its column: the record is read again, leniently, from its first line."""
+        its column: the record is scanned again from its first line, quotes only."""
+        delimiter, line, column = self.settings.delimiter, start, 0
+        opened = (start, -1)
         try:
             with open(self.path, "rb") as raw:
                 text = io.TextIOWrapper(raw, encoding=self.settings.encoding,
                                         errors="surrogateescape", newline="")
-                lines = itertools.islice(text, start - 1, None)
-                row = next(csv.reader(lines, delimiter=self.settings.delimiter,
-                                      strict=False), None)
-        except (OSError, UnicodeError, csv.Error):
-            row = None
-        if not row:
-            return start, ""
-        line = start + sum(len(_LINE_BREAK.findall(cell)) for cell in row[:-1])
-        at = len(row) - 1
-        return line, self._header[at] if at < len(self._header) else ""
+                quoted, field_start = False, True
+                for line, physical in enumerate(itertools.islice(text, start - 1, None), start):
+                    pos = 0
+                    while pos < len(physical):
+                        if quoted:           # skip to the closing quote ("" is a quote)
+                            q = physical.find('"', pos)
+                            if q < 0:
+                                break
+                            if physical.startswith('""', q):
+                                pos = q + 2
+                                continue
+                            quoted, pos = False, q + 1
+                            continue
+                        char = physical[pos]
+                        if char == '"' and field_start:
+                            quoted, opened = True, (line, column)
+                        elif char == delimiter:
+                            column += 1
+                            field_start = True
+                            pos += 1
+                            continue
+                        field_start = False
+                        pos += 1
+        except (OSError, UnicodeError):
+            pass
+        line, at = opened
+        return line, self._header[at] if 0 <= at < len(self._header) else ""
 
     def _decode_error(self) -> ExportFileError:
         """Find the first undecodable byte: its line, its column, the text before it."""
