@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from adapters.settings import VendorFileSettings
-from adapters.stampli.csvfile import BrokenRecord, CsvExport
+from adapters.stampli.csvfile import FIELD_LIMIT, BrokenRecord, CsvExport
 from adapters.stampli.spill import Spill
 from adapters.stampli.templates import VENDORS
 from adapters.stampli.xmlfile import children, iter_records, text_of
@@ -62,6 +62,13 @@ def read_xml_vendors(path: Path, settings: VendorFileSettings
                 found = next((kids[t] for t in tags if t in kids), None)
                 if found is not None:
                     values[name] = text_of(found)
+            long = next((n for n, v in values.items() if len(v) > FIELD_LIMIT), None)
+            if long:    # the CSV limit on one value; the record is not read, not cut
+                spill.add(None, (index, None, f"<Vendor> #{index}: {labels[long]} holds "
+                                 f"{len(values[long]):,} characters; the limit for one value "
+                                 f"is {FIELD_LIMIT // 1024} KiB: shorten it in Stampli and "
+                                 f"export again"))
+                continue
             spill.add(None, (index, values))
         yield from _emit(spill, labels)
     finally:
