@@ -60,6 +60,7 @@ def brief(value: Any, width: int = 160) -> str:
         text = orjson.dumps(value, default=str).decode()
     else:
         text = str(value)
+    text = printable(text)
     return text if len(text) <= width else text[:width - 30] + f"... ({len(text)} chars; --json)"
 
 
