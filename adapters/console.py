@@ -3,6 +3,7 @@ progress bar only on a terminal."""
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -21,6 +22,20 @@ STATUS_COLUMNS = (("REF", lambda r: f"{r['vendor_id']}/{r['invoice_number']}"),
                   ("PROBLEM", lambda r: _problem(r)))
 
 
+# Control characters (a terminal escape), bidi overrides and lone surrogates never reach a
+# terminal raw: export files and file names come from outside.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e"
+                          "\u2066-\u2069\ud800-\udfff]")
+ROWS_SHOWN = 20                        # rows not recorded, per file, in sync's plain output
+
+
+def printable(text: object) -> str:
+    """The text with every unprintable character written as its escape (\\x1b)."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape",
+                                                       "backslashreplace").decode("ascii"),
+                            str(text))
+
+
 def _problem(row: dict[str, Any]) -> str:
     if not row.get("failure_kind"):
         return ""
@@ -32,7 +47,7 @@ def _problem(row: dict[str, Any]) -> str:
 
 def table(rows: Sequence[dict[str, Any]],
           columns: Sequence[tuple[str, Callable[[dict[str, Any]], str]]]) -> str:
-    cells = [[fn(row) for _, fn in columns] for row in rows]
+    cells = [[printable(fn(row)) for _, fn in columns] for row in rows]
     widths = [max([len(name)] + [len(c[i]) for c in cells]) for i, (name, _) in enumerate(columns)]
     lines = ["  ".join(name.ljust(w) for (name, _), w in zip(columns, widths)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(cell, widths)).rstrip() for cell in cells]
@@ -45,6 +60,7 @@ def brief(value: Any, width: int = 160) -> str:
         text = orjson.dumps(value, default=str).decode()
     else:
         text = str(value)
+    text = printable(text)
     return text if len(text) <= width else text[:width - 30] + f"... ({len(text)} chars; --json)"
 
 
@@ -99,20 +115,50 @@ def cycle_summary(report: Any, states: dict[str, int]) -> dict[str, Any]:
 
 
 def print_cycle(data: dict[str, Any]) -> None:
-    poll = data["poll"]
+    """What `sync` prints without --json: every file, row and invoice that needs a person is
+    named (escaped: it comes from outside), and counted on the `problems:` line."""
+    poll, problems = data["poll"], 0
+    say = click.echo
     if poll:
-        taken = ", ".join(t["file"] for t in poll["taken"]) or "none"
-        click.echo(f"polled: {poll['listed']} files listed, taken: {taken}")
+        taken = ", ".join(printable(t["file"]) for t in poll["taken"]) or "none"
+        say(f"polled: {poll['listed']} files listed, taken: {taken}")
+        for skip in poll.get("skipped", ()):
+            if skip.get("problem"):
+                problems += 1
+                say(f"  skipped {printable(skip['name'])}: {printable(skip['reason'])}")
         for t in poll["taken"]:
             if "rejected" in t:
-                click.echo(f"  rejected {t['file']}: {t['rejected']}")
+                problems += 1
+                say(f"  rejected {printable(t['file'])}: {printable(t['rejected'])}")
+            problems += _print_rows(t)
     moved = ", ".join(f"{k} {v}" for k, v in sorted(data["moved"].items())) or "nothing moved"
-    click.echo(f"moved: {moved}")
+    say(f"moved: {moved}")
     for f in data["failed"]:
-        click.echo(f"  {f['invoice']}: {f['kind']} at {f['stage']}: {f['message']}")
-    click.echo("now: " + ", ".join(f"{k} {v}" for k, v in sorted(data["states"].items())))
+        say(f"  {printable(f['invoice'])}: {f['kind']} at {f['stage']}: "
+            f"{printable(f['message'])}")
+    say("now: " + ", ".join(f"{k} {v}" for k, v in sorted(data["states"].items())))
+    if problems:
+        say(f"problems: {problems} (files skipped or rejected, rows not recorded as "
+            f"records); each is named above")
     for error in data["errors"]:
-        click.echo(f"error: {error}", err=True)
+        click.echo(f"error: {printable(error)}", err=True)
+
+
+def _print_rows(summary: dict[str, Any]) -> int:
+    """The rows of one file that became no record (no vendor id, no invoice number, broken
+    quoting): named, so they are not only in --json and the log. Returns how many."""
+    count = summary.get("rejected_rows") or 0
+    if not count:
+        return 0
+    name = printable(summary["file"])
+    click.echo(f"  {name}: {count} row(s) not recorded (fix them in Stampli and export again):")
+    listed = summary.get("rejected_rows_listed") or []
+    for row in listed[:ROWS_SHOWN]:
+        click.echo(f"    {name} line {row['line']}: {printable(row['message'])}")
+    if count > min(len(listed), ROWS_SHOWN):
+        click.echo(f"    ... and {count - min(len(listed), ROWS_SHOWN)} more (sync --json lists "
+                   f"up to {len(listed)})")
+    return count
 
 
 class progress:

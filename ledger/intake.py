@@ -24,6 +24,7 @@ from ledger.vendor import Vendor
 BATCH_SIZE = 2000                      # invoices per transaction: each commit is an fsync
 MAX_REJECTED_ROWS_KEPT = 1000          # on the file's event; the rest are counted
 MAX_FAILED_LISTED = 1000               # invoices a file left failed, listed by `sync`
+MAX_ROWS_LISTED = 1000                 # rows not recorded, listed by `sync` (all are counted)
 
 
 @gc_paused()
@@ -77,7 +78,7 @@ def record_invoice_file(ledger: Ledger, export_file: ExportFile,
             "duplicates": counts["duplicate"], "amendments": counts["amended"],
             "changed_after_posting": counts["changed_after_posting"],
             "rejected_rows": counts["rejected_rows"], "superseded": counts["superseded"],
-            "failed": failed}
+            "rejected_rows_listed": rejected[:MAX_ROWS_LISTED], "failed": failed}
 
 
 def _failure(ref: str, kind: str, message: str) -> dict[str, str]:
@@ -155,4 +156,5 @@ def record_vendor_file(ledger: Ledger, export_file: ExportFile,
     ledger.save_all([export_file])
     return {"file": export_file.name, "vendors_new": counts["new"],
             "vendors_changed": counts["changed"], "vendors_superseded": counts["superseded"],
-            "rejected_rows": counts["rejected_rows"]}
+            "rejected_rows": counts["rejected_rows"],
+            "rejected_rows_listed": rejected[:MAX_ROWS_LISTED]}

@@ -85,7 +85,12 @@ class Poller:
     async def _stable(self, listed: list[RemoteFile], result: PollResult) -> list[RemoteFile]:
         candidates = []
         now = self.clock()
-        ours = [f for f in listed if self.readers.kind_of(f.name) is not None]
+        for remote in listed:
+            if remote.problem:     # e.g. a name that is not UTF-8: this file only is left
+                result.skipped.append({"name": remote.name, "reason": remote.problem,
+                                       "problem": True})
+                log.warning("skipping %s: %s", remote.name, remote.problem)
+        ours = [f for f in listed if not f.problem and self.readers.kind_of(f.name) is not None]
         taken = await asyncio.to_thread(self.queue.taken_files,
                                         [(f.name, f.size, f.mtime) for f in ours])
         for remote in ours:
@@ -208,7 +213,7 @@ class Poller:
             self.ledger.record(export_file)
             log.error("rejected %s: %s", export_file.name, exc, extra={"file": export_file.name})
             return {"file": export_file.name, "rejected": str(exc)}
-        compact = {**summary, "failed": len(summary["failed"])} if "failed" in summary else summary
+        compact = {k: len(v) if isinstance(v, list) else v for k, v in summary.items()}
         log.info("recorded %s: %s", export_file.name, compact, extra={"file": export_file.name})
         return summary
 
@@ -232,7 +237,8 @@ class Poller:
         export_file.record_parsed(records=lines, invoices_new=0, duplicates=0, amendments=0,
                                   rejected_rows=rejected[:1000])
         self.ledger.record(export_file)
-        return {"file": export_file.name, "po_lines": lines, "rejected_rows": len(rejected)}
+        return {"file": export_file.name, "po_lines": lines, "rejected_rows": len(rejected),
+                "rejected_rows_listed": rejected[:1000]}
 
     async def _archive(self, export_file: ExportFile) -> None:
         if not self.settings.archive_dir or export_file.archived:

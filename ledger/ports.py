@@ -16,6 +16,9 @@ class RemoteFile(msgspec.Struct, frozen=True):
     name: str                          # plain file name inside the outbound folder
     size: int
     mtime: float                       # seconds since the epoch, as the server reports it
+    # Why the file cannot be taken (a name that is not UTF-8, ...), else "". `name` is then
+    # a printable rendering of the real name; the poller records the skip and goes on.
+    problem: str = ""
 
 
 class DownloadedFile(msgspec.Struct, frozen=True):

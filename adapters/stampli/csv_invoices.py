@@ -21,7 +21,7 @@ from typing import Any
 
 from adapters.settings import InvoiceFileSettings
 from adapters.stampli import worker
-from adapters.stampli.csvfile import CsvExport
+from adapters.stampli.csvfile import BrokenRecord, CsvExport
 from adapters.stampli.rules import Context, Row, build_invoice
 from adapters.stampli.spill import Spill
 from adapters.stampli.templates import INVOICES, Template
@@ -102,6 +102,9 @@ def _spill_rows(export: CsvExport, template: Template, delimiter: str, spill: Sp
     last: tuple[str, ...] | None = None
     key = ""
     for line, cells in export.records():
+        if cells.__class__ is BrokenRecord:
+            add(None, ("rejected", line, "row", f"the row {cells.message}"))  # type: ignore
+            continue
         count = len(cells)
         if count >= reach:
             values = list(map(strip, take(cells)))

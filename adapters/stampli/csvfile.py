@@ -4,6 +4,11 @@ The file is decoded strictly with the configured encoding (never guessed) throug
 and read by the csv module record by record, so memory does not grow with the file. Quoted
 newlines work; every record carries the file line where it starts.
 
+Quoting is read strictly: a quote left open at the end of the file (or running on past the
+field size limit over several lines) would swallow every row after it, so the file is rejected
+whole, naming the line where the quote opened. Text after a closing quote, or one value over
+the limit, breaks only its own record: `records()` yields it as a BrokenRecord with the reason.
+
 When a byte does not decode, the file is scanned once more with `surrogateescape` (undecodable
 bytes become lone surrogates, which no strict decode produces) to report the exact line and
 column of the first bad byte.
@@ -13,6 +18,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +29,15 @@ from adapters.stampli.errors import ExportFileError
 from adapters.stampli.templates import Template, TemplateSpec, resolve
 
 _ESCAPED = re.compile("[\udc80-\udcff]")
+FIELD_LIMIT = csv.field_size_limit()       # 128 KiB: the cap on one value, CSV and XML alike
+
+
+class BrokenRecord:
+    """A record the csv module could not read; its neighbours are read as usual."""
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
 
 
 class CsvExport:
@@ -36,6 +51,7 @@ class CsvExport:
         self.template: Template | None = None
         self._raw: BinaryIO | None = None
         self._reader = None
+        self._header: list[str] = []
         _check_settings(settings, spec, self.name)
 
     def __enter__(self) -> CsvExport:
@@ -45,12 +61,15 @@ class CsvExport:
             self._raw.seek(0)
             text = io.TextIOWrapper(self._raw, encoding=self.settings.encoding, errors="strict",
                                     newline="")
-            self._reader = csv.reader(text, delimiter=self.settings.delimiter, strict=False)
+            self._reader = csv.reader(text, delimiter=self.settings.delimiter, strict=True)
             for line, row in self._rows():
+                if isinstance(row, BrokenRecord):
+                    raise ExportFileError(self.name, line, "", f"the header row {row.message}")
                 if any(cell.strip() for cell in row):   # blank lines before the header: skip
                     row[0] = row[0].lstrip("\ufeff")   # a BOM under plain "utf-8" is no header
                     self.template = resolve(row, self.spec, self.settings.columns, self.name,
                                             line)
+                    self._header = [cell.strip() for cell in row]
                     return self
             raise ExportFileError(self.name, 1, "", "the file is empty: a header row is "
                                   "required; check the export template in Stampli")
@@ -75,15 +94,16 @@ class CsvExport:
         if self._raw is not None:
             self._raw.close()
 
-    def records(self) -> Iterator[tuple[int, list[str]]]:
+    def records(self) -> Iterator[tuple[int, list[str] | BrokenRecord]]:
         """(file line where the record starts, cells) for every non-blank record after the
-        header. Rows whose cells are all blank are skipped."""
+        header, or (line, BrokenRecord) for one the csv module could not read. Rows whose
+        cells are all blank are skipped."""
         for line, row in self._rows():
             # Same test as any(cell.strip() ...), in one C call: this runs once per row.
-            if "".join(row).strip():
+            if row.__class__ is BrokenRecord or "".join(row).strip():
                 yield line, row
 
-    def _rows(self) -> Iterator[tuple[int, list[str]]]:
+    def _rows(self) -> Iterator[tuple[int, list[str] | BrokenRecord]]:
         reader = self._reader
         assert reader is not None
         while True:
@@ -95,12 +115,71 @@ class CsvExport:
             except UnicodeError:          # UnicodeDecodeError, or UTF-16 without BOM
                 raise self._decode_error() from None
             except csv.Error as exc:
-                raise ExportFileError(
-                    self.name, start, "",
-                    f"not readable as CSV ({exc}); check quoting in the export, and that "
-                    f"{self.spec.config_key}.delimiter ({self.settings.delimiter!r}) matches "
-                    f"the file") from None
+                yield start, self._broken(start, reader.line_num, str(exc))
+                continue
             yield start, row
+
+    def _broken(self, start: int, end: int, reason: str) -> BrokenRecord:
+        """A record the strict reader refused. A quote that never closes (or runs on over
+        several lines past the size limit) would take every row after it: the whole file is
+        rejected, naming the line where it opened. Otherwise only this record is broken; the
+        csv module goes on with the next line."""
+        runaway = reason == "unexpected end of data" or (
+            reason.startswith("field larger than field limit") and end > start)
+        if runaway:
+            line, column = self._open_quote(start)
+            raise ExportFileError(
+                self.name, line, column,
+                f"a quote (\") opened here is never closed, so every line after it "
+                f"(to line {end}) would be read as part of one value; the file is rejected "
+                f"whole so that no row vanishes; fix the quoting in the export (a quote inside "
+                f"a value is written twice, \"\") and export again")
+        if reason.startswith("field larger than field limit"):
+            return BrokenRecord(
+                f"holds a value longer than {FIELD_LIMIT // 1024} KiB (the limit for one "
+                f"value); the row is not read: shorten the value in Stampli and export again")
+        return BrokenRecord(
+            f"is not valid CSV ({reason}): a quoted value has text after its closing quote, "
+            f"or the delimiter ({self.settings.delimiter!r}, "
+            f"{self.spec.config_key}.delimiter) does not match the file; the row is not "
+            f"read: fix the quoting in the export (a quote inside a value is written twice)")
+
+    def _open_quote(self, start: int) -> tuple[int, str]:
+        """The file line where the unterminated value of the record at `start` opens, and
+        its column: the record is scanned again from its first line, quotes only."""
+        delimiter, line, column = self.settings.delimiter, start, 0
+        opened = (start, -1)
+        try:
+            with open(self.path, "rb") as raw:
+                text = io.TextIOWrapper(raw, encoding=self.settings.encoding,
+                                        errors="surrogateescape", newline="")
+                quoted, field_start = False, True
+                for line, physical in enumerate(itertools.islice(text, start - 1, None), start):
+                    pos = 0
+                    while pos < len(physical):
+                        if quoted:           # skip to the closing quote ("" is a quote)
+                            q = physical.find('"', pos)
+                            if q < 0:
+                                break
+                            if physical.startswith('""', q):
+                                pos = q + 2
+                                continue
+                            quoted, pos = False, q + 1
+                            continue
+                        char = physical[pos]
+                        if char == '"' and field_start:
+                            quoted, opened = True, (line, column)
+                        elif char == delimiter:
+                            column += 1
+                            field_start = True
+                            pos += 1
+                            continue
+                        field_start = False
+                        pos += 1
+        except (OSError, UnicodeError):
+            pass
+        line, at = opened
+        return line, self._header[at] if 0 <= at < len(self._header) else ""
 
     def _decode_error(self) -> ExportFileError:
         """Find the first undecodable byte: its line, its column, the text before it."""

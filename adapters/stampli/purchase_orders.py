@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from adapters.settings import PurchaseOrderFileSettings
-from adapters.stampli.csvfile import CsvExport
+from adapters.stampli.csvfile import BrokenRecord, CsvExport
 from adapters.stampli.spill import Spill
 from adapters.stampli.templates import PURCHASE_ORDERS
 from adapters.stampli.values import Formats, ValueProblem, line_number
@@ -30,12 +30,16 @@ def read_csv_purchase_orders(path: Path, settings: PurchaseOrderFileSettings
             template = export.template
             assert template is not None
             for line, cells in export.records():
-                spill.add(None, (line, template.pick(cells)))
+                if isinstance(cells, BrokenRecord):
+                    spill.add(None, (line, None, f"the row {cells.message}"))
+                else:
+                    spill.add(None, (line, template.pick(cells)))
         groups = spill.groups()
         try:
             for group in groups:
-                line, values = group[0]
-                yield _po_line(line, values, template.labels, formats)
+                line, values, *broken = group[0]
+                yield RejectedRow(line=line, field="row", message=broken[0]) if broken else \
+                    _po_line(line, values, template.labels, formats)
         finally:
             groups.close()
     finally:

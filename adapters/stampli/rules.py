@@ -7,8 +7,10 @@ is still recorded and a person can see all that is wrong with it at once.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from itertools import repeat
 from operator import is_not
@@ -28,6 +30,13 @@ LINE_FIELDS = ("line_number", "line_description", "gl_account", "cost_center", "
 _AMOUNTS = frozenset({"invoice_net", "invoice_tax", "invoice_total", "line_net", "line_tax"})
 _DATES = frozenset({"invoice_date", "due_date"})
 _REQUIRED_TEXT = ("vendor_name", "currency", "invoice_date")
+_TIMESTAMPS = ("approved_at", "exported_at")
+# Free text that may span lines; every other field is one line.
+MULTILINE_FIELDS = frozenset({"line_description"})
+# C0 controls but tab and line breaks, DEL, C1 controls: never posted to IFS, never printed.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_LINE_BREAK = re.compile("[\r\n\u2028\u2029]")
+_SUSPECT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\n\u2028\u2029]")
 _NO_HEADER = ("",) * len(HEADER_FIELDS)    # defaults for map(values.get, HEADER_FIELDS, ...)
 
 
@@ -77,7 +86,12 @@ class _Builder:
         for row in rows:
             for rule, name, message in row.problems:
                 self.flag(rule, name, row.line, message)
+            # One C scan per row; the fields are looked at only when it finds something.
+            if _SUSPECT.search("".join(row.values.values())):
+                self._characters(row)
         self._agreement(header_rows)
+        for name in _TIMESTAMPS:
+            self._timestamp(first, name)
 
         doc_type = get("document_type", "")
         if doc_type not in DOCUMENT_TYPES:
@@ -151,6 +165,43 @@ class _Builder:
         except ValueProblem as exc:
             self.flag("date_format", name, row.line, f"{self.ctx.label(name)}: {exc}")
             return text, False
+
+    def _timestamp(self, row: Row, name: str) -> None:
+        """An ISO 8601 date and time with its UTC offset (2026-11-06T15:22:10Z), or empty."""
+        text = row.get(name)
+        if not text:
+            return
+        try:
+            ok = datetime.fromisoformat(text).tzinfo is not None and "T" in text.upper()
+        except ValueError:
+            ok = False
+        if not ok:
+            self.flag("timestamp_format", name, row.line,
+                      f"{self.ctx.label(name)}: expected an ISO 8601 date and time with its "
+                      f"UTC offset (e.g. '2026-11-06T15:22:10Z'), got {text[:60]!r}; fix the "
+                      f"export template in Stampli")
+
+    def _characters(self, row: Row) -> None:
+        """Control characters (a terminal escape, a NUL) and line breaks in a one-line field
+        break a rule; the message shows where, never the character itself."""
+        label = self.ctx.label
+        for name, text in row.values.items():
+            bad = _CONTROL.search(text)
+            if bad:
+                self.flag("control_character", name, row.line,
+                          f"{label(name)} holds the control character U+{ord(bad.group()):04X} "
+                          f"at position {bad.start() + 1} (after {text[:bad.start()][-30:]!r}); "
+                          f"control characters are never posted to IFS: remove it in Stampli "
+                          f"and export again")
+            if name not in MULTILINE_FIELDS:
+                brk = _LINE_BREAK.search(text)
+                if brk:
+                    self.flag("line_break", name, row.line,
+                              f"{label(name)} holds a line break at position {brk.start() + 1}"
+                              f" (after {_CONTROL.sub('?', text[:brk.start()][-30:])!r}), "
+                              f"where the template allows none: a quote in the export may be "
+                              f"misplaced, so this row probably took in the text of the rows "
+                              f"after it; fix the export and send it again")
 
     def _line(self, row: Row, units: int | None, currency: str) -> InvoiceLine:
         label, get = self.ctx.label, row.values.get

@@ -56,6 +56,35 @@ def is_plain_name(name: str) -> bool:
             and ".." not in name and not any(ord(c) < 32 or ord(c) == 127 for c in name))
 
 
+def _listdir_raw(sftp: paramiko.SFTPClient, path: str
+                 ) -> list[tuple[bytes, paramiko.SFTPAttributes]]:
+    """paramiko's listdir_attr, with each name as the server's bytes: listdir_attr decodes
+    every name as UTF-8, so one file named in another encoding would fail the whole listing."""
+    from paramiko.sftp import CMD_CLOSE, CMD_HANDLE, CMD_NAME, CMD_OPENDIR, CMD_READDIR
+
+    kind, msg = sftp._request(CMD_OPENDIR, sftp._adjust_cwd(path))
+    if kind != CMD_HANDLE:
+        raise paramiko.SFTPError("Expected handle")
+    handle = msg.get_binary()
+    entries = []
+    try:
+        while True:
+            try:
+                kind, msg = sftp._request(CMD_READDIR, handle)
+            except EOFError:
+                break
+            if kind != CMD_NAME:
+                raise paramiko.SFTPError("Expected name response")
+            for _ in range(msg.get_int()):
+                raw, _long = msg.get_binary(), msg.get_binary()
+                attr = paramiko.SFTPAttributes._from_msg(msg)
+                if raw not in (b".", b".."):
+                    entries.append((raw, attr))
+    finally:
+        sftp._request(CMD_CLOSE, handle)
+    return entries
+
+
 # ---------------------------------------------------------------- the source
 
 
@@ -220,23 +249,26 @@ class SftpSource:
 
     def list_files(self, patterns: list[str]) -> list[RemoteFile]:
         def op(sftp: paramiko.SFTPClient, _: bool) -> list[RemoteFile]:
-            try:
-                entries = sftp.listdir_attr(self.outbound_dir)
-            except UnicodeDecodeError:
-                raise SourceError(f"a file name in {self.outbound_dir} on {self._where} is not "
-                                  "UTF-8; ask Stampli to rename it", transient=False) from None
             found = []
-            for entry in entries:
-                name = entry.filename
+            for raw, entry in _listdir_raw(sftp, self.outbound_dir):
+                if entry.st_mode is None or not stat.S_ISREG(entry.st_mode):
+                    continue
+                size, mtime = int(entry.st_size or 0), float(entry.st_mtime or 0)
+                try:
+                    name = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    shown = raw.decode("utf-8", "backslashreplace")
+                    found.append(RemoteFile(name=shown, size=size, mtime=mtime, problem=(
+                        f"the file name is not UTF-8 (shown with \\x escapes), so it cannot "
+                        f"be read safely; the other files go on: ask Stampli to rename it, "
+                        f"or move it out of {self.outbound_dir}")))
+                    continue
                 if not is_plain_name(name):
                     log.warning("ignoring %r in %s: not a plain file name", name,
                                 self.outbound_dir)
                     continue
-                if entry.st_mode is None or not stat.S_ISREG(entry.st_mode):
-                    continue
                 if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns):
-                    found.append(RemoteFile(name=name, size=int(entry.st_size or 0),
-                                            mtime=float(entry.st_mtime or 0)))
+                    found.append(RemoteFile(name=name, size=size, mtime=mtime))
             return sorted(found, key=lambda f: f.name)
         return self._run(f"listing {self.outbound_dir}", op)
 

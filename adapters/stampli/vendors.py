@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from adapters.settings import VendorFileSettings
-from adapters.stampli.csvfile import CsvExport
+from adapters.stampli.csvfile import FIELD_LIMIT, BrokenRecord, CsvExport
 from adapters.stampli.spill import Spill
 from adapters.stampli.templates import VENDORS
 from adapters.stampli.xmlfile import children, iter_records, text_of
@@ -39,7 +39,10 @@ def read_csv_vendors(path: Path, settings: VendorFileSettings
             template = export.template
             assert template is not None
             for line, cells in export.records():
-                spill.add(None, (line, template.pick(cells)))
+                if isinstance(cells, BrokenRecord):
+                    spill.add(None, (line, None, f"the row {cells.message}"))
+                else:
+                    spill.add(None, (line, template.pick(cells)))
         yield from _emit(spill, template.labels)
     finally:
         spill.close()
@@ -59,6 +62,13 @@ def read_xml_vendors(path: Path, settings: VendorFileSettings
                 found = next((kids[t] for t in tags if t in kids), None)
                 if found is not None:
                     values[name] = text_of(found)
+            long = next((n for n, v in values.items() if len(v) > FIELD_LIMIT), None)
+            if long:    # the CSV limit on one value; the record is not read, not cut
+                spill.add(None, (index, None, f"<Vendor> #{index}: {labels[long]} holds "
+                                 f"{len(values[long]):,} characters; the limit for one value "
+                                 f"is {FIELD_LIMIT // 1024} KiB: shorten it in Stampli and "
+                                 f"export again"))
+                continue
             spill.add(None, (index, values))
         yield from _emit(spill, labels)
     finally:
@@ -69,8 +79,9 @@ def _emit(spill: Spill, labels: dict[str, str]) -> Iterator[VendorRecord | Rejec
     groups = spill.groups()
     try:
         for group in groups:
-            line, values = group[0]
-            yield vendor_record(line, values, labels)
+            line, values, *broken = group[0]
+            yield RejectedRow(line=line, field="row", message=broken[0]) if broken else \
+                vendor_record(line, values, labels)
     finally:
         groups.close()
 

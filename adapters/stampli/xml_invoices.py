@@ -15,6 +15,7 @@ from xml.etree.ElementTree import Element
 
 from adapters.settings import InvoiceFileSettings
 from adapters.stampli.csv_invoices import IDENTITY, company_of
+from adapters.stampli.csvfile import FIELD_LIMIT
 from adapters.stampli.rules import Context, Row, build_invoice
 from adapters.stampli.spill import Spill
 from adapters.stampli.templates import INVOICES
@@ -120,4 +121,19 @@ def _invoice(element: Element, root: dict[str, str]
                              f"<Line number={values['line_number']!r}> has {len(taxes)} <Tax> "
                              f"elements; one tax code and amount per line is supported"))
         lines.append(values)
+    for values in (header, *lines):
+        _cap(values, problems)
     return header, lines, problems
+
+
+def _cap(values: dict[str, str], problems: list[tuple[str, str, str]]) -> None:
+    """The CSV reader's limit on one value holds here too: a longer value is cut (so it
+    never reaches the ledger whole) and the invoice breaks a rule, so it does not post."""
+    for name, text in values.items():
+        if len(text) > FIELD_LIMIT:
+            values[name] = text[:FIELD_LIMIT]
+            problems.append(("field_too_long", name,
+                             f"{LABELS[name]} holds {len(text):,} characters; the limit for "
+                             f"one value is {FIELD_LIMIT // 1024} KiB, so it was cut and the "
+                             f"invoice is not posted: shorten the value in Stampli and export "
+                             f"again"))

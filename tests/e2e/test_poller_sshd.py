@@ -117,3 +117,17 @@ def test_archive_only_after_the_invoices_are_recorded(parts):
     types = [n.topic.rsplit(".", 1)[-1] for n in ledger.recorder.select_notifications(1, 1000)
              if n.topic.startswith("ml_connector.file.")]
     assert types == ["Downloaded", "Parsed", "Archived"]
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_on_record_and_the_others_are_taken(parts):
+    sshd, ledger = parts[0], parts[2]
+    bad = os.fsencode(sshd.outbound) + b"/invoices_\xff\xfe.csv"
+    shutil.copy(SAMPLES / INVOICES, bad)
+    os.utime(bad, (0, 0))
+    put(sshd, INVOICES)
+    result = asyncio.run(make_poller(parts).poll())
+    assert [t["file"] for t in result.taken] == [INVOICES] and result.errors == []
+    (finished,) = poll_runs(ledger)
+    skipped = ledger.mapper.to_domain_event(finished).skipped
+    (skip,) = [s for s in skipped if s.get("problem")]
+    assert skip["name"] == "invoices_\\xff\\xfe.csv" and "not UTF-8" in skip["reason"]

@@ -236,9 +236,22 @@ def test_trailing_empty_cells_and_blank_lines_are_harmless(tmp_path):
     assert b.locations == (5,)
 
 
-def test_broken_csv_structure_rejects_the_file(tmp_path):
-    huge = "x" * 200_000       # beyond the csv module's field limit: an unclosed quote
-    path = write(tmp_path, "invoices_huge.csv", csv_text([row(LineDescription=huge)]))
+def test_one_value_over_the_size_limit_breaks_only_its_row(tmp_path):
+    huge = "x" * 200_000       # beyond the 128 KiB limit on one value, on one line
+    rows = [row(InvoiceNumber="A"), row(InvoiceNumber="B", LineDescription=huge),
+            row(InvoiceNumber="C")]
+    items = read(write(tmp_path, "invoices_huge.csv", csv_text(rows)))
+    assert [i.invoice.invoice_number for i in items if isinstance(i, ParsedInvoice)] == \
+        ["A", "C"]
+    (broken,) = [i for i in items if isinstance(i, RejectedRow)]
+    assert broken.line == 3 and "128 KiB" in broken.message
+
+
+def test_a_quoted_value_running_over_the_size_limit_across_lines_rejects_the_file(tmp_path):
+    lines = "\r\n".join("x" * 1000 for _ in range(200))   # a runaway quote, in effect
+    path = write(tmp_path, "invoices_huge.csv",
+                 csv_text([row(InvoiceNumber="A"), row(LineDescription=lines)]))
     with pytest.raises(ExportFileError) as caught:
         read(path)
-    assert caught.value.line == 2 and "not readable as CSV" in caught.value.message
+    assert caught.value.line == 3 and caught.value.field == "LineDescription"
+    assert "never closed" in caught.value.message

@@ -126,3 +126,19 @@ def test_purchase_orders_only_from_csv(tmp_path):
     path = write(tmp_path, "purchase_orders_x.xml", "<StampliExport/>")
     with pytest.raises(ExportFileError, match=".csv"):
         list(read_purchase_orders(path, None))  # type: ignore[arg-type]
+
+
+def test_a_huge_vendor_xml_value_rejects_that_vendor_only(tmp_path):
+    huge = VENDOR_XML.replace("Acme Industrial Supply", "z" * (130 * 1024), 1)
+    first, _rejected, last = vendors(write(tmp_path, "vendors_big.xml", huge))
+    assert isinstance(first, RejectedRow) and first.line == 1 and "128 KiB" in first.message
+    assert "Name" in first.message
+    assert isinstance(last, VendorRecord) and last.vendor_id == "V00877"
+
+
+def test_a_broken_csv_row_is_a_rejected_row_in_vendor_and_po_files(tmp_path):
+    text = csv_text([{"VendorID": "V1", "VendorName": "A"}, {"VendorID": "V2",
+                     "VendorName": "B"}], ["VendorID", "VendorName"])
+    first, broken = vendors(write(tmp_path, "vendors_q.csv", text.replace("V2,B", '"V2"x,B')))
+    assert isinstance(first, VendorRecord) and isinstance(broken, RejectedRow)
+    assert broken.line == 3 and "quote" in broken.message
