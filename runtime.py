@@ -66,6 +66,7 @@ class Runtime:
         self._erp, self._source = erp, source       # overrides for tests
         self.secrets = SecretStore(settings.data_dir)
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.cycle_observers: list[Any] = []     # called with (summary, pipeline) per cycle
 
     @property
     def ledger(self) -> Ledger:
@@ -180,16 +181,47 @@ class Runtime:
     async def sync(self, pipeline: Pipeline | None = None) -> CycleReport:
         pipeline = pipeline or self.pipeline()
         try:
-            return await pipeline.cycle()
+            return await self.cycle(pipeline)
         finally:
             await pipeline.erp.close()
+
+    async def cycle(self, pipeline: Pipeline) -> CycleReport:
+        """One cycle, kept as the last cycle (data_dir/last_cycle.json) for the workspace's
+        overview and /healthz, and shown to whoever observes cycles (the web's metrics)."""
+        import time
+        from datetime import datetime, timezone
+
+        started, clock = datetime.now(timezone.utc).isoformat(), time.monotonic()
+        try:
+            report = await pipeline.cycle()
+        except (SourceError, LedgerError, OSError) as exc:
+            report = CycleReport(errors=[str(exc)])
+            self._keep_cycle(report, started, time.monotonic() - clock, pipeline)
+            raise
+        self._keep_cycle(report, started, time.monotonic() - clock, pipeline)
+        return report
+
+    def _keep_cycle(self, report: CycleReport, started: str, duration: float,
+                    pipeline: Pipeline) -> None:
+        from datetime import datetime, timezone
+
+        from adapters.cycle_record import cycle_summary, write_cycle
+
+        summary = cycle_summary(report, started, datetime.now(timezone.utc).isoformat(),
+                                duration)
+        try:
+            write_cycle(self.settings.data_dir, summary)
+        except OSError:
+            pass    # the overview then shows an older cycle; the cycle itself is recorded
+        for observe in self.cycle_observers:
+            observe(summary, pipeline)
 
     def sync_blocking(self) -> CycleReport:
         return asyncio.run(self.sync())
 
-    async def run_daemon(self, on_cycle, on_error) -> None:
+    async def run_daemon(self, on_cycle, on_error, serve: bool = False) -> None:
         """A cycle on every tick of `schedule`; SIGTERM/SIGINT let the request in flight
-        finish and be recorded, then return."""
+        finish and be recorded, then return. `serve`: the web workspace in the same loop."""
         import signal
         from datetime import datetime, timezone
 
@@ -206,10 +238,11 @@ class Runtime:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, request_stop)
+        server = await self.start_web(schedule) if serve else None
         try:
             while not stop.is_set():
                 try:
-                    on_cycle(await pipeline.cycle())
+                    on_cycle(await self.cycle(pipeline))
                 except (SourceError, LedgerError, OSError) as exc:
                     on_error(exc)
                 now = datetime.now(timezone.utc)
@@ -221,7 +254,33 @@ class Runtime:
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
+            if server is not None:
+                await server.cleanup()
             await pipeline.erp.close()
+
+    # ------------------------------------------------------------------ the web workspace
+
+    async def start_web(self, schedule: Any = None) -> Any:
+        """Start the workspace's HTTP server on [web] host:port; returns its runner."""
+        from web.app import start_server
+
+        return await start_server(self, schedule)
+
+    async def serve(self, on_ready=None) -> None:
+        """`ml-connector serve`: the workspace alone, until SIGTERM/SIGINT."""
+        import signal
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        runner = await self.start_web()
+        try:
+            if on_ready:
+                on_ready()
+            await stop.wait()
+        finally:
+            await runner.cleanup()
 
     # ------------------------------------------------------------------ check
 

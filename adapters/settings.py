@@ -130,10 +130,20 @@ class IfsSettings(_Section, kw_only=True):
     endpoints: dict[str, EndpointSettings] = {}
 
 
+class WebSettings(_Section, kw_only=True):
+    """The exception workspace (`ml-connector serve`, `run --serve`)."""
+    host: str = "127.0.0.1"            # loopback: put a TLS reverse proxy in front for others
+    port: int = 8650
+    session_lifetime: str = "8h"       # a login lasts this long
+    approval_age: str = "3d"           # awaiting approval longer than this is an exception
+    page_size: int = 50                # rows per page of the exceptions list
+
+
 class Settings(_Section, kw_only=True):
     connector: ConnectorSettings
     stampli: StampliSettings | None = None
     ifs: IfsSettings | None = None
+    web: WebSettings = msgspec.field(default_factory=WebSettings)
     source: str = ""                   # the file it was read from (set by load_settings)
 
     @property
@@ -189,6 +199,10 @@ RANGES: dict[str, tuple[int, int] | tuple[str, str]] = {
     "ifs.backoff_base": ("0s", "10m"),
     "ifs.backoff_cap": ("0s", "1h"),
     "ifs.retries": (0, 100),
+    "web.port": (1, 65535),
+    "web.session_lifetime": ("1m", "7d"),
+    "web.approval_age": ("0s", "10d"),
+    "web.page_size": (5, 500),
 }
 _CRON_KEYS = {"connector.schedule"}            # may be a cron line instead of an interval
 LEDGER_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")

@@ -14,7 +14,8 @@ from ledger.codec import decode_state, event_type, upcast
 from ledger.gcpause import gc_paused
 from projections.audit import AuditChainProjection
 from projections.base import LedgerEvent, Projection
-from projections.files import FilesProjection, VendorsProjection
+from projections.files import (FileDetailsProjection, FilesProjection, PollRunsProjection,
+                               VendorsProjection)
 from projections.status import StatusProjection
 from projections.store import Cursor, ViewStore, open_view_store
 
@@ -24,7 +25,8 @@ Progress = Callable[[int, int], None]
 
 
 def default_projections() -> list[Projection]:
-    return [StatusProjection(), FilesProjection(), VendorsProjection(), AuditChainProjection()]
+    return [StatusProjection(), FilesProjection(), VendorsProjection(), PollRunsProjection(),
+            FileDetailsProjection(), AuditChainProjection()]
 
 
 def decode_notifications(notifications: Sequence) -> list[LedgerEvent]:

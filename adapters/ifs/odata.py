@@ -78,6 +78,7 @@ class ODataClient:
         self.page_size = max(1, min(settings.page_size, MAX_PAGE))
         self.sent = 0                                   # requests sent (for measurements)
         self.sent_by_method: dict[str, int] = {}
+        self.by_status: dict[str, int] = {}             # answers by HTTP status ("error": none)
 
     def service_url(self, projection: str) -> str:
         return (f"{self.settings.base_url.rstrip('/')}/{self.settings.endpoint}"
@@ -120,6 +121,8 @@ class ODataClient:
                     error = exc
             finally:
                 self.limiter.release(slot)
+            answered = "error" if error is not None else str(reply.status)
+            self.by_status[answered] = self.by_status.get(answered, 0) + 1
             if error is not None:
                 # Refused before connecting: nothing reached IFS, a write may be re-sent.
                 reached = not isinstance(error, aiohttp.ClientConnectorError)
