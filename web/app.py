@@ -30,6 +30,7 @@ def build_app(rt: Any, schedule: Any = None) -> web.Application:
     app["counters"] = counters = ProcessCounters()
     rt.cycle_observers.append(counters.observe)
     env = aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("web", "templates"),
+                               context_processors=[aiohttp_jinja2.request_processor],
                                autoescape=jinja2.select_autoescape(default=True))
     env.filters["when"] = short_time
     env.globals.update(KIND_LABELS=KIND_LABELS, STATE_LABELS=STATE_LABELS)
@@ -59,9 +60,13 @@ async def start_server(rt: Any, schedule: Any = None) -> web.AppRunner:
 
 
 def _page(request: web.Request, status: int, title: str, message: str) -> web.Response:
-    return aiohttp_jinja2.render_template(
-        "message.html", request, {"title": title, "message": message,
-                                  "session": request.get("session")}, status=status)
+    try:
+        return aiohttp_jinja2.render_template(
+            "message.html", request, {"title": title, "message": message,
+                                      "session": request.get("session")}, status=status)
+    except Exception:               # the page about a failure must not fail itself
+        log.exception("error page for %s failed", request.path)
+        return web.Response(status=status, text=f"{title}: {message}\n")
 
 
 @web.middleware

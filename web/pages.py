@@ -37,7 +37,7 @@ def add_routes(app: web.Application) -> None:
 
 def _render(request: web.Request, template: str, context: dict[str, Any],
             status: int = 200) -> web.Response:
-    context = {"session": request.get("session"), "path": request.path, **context}
+    context = {"session": request.get("session"), **context}
     return aiohttp_jinja2.render_template(template, request, context, status=status)
 
 
