@@ -18,7 +18,7 @@ from web.health import ProcessCounters, healthz, metrics
 from web.session import Sessions, session_key
 
 log = logging.getLogger("ml_connector.web")
-PUBLIC = ("/login", "/healthz", "/metrics", "/static/")
+PUBLIC = ("/login", "/healthz", "/metrics", "/static/", "/favicon.ico")
 
 
 def build_app(rt: Any, schedule: Any = None) -> web.Application:
@@ -30,14 +30,15 @@ def build_app(rt: Any, schedule: Any = None) -> web.Application:
     app["counters"] = counters = ProcessCounters()
     rt.cycle_observers.append(counters.observe)
     env = aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("web", "templates"),
-                               context_processors=[aiohttp_jinja2.request_processor],
                                autoescape=jinja2.select_autoescape(default=True))
     env.filters["when"] = short_time
+    env.filters["sentence"] = lambda text: str(text)[:1].upper() + str(text)[1:]
     env.globals.update(KIND_LABELS=KIND_LABELS, STATE_LABELS=STATE_LABELS)
     static = resources.files("web").joinpath("static")
     app.router.add_static("/static/", str(static), append_version=True)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/favicon.ico", lambda request: web.Response(status=204))
     pages.add_routes(app)
     return app
 
@@ -62,7 +63,7 @@ async def start_server(rt: Any, schedule: Any = None) -> web.AppRunner:
 def _page(request: web.Request, status: int, title: str, message: str) -> web.Response:
     try:
         return aiohttp_jinja2.render_template(
-            "message.html", request, {"title": title, "message": message,
+            "message.html", request, {"title": title, "message": message, "request": request,
                                       "session": request.get("session")}, status=status)
     except Exception:               # the page about a failure must not fail itself
         log.exception("error page for %s failed", request.path)

@@ -25,12 +25,9 @@ HIDDEN = {"connector_version", "invoice", "exchanges", "originator_topic"}
 
 
 def invoice_context(rt: Any, invoice_id: str) -> dict[str, Any] | None:
+    rt.projector.catch_up()
     with rt.projector.store.transaction() as cur:
         row = views.status_row(cur, invoice_id)
-    if row is None:
-        rt.projector.catch_up()
-        with rt.projector.store.transaction() as cur:
-            row = views.status_row(cur, invoice_id)
     if row is None:
         return None
     try:

@@ -37,7 +37,7 @@ def add_routes(app: web.Application) -> None:
 
 def _render(request: web.Request, template: str, context: dict[str, Any],
             status: int = 200) -> web.Response:
-    context = {"session": request.get("session"), **context}
+    context = {"session": request.get("session"), "request": request, **context}
     return aiohttp_jinja2.render_template(template, request, context, status=status)
 
 
@@ -194,7 +194,7 @@ def _safe_next(value: str) -> str:
 async def login_form(request: web.Request, *, status: int = 200,
                      error: str = "") -> web.Response:
     sessions = request.app["sessions"]
-    token, signed = sessions.new_login_token()
+    token, signed = sessions.new_login_token(request)
     response = _render(request, "login.html", {
         "error": error, "next": _safe_next(request.query.get("next", "/")), "csrf": token},
         status=status)

@@ -50,9 +50,16 @@ class Sessions:
 
     # The login form has no session yet: its CSRF token is a signed random value in a
     # short-lived cookie, echoed by the form.
-    def new_login_token(self) -> tuple[str, str]:
-        """(the token for the form, the signed value for the cookie)"""
-        token = secrets.token_urlsafe(24)
+    def new_login_token(self, request: web.Request) -> tuple[str, str]:
+        """(the token for the form, the signed value for the cookie). A valid token already
+        held is kept: another tab's (or the favicon's) login page must not void this one."""
+        held = request.cookies.get(LOGIN_COOKIE, "")
+        try:
+            token = self._login.loads(held, max_age=1800)
+        except BadSignature:
+            token = None
+        if not isinstance(token, str):
+            token = secrets.token_urlsafe(24)
         return token, self._login.dumps(token)
 
     def set_login_cookie(self, response: web.StreamResponse, request: web.Request,
