@@ -44,7 +44,8 @@ def _detail(e: LedgerEvent) -> str:
         return f"{where}{d.get('reason', '')}"
     if e.type == "Parsed":
         rows = len(d.get("rejected_rows") or [])
-        return (f"{d.get('records', 0)} records: {d.get('invoices_new', 0)} new,"
+        records = d.get("records", 0)
+        return (f"{records} record{'' if records == 1 else 's'}: {d.get('invoices_new', 0)} new,"
                 f" {d.get('duplicates', 0)} duplicates, {d.get('amendments', 0)} amendments"
                 + (f", {rows} rows not recorded" if rows else ""))
     return str(d.get("reason", ""))

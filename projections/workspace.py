@@ -139,8 +139,11 @@ def invoices_of_file(cur: Cursor, name: str, limit: int = 1000) -> list[dict[str
     return [dict(zip(COLUMNS, r)) for r in rows]
 
 
-def poll_runs(cur: Cursor, limit: int) -> list[dict[str, Any]]:
+def poll_runs(cur: Cursor, limit: int, eventful: bool = False) -> list[dict[str, Any]]:
+    """The latest poll runs, newest first; `eventful`: only those that took a file or failed
+    (a poll every minute that finds nothing new is not news)."""
     names = ("id", "source", "started_at", "ended_at", "listed", "taken", "skipped", "errors")
-    rows = cur.execute(f"SELECT {', '.join(names)} FROM {POLL_RUNS}"
+    where = " WHERE taken > 0 OR errors <> ''" if eventful else ""
+    rows = cur.execute(f"SELECT {', '.join(names)} FROM {POLL_RUNS}{where}"
                        " ORDER BY started_at DESC LIMIT ?", (limit,)).fetchall()
     return [dict(zip(names, r)) for r in rows]

@@ -13,7 +13,8 @@ from aiohttp import web
 
 from adapters.settings import parse_duration
 from web import pages
-from web.guidance import KIND_LABELS, STATE_LABELS, short_time
+from web.keys import COUNTERS, RT, SESSIONS
+from web.guidance import KIND_LABELS, STATE_LABELS, short_time, short_time_s
 from web.health import ProcessCounters, healthz, metrics
 from web.session import Sessions, session_key
 
@@ -23,24 +24,28 @@ PUBLIC = ("/login", "/healthz", "/metrics", "/static/", "/favicon.ico")
 
 def build_app(rt: Any, schedule: Any = None) -> web.Application:
     app = web.Application(middlewares=[errors, authenticated], client_max_size=64 * 1024)
-    app["rt"] = rt
-    app["schedule"] = schedule
-    app["sessions"] = Sessions(session_key(rt.secrets),
+    app[RT] = rt
+    app[SESSIONS] = Sessions(session_key(rt.secrets),
                                parse_duration(rt.settings.web.session_lifetime))
-    app["counters"] = counters = ProcessCounters()
+    app[COUNTERS] = counters = ProcessCounters()
     rt.cycle_observers.append(counters.observe)
     env = aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("web", "templates"),
                                autoescape=jinja2.select_autoescape(default=True))
     env.filters["when"] = short_time
+    env.filters["when_s"] = short_time_s
     env.filters["sentence"] = lambda text: str(text)[:1].upper() + str(text)[1:]
     env.globals.update(KIND_LABELS=KIND_LABELS, STATE_LABELS=STATE_LABELS)
     static = resources.files("web").joinpath("static")
     app.router.add_static("/static/", str(static), append_version=True)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
-    app.router.add_get("/favicon.ico", lambda request: web.Response(status=204))
+    app.router.add_get("/favicon.ico", no_icon)
     pages.add_routes(app)
     return app
+
+
+async def no_icon(request: web.Request) -> web.Response:
+    return web.Response(status=204)
 
 
 async def start_server(rt: Any, schedule: Any = None) -> web.AppRunner:
@@ -94,7 +99,7 @@ async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
 async def authenticated(request: web.Request, handler: Any) -> web.StreamResponse:
     if request.path.startswith(PUBLIC):
         return await handler(request)
-    session = request.app["sessions"].read(request)
+    session = request.app[SESSIONS].read(request)
     if session is None:
         if request.method == "GET":
             raise web.HTTPFound(f"/login?next={request.path_qs}"

@@ -69,3 +69,18 @@ def short_time(value: Any) -> str:
     if len(text) < 16 or text[10] != "T":
         return text or "—"
     return f"{text[:10]} {text[11:16]} UTC"
+
+
+def problem_excerpt(row: dict[str, Any], limit: int = 160) -> str:
+    """The failure's first clause (what is wrong, without the how-to that follows), short."""
+    text = str(row.get("failure_message") or "")
+    first = text.split("; ")[0]
+    return first if len(first) <= limit else first[:limit - 1] + "…"
+
+
+def short_time_s(value: Any) -> str:
+    """With seconds, for runs that come every few seconds."""
+    text = str(value or "")
+    if len(text) < 19 or text[10] != "T":
+        return text or "—"
+    return f"{text[:10]} {text[11:19]}"

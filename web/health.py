@@ -14,6 +14,7 @@ from adapters.cycle_record import read_cycle
 from adapters.schedule import Schedule
 from ledger.status import STATES
 from projections.workspace import failure_kinds
+from web.keys import COUNTERS, RT
 
 
 def schedule_interval(schedule: Schedule, now: datetime) -> timedelta:
@@ -41,7 +42,7 @@ def health(rt: Any, now: datetime | None = None) -> tuple[bool, str]:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    ok, text = health(request.app["rt"])
+    ok, text = health(request.app[RT])
     return web.Response(status=200 if ok else 503, text=text + "\n")
 
 
@@ -109,6 +110,6 @@ class _Collector:
 
 async def metrics(request: web.Request) -> web.Response:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(request.app["rt"], request.app["counters"]))
+    registry.register(_Collector(request.app[RT], request.app[COUNTERS]))
     return web.Response(body=generate_latest(registry),
                         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})

@@ -83,10 +83,17 @@ def _exchange(x: dict[str, Any]) -> dict[str, Any]:
             return json.dumps(json.loads(value), indent=2, ensure_ascii=False)
         except ValueError:
             return value
-    return {"method": x.get("method", ""), "url": x.get("url", ""),
+    return {"method": x.get("method", ""), "url": x.get("url", ""), "at": x.get("at", ""),
             "status": x.get("status", ""), "request": text(x.get("request_body", x.get("body"))),
             "response": text(x.get("response_body", x.get("response"))),
-            "summary": f"{x.get('method', '')} {x.get('url', '')} → {x.get('status', '')}"}
+            "summary": f"{x.get('method', '')} {_short_url(x.get('url', ''))}"
+                       f" → {x.get('status') or 'no answer'}"}
+
+
+def _short_url(url: str) -> str:
+    """The entity part of an OData URL: what a person recognises (the full URL is above)."""
+    marker = "/projection/v1/"
+    return url.split(marker, 1)[1] if marker in url else url
 
 
 def _brief(value: Any) -> str:

@@ -16,8 +16,9 @@ from adapters.settings import parse_duration
 from ledger.app import LedgerError
 from projections import workspace as views
 from web import actions
-from web.guidance import kind_of, next_step
+from web.guidance import kind_of, next_step, problem_excerpt
 from web.invoice_view import invoice_context
+from web.keys import RT, SESSIONS
 
 AGES = {"": "any age", "1d": "older than 1 day", "3d": "older than 3 days",
         "7d": "older than a week", "30d": "older than 30 days"}
@@ -57,7 +58,7 @@ def _views(rt: Any):
 # ---------------------------------------------------------------------------- overview
 
 async def overview(request: web.Request) -> web.Response:
-    rt = request.app["rt"]
+    rt = request.app[RT]
     now = _now()
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     week = today - timedelta(days=today.weekday())
@@ -93,7 +94,7 @@ def _filter(request: web.Request, page_size: int) -> views.ExceptionFilter:
 
 
 async def exceptions(request: web.Request) -> web.Response:
-    rt = request.app["rt"]
+    rt = request.app[RT]
     f = _filter(request, rt.settings.web.page_size)
     before = _approval_before(rt)
     with _views(rt) as cur:
@@ -101,6 +102,7 @@ async def exceptions(request: web.Request) -> web.Response:
         choices = views.exception_choices(cur, before)
     for row in rows:
         row["kind"], row["next_step"] = kind_of(row), next_step(row)
+        row["problem"] = problem_excerpt(row)
     pages = max(1, math.ceil(total / f.page_size))
     kept = {k: v for k, v in request.query.items() if k != "page" and v}
 
@@ -124,7 +126,7 @@ def _invoice_id(request: web.Request) -> str:
 
 async def invoice(request: web.Request, *, status: int = 200, error: str = "",
                   form: dict[str, str] | None = None) -> web.Response:
-    rt = request.app["rt"]
+    rt = request.app[RT]
     invoice_id = _invoice_id(request)
     context = invoice_context(rt, invoice_id)
     if context is None:
@@ -139,7 +141,7 @@ async def invoice(request: web.Request, *, status: int = 200, error: str = "",
 
 
 async def invoice_action(request: web.Request) -> web.StreamResponse:
-    rt = request.app["rt"]
+    rt = request.app[RT]
     session = request["session"]
     invoice_id = _invoice_id(request)
     action = request.match_info["action"]
@@ -165,15 +167,17 @@ async def invoice_action(request: web.Request) -> web.StreamResponse:
 # ---------------------------------------------------------------------------- files
 
 async def files(request: web.Request) -> web.Response:
-    rt = request.app["rt"]
+    rt = request.app[RT]
     with _views(rt) as cur:
         export_files = views.export_files(cur, 200)
-        runs = views.poll_runs(cur, 20)
-    return _render(request, "files.html", {"files": export_files, "runs": runs})
+        runs = views.poll_runs(cur, 20, eventful=True)
+        last = views.poll_runs(cur, 1)
+    return _render(request, "files.html", {"files": export_files, "runs": runs,
+                                           "last_poll": last[0] if last else None})
 
 
 async def file_page(request: web.Request) -> web.Response:
-    rt = request.app["rt"]
+    rt = request.app[RT]
     with _views(rt) as cur:
         found = views.export_file(cur, request.match_info["id"])
         invoices = views.invoices_of_file(cur, found["name"]) if found else []
@@ -193,7 +197,7 @@ def _safe_next(value: str) -> str:
 
 async def login_form(request: web.Request, *, status: int = 200,
                      error: str = "") -> web.Response:
-    sessions = request.app["sessions"]
+    sessions = request.app[SESSIONS]
     token, signed = sessions.new_login_token(request)
     response = _render(request, "login.html", {
         "error": error, "next": _safe_next(request.query.get("next", "/")), "csrf": token},
@@ -207,13 +211,13 @@ def _see_other(location: str) -> web.Response:
 
 
 async def login(request: web.Request) -> web.StreamResponse:
-    sessions = request.app["sessions"]
+    sessions = request.app[SESSIONS]
     form = await request.post()
     if not sessions.login_token_ok(request, str(form.get("csrf", ""))):
         raise web.HTTPForbidden(text="The login form was too old or did not come from this"
                                 " workspace: open the login page again.")
     name, password = str(form.get("username", "")).strip(), str(form.get("password", ""))
-    result = actions.authenticate(request.app["rt"], name, password)
+    result = actions.authenticate(request.app[RT], name, password)
     if not result.ok:
         return await login_form(request, status=401, error=result.message)
     response = _see_other(_safe_next(str(form.get("next", "/"))))
@@ -223,5 +227,5 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 async def logout(request: web.Request) -> web.StreamResponse:
     response = _see_other("/login")
-    request.app["sessions"].end(response)
+    request.app[SESSIONS].end(response)
     return response
