@@ -68,17 +68,6 @@ def exceptions(cur: Cursor, f: ExceptionFilter,
     return [dict(zip(COLUMNS, r)) for r in rows], total
 
 
-def exception_choices(cur: Cursor, approval_before: str) -> dict[str, list[str]]:
-    """The values the filters offer: kinds, companies and vendors that have exceptions."""
-    where, params = _where(ExceptionFilter(), approval_before)
-    out: dict[str, list[str]] = {}
-    for column in ("failure_kind", "company", "vendor_id"):
-        out[column] = [r[0] for r in cur.execute(
-            f"SELECT DISTINCT {column} FROM {TABLE} WHERE {where} ORDER BY {column}",
-            params).fetchall() if r[0]]
-    return out
-
-
 def overview(cur: Cursor, today: str, week_start: str, approval_before: str) -> dict[str, Any]:
     states = {s: int(n) for s, n in
               cur.execute(f"SELECT state, COUNT(*) FROM {TABLE} GROUP BY state").fetchall()}

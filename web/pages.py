@@ -20,6 +20,7 @@ from web.guidance import kind_of, next_step, problem_excerpt
 from web.invoice_view import invoice_context
 from web.keys import RT, SESSIONS
 
+KINDS = ("data", "reference", "transient", "rejected", "conflict", "approval")
 AGES = {"": "any age", "1d": "older than 1 day", "3d": "older than 3 days",
         "7d": "older than a week", "30d": "older than 30 days"}
 
@@ -99,7 +100,6 @@ async def exceptions(request: web.Request) -> web.Response:
     before = _approval_before(rt)
     with _views(rt) as cur:
         rows, total = views.exceptions(cur, f, before)
-        choices = views.exception_choices(cur, before)
     for row in rows:
         row["kind"], row["next_step"] = kind_of(row), next_step(row)
         row["problem"] = problem_excerpt(row)
@@ -110,9 +110,17 @@ async def exceptions(request: web.Request) -> web.Response:
         return "/exceptions?" + urlencode({**kept, "page": n})
 
     return _render(request, "exceptions.html", {
-        "rows": rows, "total": total, "f": f, "query": request.query, "choices": choices,
+        "rows": rows, "total": total, "f": f, "query": request.query,
+        "kinds": KINDS, "companies": _companies(rt),
         "ages": AGES, "page": f.page, "pages": pages, "page_link": page_link,
         "approval_age": rt.settings.web.approval_age})
+
+
+def _companies(rt: Any) -> list[str]:
+    """The IFS companies the config maps to (no scan of the view for a filter list)."""
+    st = rt.settings.stampli
+    mapped = st.companies.values() if st is not None else ()
+    return sorted({rt.settings.connector.company, *mapped})
 
 
 # ---------------------------------------------------------------------------- invoice
