@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ledger.app import LedgerError
+from ledger.invoice import REASON_MAX     # the ledger's limit: longer is refused, not cut
 from ledger.status import allowed_actions as _allowed
 
 ACTIONS = ("retry", "resolve", "dismiss", "reopen")
-REASON_MAX = 500                # what fits on an audit line; longer is refused, not cut
 
 
 class ActionError(Exception):
