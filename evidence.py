@@ -18,6 +18,7 @@ from projections.audit_guard import CHAIN, chain_state, last_failure, lost_chain
 from projections.audit_macs import MacPolicy
 from projections.audit_verify import VerifyResult, verify
 from projections.runner import Projector
+from projections.store import open_view_store
 
 log = logging.getLogger("ml_connector.audit")
 
@@ -35,8 +36,21 @@ class Evidence:
     # ------------------------------------------------------------------ the key
 
     def attach(self, ledger: Ledger) -> None:
-        """Give the ledger its audit key: made now if the install has none (an install from
-        before MACs), bound to this ledger on its first use, and on record in the ledger."""
+        """Give the ledger its audit key (see _attach_key); then one line on stderr if the
+        last `audit verify` failed."""
+        self._attach_key(ledger)
+        if self.warn_last_verify:
+            store = open_view_store(ledger.url)
+            try:
+                failure = last_failure(store)
+            finally:
+                store.close()
+            if failure:
+                log.warning(failure)
+
+    def _attach_key(self, ledger: Ledger) -> None:
+        """Made now if the install has none (an install from before MACs), bound to this
+        ledger on its first use, and on record in the ledger."""
         try:
             ring, made = self.keys.create()
             binding = ring.ledgers.get(self.name)
@@ -83,8 +97,7 @@ class Evidence:
 
     def guard(self, ledger: Ledger, projector: Projector) -> None:
         """At a projector's start: a chain whose tables were lost is left out and reported,
-        not recomputed; a chain not yet on record in the ledger is recorded. Then one line
-        if the last `audit verify` failed."""
+        not recomputed; a chain not yet on record in the ledger is recorded."""
         trail = audit_trail.load(ledger)
         started = trail.chain_started if trail is not None else None
         state = chain_state(projector.store)
@@ -96,9 +109,6 @@ class Evidence:
         if state.head is not None and started is None:
             self._record(lambda: audit_trail.record_chain_started(ledger, state.head))
         self._chain_new = state.head is None
-        failure = last_failure(projector.store) if self.warn_last_verify else ""
-        if failure:
-            log.warning(failure)
 
     def close(self, ledger: Ledger, projector: Projector) -> None:
         """A chain that began in this process goes on record."""

@@ -115,6 +115,7 @@ class Runtime:
             failure = self.evidence.rebuild_chain_allowed(self.ledger, projector, force=force,
                                                           reason=reason)
             projector = Projector(self.ledger, projector.store, default_projections())
+            self._projector = projector             # the chain is back among the projections
         count = projector.rebuild(from_position, progress=progress,
                                   include_evidence=include_audit_chain)
         return count, failure
