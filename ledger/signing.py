@@ -20,6 +20,7 @@ saves) goes through the Mapper below.
 """
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
 import uuid
@@ -55,7 +56,8 @@ def split(state: bytes) -> Seal | None:
 _TOPICS: dict[str, bytes] = {}
 
 
-def _message(originator_id: Any, version: int, topic: str, body: bytes) -> bytes:
+def _header(originator_id: Any, version: int, topic: str) -> bytes:
+    """What the MAC covers before the body: domain, stream, version, topic."""
     oid = originator_id if isinstance(originator_id, uuid.UUID) else uuid.UUID(str(originator_id))
     t = _TOPICS.get(topic)
     if t is None:
@@ -63,7 +65,28 @@ def _message(originator_id: Any, version: int, topic: str, body: bytes) -> bytes
         t = len(raw).to_bytes(4, "big") + raw
         if len(_TOPICS) < 1000:                  # a tampered table cannot grow it unbounded
             _TOPICS[topic] = t
-    return b"".join((_DOMAIN, oid.bytes, version.to_bytes(8, "big"), t, body))
+    return b"".join((_DOMAIN, oid.bytes, version.to_bytes(8, "big"), t))
+
+
+class _Hmac:
+    """HMAC-SHA256 (RFC 2104) with the key's inner and outer pads hashed once: copying two
+    hash states per event costs about half of `hmac.digest`, which sets the key up again on
+    every call (measured: it showed on an ingest of tens of thousands of events a second)."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > 64:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(64, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+
+    def hexdigest(self, head: bytes, body: Any) -> str:
+        inner = self._inner.copy()
+        inner.update(head)
+        inner.update(body)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
 
 
 class EventKeys:
@@ -76,7 +99,7 @@ class EventKeys:
         for key_id in keys:
             if not _KEY_ID.fullmatch(key_id):
                 raise ValueError(f"audit key id {key_id!r} is not {KEY_ID_LENGTH} hex digits")
-        self._keys = dict(keys)
+        self._keys = {key_id: _Hmac(key) for key_id, key in keys.items()}
         self.current = current
         self._open = _OPEN + current.encode() + b":"
 
@@ -90,9 +113,8 @@ class EventKeys:
     def seal(self, originator_id: Any, version: int, topic: str, body: bytes) -> bytes:
         if not (body.startswith(b"{") and body.endswith(b"}") and len(body) > 2):
             raise ValueError("an event's state is a JSON object with at least one member")
-        mac = hmac.digest(self._keys[self.current], _message(originator_id, version, topic, body),
-                          "sha256")
-        return b"".join((body[:-1], self._open, mac.hex().encode(), b'"}'))
+        mac = self._keys[self.current].hexdigest(_header(originator_id, version, topic), body)
+        return b"".join((memoryview(body)[:-1], self._open, mac.encode(), b'"}'))
 
     def check(self, originator_id: Any, version: int, topic: str, state: bytes) -> str:
         """"" when the event carries a valid MAC, else what is wrong: "unsigned",
@@ -103,8 +125,8 @@ class EventKeys:
         key = self._keys.get(seal.key_id)
         if key is None:
             return "unknown_key"
-        expected = hmac.digest(key, _message(originator_id, version, topic, seal.body), "sha256")
-        return "" if hmac.compare_digest(expected.hex(), seal.mac) else "forged"
+        expected = key.hexdigest(_header(originator_id, version, topic), seal.body)
+        return "" if hmac.compare_digest(expected, seal.mac) else "forged"
 
 
 class KeyUnavailable(Exception):
