@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import base64
 
+import pytest
+from cryptography.fernet import Fernet
+
 from adapters.audit_keys import AuditKeyStore
 from adapters.secrets import SecretStore
 from adapters.settings import load_settings
-from ledger.app import Ledger
+from ledger.app import Ledger, LedgerError
 from ledger.audit_trail import AUDIT_TRAIL_ID
 from ledger.signing import split
+from runtime import Runtime
 from tests.audit.cli_world import forge_posted, run, url_of, write_invoices
 from tests.audit.tamper import Tamper
+from tests.builders import export_file
 
 
 def trail(config) -> list[dict]:
@@ -192,3 +197,30 @@ def test_commands_warn_once_while_the_last_verify_failed(project):
         t.close()
     assert run("audit", "verify").exit_code == 0
     assert run("status").stderr == ""
+
+
+def test_without_the_audit_key_reads_work_and_nothing_is_written_unsigned(project):
+    master = load_settings(project).data_dir / "master.key"
+    master.write_bytes(Fernet.generate_key())                  # not the key secrets.enc has
+    status = run("status")
+    assert status.exit_code == 0 and "V00231/P-1" in status.stdout
+    assert "the audit key cannot be read from the secrets store" in status.stderr
+    before = len(tampered_rows(project))
+    rt = Runtime(load_settings(project))
+    try:
+        with pytest.raises(LedgerError, match="nothing recorded: the audit key cannot be read"):
+            rt.ledger.record(export_file("invoices_C1042_late.csv"))
+    finally:
+        rt.close()
+    assert len(tampered_rows(project)) == before
+    verified = run("audit", "verify")
+    assert verified.exit_code == 1 and "cannot check the events' MACs" in verified.output
+    assert run("audit", "rotate-key", "--reason", "x").exit_code == 1
+
+
+def tampered_rows(config) -> list[tuple]:
+    t = tampered(config)
+    try:
+        return t.rows()
+    finally:
+        t.close()
