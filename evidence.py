@@ -58,7 +58,7 @@ class Evidence:
                 upto = ledger.recorder.max_notification_id() or 0
                 ring = self.keys.bind(self.name, upto, recompute(ledger, upto)[1].hex())
                 binding = ring.ledgers[self.name]
-        except SecretsError as exc:
+        except (SecretsError, OSError) as exc:       # OSError: the lock file's folder
             self.unavailable = f"the audit key cannot be read from the secrets store: {exc}"
             ledger.use_keys(None, refusal=self.unavailable)
             log.warning("%s; nothing can be recorded until it can", self.unavailable)

@@ -34,8 +34,10 @@ never trusted by `verify` (projections/audit_verify.py), which recomputes from t
   hex. Fingerprints leave out the position so a moved event can be recognised elsewhere.
 - mlc_audit_head: one row, the running link and the same for the still-open segment, so the
   chain continues page by page across catch-ups and processes.
-Rebuilding the projection from scratch adopts whatever the events now say; only a digest kept
-elsewhere protects against an attacker who rewrites events and then rebuilds.
+Rebuilding the projection from scratch adopts whatever the events now say: a digest kept
+elsewhere, and the events' MACs (ledger/signing.py, checked by `audit verify`), protect against
+an attacker who rewrites events and then rebuilds; `projections rebuild --include-audit-chain`
+is refused while verify fails unless forced, and then recorded (evidence.py).
 """
 from __future__ import annotations
 
