@@ -12,19 +12,22 @@ import os
 import socket
 import uuid
 
+from adapters.audit_keys import AuditKeyStore
 from adapters.secrets import SecretStore, create_master_key
 from adapters.settings import (InvoiceFileSettings, Settings, ledger_url, parse_duration,
                                resolve_path)
 from ledger.app import Ledger, LedgerError
 from ledger.pipeline import CycleReport, Pipeline, PipelineSettings
 from ledger.poller import Poller, PollSettings
+from evidence import Evidence
 from ledger.ports import Erp, ExportSource, SourceError
 from projections.queue import ProjectionQueue
-from projections.runner import Projector
+from projections.runner import Projector, default_projections
 from projections.status import count_states, read_status
 
 
 def init_project(directory: Path, force: bool = False) -> tuple[Path, Path]:
+    """The config, the master key, and the audit key (secret audit.key) that MACs events."""
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "ml-connector.toml"
     if config.exists() and not force:
@@ -34,7 +37,9 @@ def init_project(directory: Path, force: bool = False) -> tuple[Path, Path]:
     os.fchmod(fd, 0o600)             # it points at the secrets: private whatever the umask
     with os.fdopen(fd, "w") as handle:
         handle.write(template)
-    return config, create_master_key(directory / "data")
+    key = create_master_key(directory / "data")
+    AuditKeyStore(SecretStore(directory / "data")).create()
+    return config, key
 
 
 def demo(box: Any, echo: Any) -> None:
@@ -66,23 +71,30 @@ class Runtime:
         self._erp, self._source = erp, source       # overrides for tests
         self.secrets = SecretStore(settings.data_dir)
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.evidence = Evidence(self.secrets, ledger.url if ledger else ledger_url(settings))
+        self._attached = False
 
     @property
     def ledger(self) -> Ledger:
         if self._ledger is None:
             self._ledger = Ledger(ledger_url(self.settings))
+        if not self._attached:                  # the audit key, before anything is written
+            self._attached = True
+            self.evidence.attach(self._ledger)
         return self._ledger
 
     @property
     def projector(self) -> Projector:
         if self._projector is None:
             self._projector = Projector(self.ledger)
+            self.evidence.guard(self.ledger, self._projector)
         return self._projector
 
     def close(self) -> None:
         if self._source is not None:
             self._source.close()
         if self._projector is not None:
+            self.evidence.close(self.ledger, self._projector)
             self._projector.store.close()
         if self._ledger is not None:
             self._ledger.close()
@@ -98,6 +110,20 @@ class Runtime:
         self.projector.catch_up()
         with self.projector.store.transaction() as cur:
             return count_states(cur)
+
+    def rebuild_projections(self, from_position: int | None, progress: Any = None, *,
+                            include_audit_chain: bool = False, force: bool = False,
+                            reason: str = "") -> tuple[int, str]:
+        """(events applied, what verify said if the chain was rebuilt while it failed)."""
+        projector, failure = self.projector, ""
+        if include_audit_chain:
+            failure = self.evidence.rebuild_chain_allowed(self.ledger, projector, force=force,
+                                                          reason=reason)
+            projector = Projector(self.ledger, projector.store, default_projections())
+            self._projector = projector             # the chain is back among the projections
+        count = projector.rebuild(from_position, progress=progress,
+                                  include_evidence=include_audit_chain)
+        return count, failure
 
     def resolve(self, ref: str) -> UUID:
         return self.ledger.resolve_ref(ref, self.settings.connector.company)
@@ -155,10 +181,12 @@ class Runtime:
         from adapters.stampli.configured import ConfiguredReaders
 
         c, st = self.settings.connector, self.settings.stampli
+        erp = self.erp()                # the edges' secrets first: a broken store is one error
+        source = self.source() if st is not None else None
         queue = ProjectionQueue(self.projector)
         poller = None
         if st is not None:
-            poller = Poller(self.ledger, self.source(),
+            poller = Poller(self.ledger, source,
                             ConfiguredReaders(st, c.company), queue,
                             PollSettings(source_name=f"sftp://{st.username}@{st.host}:{st.port}"
                                          f"{st.outbound_dir}",
@@ -175,7 +203,7 @@ class Runtime:
                                     approved_statuses=self.approved_statuses())
         if self.settings.ifs is not None:
             settings.reference_retry = parse_duration(self.settings.ifs.reference_refresh)
-        return Pipeline(self.ledger, self.erp(), queue, settings, poller=poller)
+        return Pipeline(self.ledger, erp, queue, settings, poller=poller)
 
     async def sync(self, pipeline: Pipeline | None = None) -> CycleReport:
         pipeline = pipeline or self.pipeline()
