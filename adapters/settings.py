@@ -47,6 +47,9 @@ class ConnectorSettings(_Section, kw_only=True):
     post_batch: int = 200              # invoices claimed and posted per round (one $batch)
     retry_base: str = "30s"            # first backoff; doubles per attempt, with jitter
     retry_max: str = "1h"
+    # Bounds on one cycle against a hung IFS (issue 17): after this long the cycle stops
+    # calling IFS and says so; the next cycle carries on.
+    cycle_timeout: str = "10m"
 
 
 class FileKindSettings(_Section, kw_only=True):
@@ -126,6 +129,9 @@ class IfsSettings(_Section, kw_only=True):
     backoff_base: str = "0.5s"         # retries of one request: full jitter up to base * 2^n
     backoff_cap: str = "30s"
     retries: int = 6
+    # Circuit breaker: after this many consecutive timeouts, lost connections, 5xx without an
+    # IFS business code or unreadable answers, stop calling IFS for the rest of the cycle.
+    breaker_after: int = 5
     posting: PostingSettings = msgspec.field(default_factory=PostingSettings)
     endpoints: dict[str, EndpointSettings] = {}
 
@@ -172,6 +178,7 @@ _DURATION_KEYS = {
     ("connector", "retry_base"): True,
     ("connector", "retry_max"): True,
     ("connector", "intent_lease"): True,
+    ("connector", "cycle_timeout"): True,
     ("stampli", "stable_wait"): True,
     ("stampli", "min_file_age"): True,
     ("stampli", "connect_timeout"): True,
