@@ -166,7 +166,8 @@ class ODataClient:
                 if not problem:
                     self.guard.answered()
                     return reply
-                self.guard.failed(f"an unreadable answer while {what}")
+                self.guard.failed(f"HTTP {reply.status} {ctype or '(no content type)'} "
+                                  f"instead of OData from {url}")
                 bad = BadAnswer(
                     f"IFS answered HTTP {reply.status} {ctype or '(no content type)'} from {url} "
                     f"while {what}: {problem}, not the OData answer expected (a proxy or "
