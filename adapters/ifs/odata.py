@@ -199,7 +199,10 @@ class ODataClient:
                 reauthed = True
                 continue
             if action == RETRY:
-                if attempt >= self.backoff.attempts:
+                # Under a 429 nothing was applied and IFS is fine: within a cycle's deadline,
+                # wait for the budget as long as it takes rather than give the work up.
+                waits_for_budget = reply.status == 429 and self.guard.remaining() is not None
+                if attempt >= self.backoff.attempts and not waits_for_budget:
                     code, text = describe(reply.status, reply.body, what=what)
                     raise ErpFailure("transient", f"{text} (still failing after {attempt + 1} "
                                      "tries; the connector retries later)", code=code,
