@@ -43,7 +43,7 @@ def _check_posted(emu, result):
 FAST = {"emulator": {"budget": (100_000, 60.0)}, "requests_per_minute": 100_000}
 
 
-def test_a_document_over_5000_operations_is_posted_in_a_few_batches():
+def test_a_document_over_the_batch_limit_is_posted_in_a_few_batches():
     async def body(emu, erp):
         [result] = await erp.post([request(big_invoice())])
         _check_posted(emu, result)

@@ -11,7 +11,7 @@ from ledger.model import VendorRecord
 from ledger.ports import ErpFailure, ErpUnavailable
 from sandbox.ifs.app import IfsEmulator
 
-from .helpers import SECRET, erp_for, odata_log, simple
+from .helpers import SECRET, erp_for, odata_log, request, simple
 from .hostile import Hostile, html_page, json_answer, redirect
 
 
@@ -146,17 +146,12 @@ def test_an_html_page_on_a_write_is_an_unknown_outcome_re_read_before_any_resend
 def test_an_html_page_instead_of_a_batch_answer_is_looked_up_not_reposted():
     async def body(emu, proxy, elsewhere, erp):
         proxy.add(html_page(200), path="$batch", count=1)
-        [result] = await erp.post([_request("INV-HTML")])
+        [result] = await erp.post([request(simple("INV-HTML"))])
         assert isinstance(result, ErpFailure) and result.kind == "transient"
         assert "text/html" in str(result)
         assert not [i for i in emu.state()["invoices"]]       # the proxy kept it from IFS
         assert len([r for r in proxy.received if r["path"].endswith("$batch")]) == 1
     behind_proxy(body)
-
-
-def _request(number):
-    from .helpers import request
-    return request(simple(number))
 
 
 # ---------------------------------------------------------------- the IAM answering HTML (item 6)
