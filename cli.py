@@ -95,7 +95,8 @@ def main(ctx: click.Context, config: str | None, log_format: str, verbose: int) 
     console.setup_logging(log_format, verbose)
 
 
-@main.command(help="Write a commented ml-connector.toml and a master key." + EXAMPLE
+@main.command(help="Write a commented ml-connector.toml, a master key and the audit key that"
+              " MACs every event (secret audit.key)." + EXAMPLE
               + "ml-connector init --dir /etc/ml-connector")
 @click.option("--dir", "directory", default=".", type=click.Path(file_okay=False),
               help="Where to write the config (default: here).")
@@ -106,6 +107,8 @@ def init(directory: str, force: bool) -> None:
     except FileExistsError as exc:
         raise ConfigFailure(f"{exc} already exists; use --force to overwrite it") from None
     click.echo(f"wrote {config}\nmaster key in {key} (mode 0600; keep a copy somewhere safe)\n"
+               "audit key stored as secret audit.key (keep a backup of the secrets store:"
+               " events cannot be verified without it)\n"
                "next: edit the config, then `ml-connector secrets set ifs.client_secret`"
                " and `ml-connector check`")
 
@@ -159,7 +162,8 @@ def _report(report, rt: Runtime) -> dict:
 def sync(ctx: click.Context, as_json: bool) -> None:
     rt = runtime(ctx)
     try:
-        data = _report(rt.sync_blocking(), rt)
+        # Progress on stderr, a line per stage, so a slow IFS is never silence.
+        data = _report(rt.sync_blocking(progress=lambda line: click.echo(line, err=True)), rt)
     except (LedgerError, SourceError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(console.dumps(data)) if as_json else console.print_cycle(data)
@@ -367,14 +371,24 @@ def projections() -> None:
 @click.option("--from", "from_position", type=int, help="Notification position to start at.")
 @click.option("--include-audit-chain", is_flag=True,
               help="Also re-derive the audit chain from the events as they are now (only when"
-              " its tables were lost; run `audit verify --digest` against a kept digest first).")
+              " its tables were lost; run `audit verify --digest` against a kept digest first)."
+              " Refused while `audit verify` fails, unless --force. Recorded in the ledger.")
+@click.option("--force", is_flag=True, help="With --include-audit-chain: rebuild even though"
+              " `audit verify` fails (needs --reason; recorded with who and why).")
+@click.option("--reason", default="", metavar="TEXT", help="Why (recorded with the rebuild).")
 @click.pass_context
 def projections_rebuild(ctx: click.Context, from_position: int | None,
-                        include_audit_chain: bool) -> None:
+                        include_audit_chain: bool, force: bool, reason: str) -> None:
+    if force and not (include_audit_chain and reason.strip()):
+        raise click.UsageError("--force goes with --include-audit-chain and a --reason TEXT")
     rt = runtime(ctx)
     with console.progress("rebuilding") as progress:
-        count = rt.projector.rebuild(from_position, progress=progress,
-                                     include_evidence=include_audit_chain)
+        count, failure = _ledger_call(lambda: rt.rebuild_projections(
+            from_position, progress, include_audit_chain=include_audit_chain, force=force,
+            reason=reason.strip()))
+    if failure:
+        click.echo(f"audit chain rebuilt although `audit verify` failed ({failure});"
+                   " recorded in the ledger with who and why", err=True)
     click.echo(f"rebuilt from {'the start' if from_position is None else from_position}:"
                f" {count} events applied; positions {rt.projector.positions()}")
 
@@ -403,12 +417,16 @@ def audit_digest(ctx: click.Context) -> None:
     from projections.audit import current_digest
 
     rt = runtime(ctx)
-    click.echo(console.dumps(current_digest(rt.ledger, rt.projector.store)))
+    store = rt.projector.store
+    if rt.evidence.chain_problem:
+        raise click.ClickException(f"no digest: {rt.evidence.chain_problem}")
+    click.echo(console.dumps(current_digest(rt.ledger, store)))
 
 
-@audit.command("verify", help="Recompute the hash chain from the stored events and report the"
-               " first position where it breaks, or that it holds (up to the digest, if given)."
-               " Exit 1 on any mismatch." + EXAMPLE
+@audit.command("verify", help="Recompute the hash chain from the stored events, check every"
+               " event's MAC (audit key in the secrets store), and report the first event where"
+               " it breaks, or that it holds (up to the digest, if given). Exit 1 on any"
+               " mismatch; until a later verify holds, other commands warn." + EXAMPLE
                + "ml-connector audit verify --digest digest-2026-11-24.json")
 @click.option("--digest", "digest_file", type=click.File("r"), help="A digest kept earlier.")
 @click.option("--json", "as_json", is_flag=True)
@@ -416,21 +434,25 @@ def audit_digest(ctx: click.Context) -> None:
 def audit_verify(ctx: click.Context, digest_file, as_json: bool) -> None:
     import json
 
-    from projections.audit_verify import verify
+    from projections.audit_guard import save_verdict
 
     rt = runtime(ctx)
+    rt.evidence.warn_last_verify = False          # this run gives the new verdict
     try:
         digest = json.load(digest_file) if digest_file else None
         with console.progress("verifying") as progress:
-            result = verify(rt.ledger, digest, progress=progress, store=rt.projector.store)
+            result = _ledger_call(lambda: rt.evidence.verify(rt.ledger, rt.projector, digest,
+                                                             progress))
     except ValueError as exc:
         raise click.UsageError(f"--digest: {exc}") from None
+    save_verdict(rt.projector.store, result)
     if as_json:
         click.echo(console.dumps(result.to_dict()))
     elif result.ok:
         against = f" and matches the digest at position {digest['position']}" if digest else ""
         click.echo(f"ledger holds: {result.checked} events chained up to position"
-                   f" {result.last_position}{against} (hash {result.hash})")
+                   f" {result.last_position}{against}, {result.macs_checked} MACs valid"
+                   f" (hash {result.hash})")
     else:
         click.echo(f"ledger does NOT hold: first break at position {result.first_break}:"
                    f" {result.reason}")
@@ -438,6 +460,19 @@ def audit_verify(ctx: click.Context, digest_file, as_json: bool) -> None:
             click.echo(f"  also at {problem.position}: {problem.message}")
     if not result.ok:
         ctx.exit(1)
+
+
+@audit.command("rotate-key", help="Make a new audit key for new events; old events keep"
+               " verifying with the old key, which stays in the secrets store. Recorded in the"
+               " ledger with who and why." + EXAMPLE
+               + "ml-connector audit rotate-key --reason 'yearly rotation'")
+@click.option("--reason", required=True, metavar="TEXT", help="Why (recorded).")
+@click.pass_context
+def audit_rotate_key(ctx: click.Context, reason: str) -> None:
+    rt = runtime(ctx)
+    old, new = _ledger_call(lambda: rt.evidence.rotate(rt.ledger, reason))
+    click.echo(f"audit key {new} MACs new events from now on (was {old}, kept to verify older"
+               " events); copy the secrets store to every host that shares this ledger")
 
 
 @audit.command("export", help="Write the ledger (or a time range) as JSON lines or CSV, in"

@@ -8,10 +8,12 @@ from typing import Any
 from uuid import UUID
 
 import asyncio
+import logging
 import os
 import socket
 import uuid
 
+from adapters.audit_keys import AuditKeyStore
 from adapters.secrets import SecretStore, create_master_key
 from adapters.settings import (InvoiceFileSettings, Settings, ledger_url, parse_duration,
                                resolve_path)
@@ -19,13 +21,15 @@ from ledger.actions import OperatorActions, checked_who_and_why, parse_ifs_invoi
 from ledger.app import Ledger, LedgerError
 from ledger.pipeline import CycleReport, Pipeline, PipelineSettings
 from ledger.poller import Poller, PollSettings
-from ledger.ports import Erp, ExportSource, SourceError
+from evidence import Evidence
+from ledger.ports import Erp, ErpFailure, ExportSource, SourceError
 from projections.queue import ProjectionQueue
-from projections.runner import Projector
+from projections.runner import Projector, default_projections
 from projections.status import count_states, read_status
 
 
 def init_project(directory: Path, force: bool = False) -> tuple[Path, Path]:
+    """The config, the master key, and the audit key (secret audit.key) that MACs events."""
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "ml-connector.toml"
     if config.exists() and not force:
@@ -35,7 +39,9 @@ def init_project(directory: Path, force: bool = False) -> tuple[Path, Path]:
     os.fchmod(fd, 0o600)             # it points at the secrets: private whatever the umask
     with os.fdopen(fd, "w") as handle:
         handle.write(template)
-    return config, create_master_key(directory / "data")
+    key = create_master_key(directory / "data")
+    AuditKeyStore(SecretStore(directory / "data")).create()
+    return config, key
 
 
 def demo(box: Any, echo: Any) -> None:
@@ -68,23 +74,30 @@ class Runtime:
         self.secrets = SecretStore(settings.data_dir)
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.cycle_observers: list[Any] = []     # called with (summary, pipeline) per cycle
+        self.evidence = Evidence(self.secrets, ledger.url if ledger else ledger_url(settings))
+        self._attached = False
 
     @property
     def ledger(self) -> Ledger:
         if self._ledger is None:
             self._ledger = Ledger(ledger_url(self.settings))
+        if not self._attached:                  # the audit key, before anything is written
+            self._attached = True
+            self.evidence.attach(self._ledger)
         return self._ledger
 
     @property
     def projector(self) -> Projector:
         if self._projector is None:
             self._projector = Projector(self.ledger)
+            self.evidence.guard(self.ledger, self._projector)
         return self._projector
 
     def close(self) -> None:
         if self._source is not None:
             self._source.close()
         if self._projector is not None:
+            self.evidence.close(self.ledger, self._projector)
             self._projector.store.close()
         if self._ledger is not None:
             self._ledger.close()
@@ -100,6 +113,20 @@ class Runtime:
         self.projector.catch_up()
         with self.projector.store.transaction() as cur:
             return count_states(cur)
+
+    def rebuild_projections(self, from_position: int | None, progress: Any = None, *,
+                            include_audit_chain: bool = False, force: bool = False,
+                            reason: str = "") -> tuple[int, str]:
+        """(events applied, what verify said if the chain was rebuilt while it failed)."""
+        projector, failure = self.projector, ""
+        if include_audit_chain:
+            failure = self.evidence.rebuild_chain_allowed(self.ledger, projector, force=force,
+                                                          reason=reason)
+            projector = Projector(self.ledger, projector.store, default_projections())
+            self._projector = projector             # the chain is back among the projections
+        count = projector.rebuild(from_position, progress=progress,
+                                  include_evidence=include_audit_chain)
+        return count, failure
 
     def resolve(self, ref: str) -> UUID:
         return self.ledger.resolve_ref(ref, self.settings.connector.company)
@@ -195,14 +222,16 @@ class Runtime:
                                default_company=self.settings.connector.company)
         return self._erp
 
-    def pipeline(self) -> Pipeline:
+    def pipeline(self, progress: Any = None) -> Pipeline:
         from adapters.stampli.configured import ConfiguredReaders
 
         c, st = self.settings.connector, self.settings.stampli
+        erp = self.erp()                # the edges' secrets first: a broken store is one error
+        source = self.source() if st is not None else None
         queue = ProjectionQueue(self.projector)
         poller = None
         if st is not None:
-            poller = Poller(self.ledger, self.source(),
+            poller = Poller(self.ledger, source,
                             ConfiguredReaders(st, c.company), queue,
                             PollSettings(source_name=f"sftp://{st.username}@{st.host}:{st.port}"
                                          f"{st.outbound_dir}",
@@ -219,10 +248,17 @@ class Runtime:
                                     approved_statuses=self.approved_statuses())
         if self.settings.ifs is not None:
             settings.reference_retry = parse_duration(self.settings.ifs.reference_refresh)
-        return Pipeline(self.ledger, self.erp(), queue, settings, poller=poller)
+        return Pipeline(self.ledger, erp, queue, settings, poller=poller, progress=progress)
 
-    async def sync(self, pipeline: Pipeline | None = None) -> CycleReport:
-        pipeline = pipeline or self.pipeline()
+    async def _cycle(self, pipeline: Pipeline) -> CycleReport:
+        """One cycle, IFS calls bounded by `connector.cycle_timeout` (and the breaker)."""
+        start_cycle = getattr(pipeline.erp, "start_cycle", None)
+        if start_cycle is not None:
+            start_cycle(parse_duration(self.settings.connector.cycle_timeout))
+        return await pipeline.cycle()
+
+    async def sync(self, pipeline: Pipeline | None = None, progress: Any = None) -> CycleReport:
+        pipeline = pipeline or self.pipeline(progress)
         try:
             return await self.cycle(pipeline)
         finally:
@@ -236,8 +272,8 @@ class Runtime:
 
         started, clock = datetime.now(timezone.utc).isoformat(), time.monotonic()
         try:
-            report = await pipeline.cycle()
-        except (SourceError, LedgerError, OSError) as exc:
+            report = await self._cycle(pipeline)
+        except Exception as exc:
             report = CycleReport(errors=[str(exc)])
             self._keep_cycle(report, started, time.monotonic() - clock, pipeline)
             raise
@@ -259,8 +295,8 @@ class Runtime:
         for observe in self.cycle_observers:
             observe(summary, pipeline)
 
-    def sync_blocking(self) -> CycleReport:
-        return asyncio.run(self.sync())
+    def sync_blocking(self, progress: Any = None) -> CycleReport:
+        return asyncio.run(self.sync(progress=progress))
 
     async def run_daemon(self, on_cycle, on_error, serve: bool = False) -> None:
         """A cycle on every tick of `schedule`; SIGTERM/SIGINT let the request in flight
@@ -286,8 +322,11 @@ class Runtime:
             while not stop.is_set():
                 try:
                     on_cycle(await self.cycle(pipeline))
-                except (SourceError, LedgerError, OSError) as exc:
+                except (SourceError, LedgerError, ErpFailure, OSError) as exc:
                     on_error(exc)
+                except Exception as exc:  # noqa: BLE001 - the daemon outlives a bad answer
+                    on_error(RuntimeError(f"unexpected {type(exc).__name__}: {exc}"))
+                    logging.getLogger("ml_connector.run").debug("cycle failed", exc_info=True)
                 now = datetime.now(timezone.utc)
                 wait = (schedule.next_after(now) - now).total_seconds()
                 try:

@@ -20,6 +20,7 @@ from ledger.files import ExportFile, PollRun
 from ledger.invoice import Invoice, InvoiceRuleError, who_and_why
 from ledger.model import DOCUMENT_TYPES, invoice_id, vendor_stream_id
 from ledger.private import create_private_file, make_private_dir
+from ledger.signing import EventKeys, KeyUnavailable, SigningMapper
 from ledger.vendor import Vendor
 
 APP_NAME = "ml_connector"
@@ -108,6 +109,18 @@ class Ledger(Application[UUID]):
 
     def construct_transcoder(self) -> Transcoder:
         return OrjsonTranscoder()
+
+    def construct_mapper(self) -> SigningMapper:
+        return SigningMapper(transcoder=self.construct_transcoder())
+
+    def use_keys(self, keys: EventKeys | None, refusal: str = "") -> None:
+        """MAC every event written from now on with these keys (ledger/signing.py); with a
+        refusal instead (the keys could not be read), refuse every write, saying why."""
+        self.mapper.keys, self.mapper.refusal = keys, refusal
+
+    @property
+    def keys(self) -> EventKeys | None:
+        return self.mapper.keys
 
     # ------------------------------------------------------------------ reads
 
@@ -230,6 +243,8 @@ class Ledger(Application[UUID]):
             recordings = self._record(processing)
         except IntegrityError as exc:
             raise ConcurrentChange(f"another process changed the ledger first: {exc}") from None
+        except KeyUnavailable as exc:
+            raise LedgerError(f"nothing recorded: {exc}") from None
         self._take_snapshots(processing)
         self._notify(recordings)
         self.notify(processing.events)

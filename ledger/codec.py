@@ -17,6 +17,7 @@ from eventsourcing.persistence import Transcoder
 from eventsourcing.utils import TopicError, resolve_topic
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS
+MAC_FIELD = "mlc_mac"                  # see ledger/signing.py
 
 
 def _default(obj: Any) -> Any:
@@ -32,8 +33,11 @@ def encode(obj: Any) -> bytes:
 
 
 def decode_state(data: bytes) -> dict[str, Any]:
-    """Raw stored state as plain JSON data (projections read this: no event objects built)."""
-    return orjson.loads(data)
+    """Raw stored state as plain JSON data (projections read this: no event objects built),
+    without the event's MAC (ledger/signing.py), which is not part of its data."""
+    state = orjson.loads(data)
+    state.pop(MAC_FIELD, None)
+    return state
 
 
 class OrjsonTranscoder(Transcoder):
@@ -42,6 +46,7 @@ class OrjsonTranscoder(Transcoder):
 
     def decode(self, data: bytes) -> Any:
         state = orjson.loads(data)
+        state.pop(MAC_FIELD, None)
         timestamp = state.get("timestamp")
         if isinstance(timestamp, str):
             state["timestamp"] = datetime.fromisoformat(timestamp)

@@ -34,8 +34,10 @@ never trusted by `verify` (projections/audit_verify.py), which recomputes from t
   hex. Fingerprints leave out the position so a moved event can be recognised elsewhere.
 - mlc_audit_head: one row, the running link and the same for the still-open segment, so the
   chain continues page by page across catch-ups and processes.
-Rebuilding the projection from scratch adopts whatever the events now say; only a digest kept
-elsewhere protects against an attacker who rewrites events and then rebuilds.
+Rebuilding the projection from scratch adopts whatever the events now say: a digest kept
+elsewhere, and the events' MACs (ledger/signing.py, checked by `audit verify`), protect against
+an attacker who rewrites events and then rebuilds; `projections rebuild --include-audit-chain`
+is refused while verify fails unless forced, and then recorded (evidence.py).
 """
 from __future__ import annotations
 
@@ -45,6 +47,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
+from ledger.app import LedgerError
 from projections.base import LedgerEvent, Projection
 from projections.store import Cursor, ViewStore, open_view_store
 
@@ -58,8 +61,9 @@ FINGERPRINT_HEX = 16                   # hex characters per event in `leaves`
 _SEGMENT_COLUMNS = "position, link_hex, events, recorded_at, positions, leaves"
 
 
-class AuditChainError(Exception):
-    """The projection cannot continue its chain; the message says what to do."""
+class AuditChainError(LedgerError):
+    """The projection cannot continue its chain; the message says what to do (a LedgerError:
+    `sync` and the daemon report it as such, without a traceback)."""
 
 
 # ---------------------------------------------------------------------- encoding
@@ -247,7 +251,10 @@ class AuditChainProjection(Projection):
         if row and int(row[0]) > 0:
             raise AuditChainError(
                 f"the audit chain's tables were emptied but the projector had chained up to"
-                f" position {row[0]}: rebuild the audit_chain projection from the start")
+                f" position {row[0]}: check the ledger (`ml-connector audit verify --digest"
+                f" KEPT_DIGEST`), then rebuild the audit_chain projection from the start"
+                f" (`ml-connector projections rebuild --include-audit-chain --force --reason"
+                f" TEXT`)")
 
 
 # ---------------------------------------------------------------------- digests

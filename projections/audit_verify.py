@@ -1,6 +1,8 @@
 """Verifying the audit chain (encoding: projections/audit.py): recompute every link from the
 stored events and compare with a digest kept outside the system and with the projection's
-checkpoints, naming the first position where they part and why.
+checkpoints, naming the first position where they part and why. Given the audit keys, it also
+checks every event's MAC (projections/audit_macs.py) and that the chain's tables were not
+dropped since the ledger recorded the chain covering it (ledger/audit_trail.py).
 
 Nothing the projection stored is trusted for the verdict against a digest: the links are
 recomputed from link_0. Checkpoints are used to localise: per-event fingerprints name the
@@ -15,8 +17,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ledger.audit_trail import CHAIN_STARTED_TOPIC
 from projections.audit import (CHAIN_ID, ZERO_LINK, Segment, fingerprint, header,
-                               iter_segments, next_link)
+                               iter_segments, load_head, next_link)
+from projections.audit_macs import MacCheck, MacPolicy, chain_started
 from projections.store import ViewStore, open_view_store
 
 MAX_PROBLEMS = 100
@@ -27,6 +31,7 @@ Progress = Callable[[int, int], None]
 class Problem:
     position: int
     # changed | out_of_order | missing | inserted | truncated | checkpoint | digest
+    # MACs: unsigned | forged | unknown_key | sealed; chain_lost (its tables dropped)
     kind: str
     message: str
 
@@ -45,6 +50,7 @@ class VerifyResult:
     problems: list[Problem] = field(default_factory=list)    # at most MAX_PROBLEMS
     problem_count: int = 0
     seconds: float = 0.0
+    macs_checked: int | None = None        # None: no audit keys given
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,7 +77,8 @@ class _Run:
     """The state of one verification pass; `feed` takes events in position order."""
 
     def __init__(self, segments: Iterator[Segment],
-                 digest: tuple[int, str, int | None] | None) -> None:
+                 digest: tuple[int, str, int | None] | None,
+                 macs: MacPolicy | None = None, head_position: int | None = None) -> None:
         self.segments = segments
         # Neighbouring segments too: an event moved across a checkpoint is still recognised.
         self.previous: Segment | None = None
@@ -94,10 +101,17 @@ class _Run:
         self.problem_count = 0
         self.digest = digest
         self.digest_ok: bool | None = None
+        self.macs = MacCheck(macs, self.event_problem) if macs else None
+        self.head_position = head_position
+        self.chain_started: int | None = None
 
     def problem(self, position: int, kind: str, message: str) -> None:
-        self.problem_count += 1
         self.segment_problems += 1
+        self.event_problem(position, kind, message)
+
+    def event_problem(self, position: int, kind: str, message: str) -> None:
+        """A problem that says nothing about the chain's segments (a MAC)."""
+        self.problem_count += 1
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(Problem(position, kind, message))
 
@@ -109,6 +123,10 @@ class _Run:
             self.close_digest(end_of_ledger=False)
         if self.segment is None and p != self.last + 1 and len(self.gaps) < MAX_PROBLEMS:
             self.gaps.extend(range(self.last + 1, min(p, self.last + 1 + MAX_PROBLEMS)))
+        if self.macs is not None:
+            self.macs.feed(n, self.link)
+        if n.topic == CHAIN_STARTED_TOPIC:
+            self.chain_started = chain_started(n)
         head = header(p, n.originator_id, n.originator_version, n.topic)
         self.link = next_link(self.link, head, n.state)
         if self.bases is not None:
@@ -225,34 +243,59 @@ class _Run:
             self.close_digest(end_of_ledger=True)
         while self.segment is not None:
             self.close_segment(end_of_ledger=True)
+        if self.macs is not None:
+            self.macs.finish(self.last, self.link)
+        started = self.chain_started
+        if started is not None and (self.head_position is None or self.head_position < started):
+            where = ("are gone" if self.head_position is None
+                     else f"end at position {self.head_position}")
+            self.event_problem(started, "chain_lost", f"the audit chain's tables {where}, but"
+                               f" the ledger records the chain covering position {started}:"
+                               " they were dropped or emptied")
 
 
 def verify(ledger: Any, digest: dict[str, Any] | None = None, progress: Progress | None = None,
-           *, store: ViewStore | None = None, page_size: int = 5000) -> VerifyResult:
+           *, store: ViewStore | None = None, page_size: int = 5000,
+           macs: MacPolicy | None = None) -> VerifyResult:
     """Recompute the chain from the stored events and compare it with `digest` (if given) and
-    the audit projection's checkpoints (if it exists). Read-only; pages of `page_size`."""
+    the audit projection's checkpoints (if it exists); with `macs`, check every event's MAC.
+    Read-only; pages of `page_size`."""
     started = time.monotonic()
     expected = check_digest(digest) if digest is not None else None
     own = store is None
     store = store or open_view_store(ledger.url)
     try:
-        run = _Run(iter_segments(store), expected)
+        head = load_head(store)
+        run = _Run(iter_segments(store), expected, macs,
+                   head.position if head is not None else None)
         total = ledger.recorder.max_notification_id() or 0
-        start = 1
-        while True:
-            page = ledger.recorder.select_notifications(start, page_size)
-            if not page:
-                break
+        for page in _pages(ledger, page_size):
             for n in page:
                 run.feed(n)
-            start = page[-1].id + 1
             if progress:
                 progress(run.last, max(total, run.last))
         run.finish()
+        if run.macs is not None and run.macs.forged:
+            origins = run.macs.trace(n for page in _pages(ledger, page_size) for n in page)
+            run.problems = [p if p.position not in origins or p.kind != "forged" else
+                            Problem(p.position, p.kind, f"{p.message}; {origins[p.position]}")
+                            for p in run.problems]
     finally:
         if own:
             store.close()
-    return _result(run, digest is not None, time.monotonic() - started)
+    result = _result(run, digest is not None, time.monotonic() - started)
+    result.macs_checked = run.macs.checked if run.macs is not None else None
+    return result
+
+
+def _pages(ledger: Any, page_size: int) -> Iterator[list[Any]]:
+    start = 1
+    while True:
+        page = ledger.recorder.select_notifications(start, page_size)
+        if not page:
+            return
+        yield page
+        start = page[-1].id + 1
 
 
 def _result(run: _Run, with_digest: bool, seconds: float) -> VerifyResult:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from adapters.audit_keys import AuditKeyStore
 from adapters.secrets import SecretStore, create_master_key
 from sandbox import sftp as sandbox_sftp
 from sandbox.ifs.runner import EmulatorThread, start_in_thread
@@ -105,4 +106,5 @@ def start_sandbox(directory: Path, *, samples: bool = True) -> Sandbox:
     store = SecretStore(directory / "data")
     store.set("stampli.password", password)
     store.set("ifs.client_secret", IFS_SECRET)
+    AuditKeyStore(store).create()                     # as `init` does
     return Sandbox(directory, config, ifs, server)

@@ -122,7 +122,7 @@ def test_audit_export_jsonl_and_csv(project, tmp_path):
 def test_secrets_are_encrypted_on_disk(project):
     secret = "s3cr3t-Value-that-must-not-leak"
     assert run("secrets", "set", "ifs.client_secret", input=secret).exit_code == 0
-    assert run("secrets", "list").output.split() == ["ifs.client_secret"]
+    assert run("secrets", "list").output.split() == ["audit.key", "ifs.client_secret"]
     for path in project.rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path

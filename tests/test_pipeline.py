@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import time
 from functools import partial
 from pathlib import Path
 from uuid import UUID
@@ -380,7 +381,8 @@ def test_content_not_approved_never_reaches_ifs_whatever_the_ledger_says(tmp_pat
         rt.ledger.record(agg)
     finally:
         rt.close()
-    report, rows = sync(tmp_path, outbound, erp, intent_lease="0s")
+    time.sleep(1.1)                      # the shortest lease allowed has passed
+    report, rows = sync(tmp_path, outbound, erp, intent_lease="1s")
     assert rows[("V00231", "7781")]["state"] == "awaiting_approval"
     assert report.moved == {"held_for_approval": 1} and report.failed == []
     assert "7781" not in {d["invoice_number"] for d in erp.documents.values()}

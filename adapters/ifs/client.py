@@ -122,6 +122,11 @@ class IfsErp:
         return await read_invoice(self.odata, self.endpoints["invoice"], company,
                                   ifs_invoice_id)
 
+    def start_cycle(self, timeout: float | None) -> None:
+        """A new cycle: IFS is called for at most `timeout` seconds from now, and the circuit
+        breaker (`ifs.breaker_after`) closes again."""
+        self.odata.guard.start_cycle(timeout)
+
     # ------------------------------------------------------------------ operations
 
     def effective_endpoints(self) -> dict[str, EndpointSettings]:

@@ -55,6 +55,19 @@ class Tamper:
         self.sql("INSERT INTO {t} ({id}, originator_id, originator_version, topic, state)"
                  " VALUES ({m}, {m}, {m}, {m}, {m})", *row)
 
+    def append(self, stream_of: int, version: int, topic: str, state: bytes) -> int:
+        """A new row at the end of the log (the next notification id), in the stream of the
+        event at position `stream_of`; returns its position."""
+        stream = self.sql("SELECT originator_id FROM {t} WHERE {id} = {m}", stream_of)[0][0]
+        self.sql("INSERT INTO {t} (originator_id, originator_version, topic, state)"
+                 " VALUES ({m}, {m}, {m}, {m})", stream, version, topic, state)
+        return int(self.sql("SELECT MAX({id}) FROM {t}")[0][0])
+
+    def find(self, topic_suffix: str, version: int | None = None) -> list[tuple]:
+        """Rows whose topic ends with `topic_suffix` (and at `version`), in position order."""
+        return [row for row in self.rows() if row[3].endswith(topic_suffix)
+                and (version is None or row[2] == version)]
+
     def truncate_after(self, position: int) -> None:
         self.sql("DELETE FROM {t} WHERE {id} > {m}", position)
 
