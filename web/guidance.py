@@ -44,6 +44,9 @@ def next_step(row: dict[str, Any]) -> str:
         return ("Correct the invoice in Stampli and export it again; it moves on by itself"
                 " (Dismiss it if it must never go to IFS).")
     if kind == "reference":
+        what = problem_excerpt(row, 120)
+        if what:
+            return f"{what}: add it in IFS (or correct the coding in Stampli), then press Retry."
         return ("Add what the problem names in IFS (account, cost center, supplier, tax"
                 " code), then press Retry.")
     if kind == "transient":

@@ -102,7 +102,8 @@ async def exceptions(request: web.Request) -> web.Response:
         rows, total = views.exceptions(cur, f, before)
     for row in rows:
         row["kind"], row["next_step"] = kind_of(row), next_step(row)
-        row["problem"] = problem_excerpt(row)
+        problem = problem_excerpt(row)
+        row["problem"] = "" if problem and problem in row["next_step"] else problem
     pages = max(1, math.ceil(total / f.page_size))
     kept = {k: v for k, v in request.query.items() if k != "page" and v}
 

@@ -191,7 +191,8 @@ def test_clerk_sees_fixes_and_closes_exceptions(workspace, browser, tmp_path):
     driver.get(base + "/exceptions")
     body = text(driver)
     assert "A-5531" in body and "INV-2026-0117" in body
-    assert body.count("Add what the problem names in IFS") == 2
+    assert body.count("GL account 6540 does not exist in IFS company 10") == 2
+    assert body.count("add it in IFS (or correct the coding in Stampli), then press Retry") == 2
     shot(driver, tmp_path, "exceptions", keep=True)
     driver.get(base + "/exceptions?q=a-55")
     rows = [r.text for r in driver.find_elements(By.CSS_SELECTOR, "table.list tbody tr")]
