@@ -111,7 +111,7 @@ def test_resolve_against_ifs_matching_differing_and_missing(box):
     assert history("V00231/R-2")[-1]["data"]["forced"] is True
 
     result = cli("resolve", "V00231/R-3", "--ifs-invoice-id", "987654", "--reason", "by hand")
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert "IFS company 10 holds no supplier invoice with InvoiceId 987654" in result.stderr
     assert history("V00231/R-3")[-1]["type"] == "Failed"
 
