@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from adapters import actions_cli, console
+from adapters import actions_cli, console, users_cli
 from adapters.secrets import KNOWN_NAMES, SecretsError
 from adapters.settings import ConfigError, find_config, load_settings
 from ledger.app import LedgerError
@@ -394,6 +394,7 @@ def projections_rebuild(ctx: click.Context, from_position: int | None,
 
 
 actions_cli.register(main, lambda ctx: runtime(ctx))
+users_cli.register(main, lambda ctx: runtime(ctx))
 
 
 def _ledger_call(fn):

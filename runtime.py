@@ -19,6 +19,7 @@ from adapters.settings import (InvoiceFileSettings, Settings, ledger_url, parse_
                                resolve_path)
 from ledger.actions import OperatorActions, checked_who_and_why, parse_ifs_invoice_id
 from ledger.app import Ledger, LedgerError
+from ledger.users import LoginPolicy, Users
 from ledger.pipeline import CycleReport, Pipeline, PipelineSettings
 from ledger.poller import Poller, PollSettings
 from evidence import Evidence
@@ -165,6 +166,12 @@ class Runtime:
                 refused.append({"ref": f"{row['vendor_id']}/{row['invoice_number']}",
                                 "reason": str(exc)})
         return {"replayed": done, "left": left, "refused": refused}
+
+    # ------------------------------------------------------------------ users
+
+    def users(self, policy: LoginPolicy | None = None) -> Users:
+        """User administration and login on this ledger (the web server passes its policy)."""
+        return Users(self.ledger, policy)
 
     # ------------------------------------------------------------------ operator actions
 

@@ -129,7 +129,7 @@ class OperatorActions:
         if doc is None:
             raise ActionRefused(f"IFS company {company} holds no supplier invoice with"
                                 f" InvoiceId {number}; check the number in IFS (nothing"
-                                " recorded)", action="resolve", bad_input=True)
+                                " recorded)", action="resolve")
         found = differences(invoice, doc)
         if found and not force:
             raise ActionRefused(f"IFS InvoiceId {number} does not match invoice {invoice.ref}:"

@@ -168,6 +168,10 @@ class Ledger(Application[UUID]):
     def vendor(self, vendor_id: str) -> Vendor | None:
         return self._find(vendor_stream_id(vendor_id))
 
+    def find(self, id: UUID) -> Any:
+        """Any aggregate by its stream id (users, the user directory), None when absent."""
+        return self._find(id)
+
     def _get(self, id: UUID, cls: type) -> Any:
         try:
             aggregate = self.repository.get(id)

@@ -111,7 +111,7 @@ def test_resolve_against_ifs_matching_differing_and_missing(box):
     assert history("V00231/R-2")[-1]["data"]["forced"] is True
 
     result = cli("resolve", "V00231/R-3", "--ifs-invoice-id", "987654", "--reason", "by hand")
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert "IFS company 10 holds no supplier invoice with InvoiceId 987654" in result.stderr
     assert history("V00231/R-3")[-1]["type"] == "Failed"
 
@@ -122,3 +122,10 @@ def test_resolve_against_ifs_matching_differing_and_missing(box):
     resolved = json.loads(cli("status", "--state", "resolved", "--json").stdout)
     assert sorted(r["invoice_number"] for r in resolved) == ["R-1", "R-2"]
     assert len(ifs.state()["invoices"]) == held          # a resolve never writes to IFS
+
+    ifs.add_fault("error", None, method="GET", path="PostingProposalHeadSet", status=503)
+    result = cli("resolve", "V00231/R-3", "--ifs-invoice-id", matching, "--reason", "by hand")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"could not read InvoiceId {matching} from IFS" in result.stderr
+    assert "nothing recorded, try again when IFS answers" in result.stderr
+    assert history("V00231/R-3")[-1]["type"] == "Failed"
