@@ -1,6 +1,6 @@
 """The one place where the workspace calls the ledger's operator actions and user store:
 retry, resolve by hand, dismiss, reopen (ledger/actions.py through the Runtime) and
-authenticate (ledger/users.py). Pages speak only to this module."""
+authenticate (ledger/users.py, through the Runtime). Pages speak only to this module."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -61,20 +61,27 @@ async def act(rt: Any, action: str, invoice_id: str, operator: str, reason: str,
 
 
 def authenticate(rt: Any, name: str, password: str) -> Login:
-    """Checks the password against the user store (five wrong ones lock the user)."""
-    from ledger.users import LoginRefused
+    """Checks the password against the users in the ledger (wrong ones are recorded; five in
+    a row lock the user for a while)."""
+    from ledger.users import AuthenticationFailed
 
     try:
-        user = rt.authenticate(name, password)
-    except LoginRefused as exc:
+        user = rt.users().authenticate(name, password)
+    except AuthenticationFailed as exc:        # LockedOut included: it says until when
         return Login(False, message=str(exc))
-    return Login(True, role=user["role"])
+    return Login(True, role=user.role)
 
 
 def current_role(rt: Any, name: str) -> str | None:
     """The user's role now (None: unknown or disabled): a session outlives a role change
-    only until its next action."""
-    user = rt.user(name)
-    if user is None or user.get("disabled"):
+    or a disable only until its next action."""
+    user = rt.users().get_user(name)
+    if user is None or user.disabled:
         return None
-    return user["role"]
+    return user.role
+
+
+def may_act(role: str | None) -> bool:
+    from ledger.users import can_act
+
+    return bool(role) and can_act(role)

@@ -142,7 +142,7 @@ async def invoice(request: web.Request, *, status: int = 200, error: str = "",
         raise web.HTTPNotFound()
     role = request["session"]["role"]
     context["actions"] = actions.allowed_actions(context["row"]["state"]) \
-        if role in ("operator", "admin") else []
+        if actions.may_act(role) else []
     done = request.query.get("done", "")
     context.update(error=error, form=form or {}, reason_max=actions.REASON_MAX,
                    done=done if done in actions.ACTIONS else "")
@@ -155,7 +155,7 @@ async def invoice_action(request: web.Request) -> web.StreamResponse:
     invoice_id = _invoice_id(request)
     action = request.match_info["action"]
     role = actions.current_role(rt, session["user"])
-    if role not in ("operator", "admin"):
+    if not actions.may_act(role):
         raise web.HTTPForbidden(text=f"{session['user']} may look but not act (role"
                                 f" {role or 'none'}); ask an admin for the operator role.")
     form = await request.post()

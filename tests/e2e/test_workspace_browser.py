@@ -289,6 +289,7 @@ def test_clerk_sees_fixes_and_closes_exceptions(workspace, browser, tmp_path):
         assert "/login" in driver.current_url
     login(driver, base, "lockme", PASSWORDS["lockme"])
     assert "locked" in text(driver).lower()
+    shot(driver, tmp_path, "login_locked")
 
     # health and metrics without login
     status, body = _get(base + "/healthz")
