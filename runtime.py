@@ -370,6 +370,8 @@ class Runtime:
             await stop.wait()
         finally:
             await runner.cleanup()
+            if self._erp is not None:          # opened by a Resolve (it reads IFS)
+                await self._erp.close()
 
     # ------------------------------------------------------------------ check
 

@@ -295,7 +295,8 @@ def test_clerk_sees_fixes_and_closes_exceptions(workspace, browser, tmp_path):
     status, body = _get(base + "/healthz")
     assert status == 200, body
     status, body = _get(base + "/metrics")
-    assert status == 200 and 'mlc_invoices{state="posted"}' in body
+    assert status == 200 and 'mlc_invoices{state="posted"} 3.0' in body
+    assert 'mlc_ifs_requests_total{status="200"}' in body      # the cycles run --serve ran
     status, _ = _get(f"{base}/invoice/{uuid.uuid4()}")
     assert status in (302, 200)        # redirected to the login page: no page without login
 

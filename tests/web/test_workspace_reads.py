@@ -118,3 +118,71 @@ async def _only_health_and_metrics(rt):
         forged = await client.post(f"/invoice/{'0' * 8}-0000-0000-0000-{1:012d}/retry",
                                    data={"reason": "x"}, allow_redirects=False)
         assert forged.status == 403
+
+
+def test_a_forged_tampered_or_expired_session_is_no_session(rt):
+    from itsdangerous import URLSafeTimedSerializer
+
+    from web.session import Sessions
+
+    class Request:
+        def __init__(self, cookie: str) -> None:
+            self.cookies = {"mlc_session": cookie}
+
+    sessions = Sessions("the-key", lifetime=60)
+    good = sessions._signer.dumps({"user": "ann", "role": "operator", "csrf": "t"})
+    assert sessions.read(Request(good))["user"] == "ann"
+    forged = URLSafeTimedSerializer("another-key", salt="ml-connector.session").dumps(
+        {"user": "ann", "role": "admin", "csrf": "t"})
+    assert sessions.read(Request(forged)) is None
+    import base64
+    payload, stamp, mac = good.split(".")
+    admin = base64.urlsafe_b64encode(b'{"user":"ann","role":"admin","csrf":"t"}').rstrip(b"=")
+    assert sessions.read(Request(f"{admin.decode()}.{stamp}.{mac}")) is None   # tampered
+    assert sessions.read(Request(good[:-2] + "xx")) is None
+
+    old = URLSafeTimedSerializer("the-key", salt="ml-connector.session")
+    import time
+    signer = old.make_signer()              # signed two minutes ago, for a 60 s session
+    signer.get_timestamp = lambda: int(time.time()) - 120
+    expired = signer.sign(old.dump_payload({"user": "ann", "role": "operator",
+                                            "csrf": "t"})).decode()
+    assert sessions.read(Request(expired)) is None
+    assert Sessions.csrf_ok({"csrf": "t"}, "t") and not Sessions.csrf_ok({"csrf": "t"}, "")
+
+
+def test_serve_answers_and_stops_on_sigterm(tmp_path):
+    import signal
+    import socket
+    import subprocess
+    import urllib.error
+    import urllib.request
+
+    from adapters.secrets import create_master_key
+    from tests.installed_cli import CLI, cli_env
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "ml-connector.toml").write_text(
+        f'[connector]\ncompany = "10"\n\n[web]\nport = {port}\n')
+    create_master_key(tmp_path / "data")
+    server = subprocess.Popen([*CLI, "serve"], cwd=tmp_path, env=cli_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 503 and b"no cycle has run yet" in exc.read()
+                break
+            except OSError:
+                import time
+                time.sleep(0.1)
+        else:
+            raise AssertionError("serve did not answer")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        out, err = server.communicate(timeout=20)
+    assert server.returncode == 0, err
+    assert f"workspace on http://127.0.0.1:{port}/" in err and "Traceback" not in err
