@@ -41,7 +41,18 @@ def build_app(rt: Any, schedule: Any = None) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/favicon.ico", no_icon)
     pages.add_routes(app)
+    app.on_response_prepare.append(_safety_headers)
     return app
+
+
+async def _safety_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """No framing, no scripts or styles from elsewhere, no caching of pages with data."""
+    response.headers.setdefault("Content-Security-Policy", "default-src 'self';"
+                                " frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if not request.path.startswith("/static/"):
+        response.headers.setdefault("Cache-Control", "no-store")
 
 
 async def no_icon(request: web.Request) -> web.Response:

@@ -115,6 +115,7 @@ async def _only_health_and_metrics(rt):
         for path in ("/", "/exceptions", "/files", f"/invoice/{'0' * 8}-0000-0000-0000-{1:012d}"):
             answer = await client.get(path, allow_redirects=False)
             assert answer.status == 302 and answer.headers["Location"].startswith("/login")
+        assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"]
         forged = await client.post(f"/invoice/{'0' * 8}-0000-0000-0000-{1:012d}/retry",
                                    data={"reason": "x"}, allow_redirects=False)
         assert forged.status == 403
