@@ -1,6 +1,7 @@
 """The workspace's pages: overview, exceptions, invoice (with its actions), files, login."""
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -226,7 +227,8 @@ async def login(request: web.Request) -> web.StreamResponse:
         raise web.HTTPForbidden(text="The login form was too old or did not come from this"
                                 " workspace: open the login page again.")
     name, password = str(form.get("username", "")).strip(), str(form.get("password", ""))
-    result = actions.authenticate(request.app[RT], name, password)
+    # scrypt takes a third of a second: off the loop, so pages and cycles go on meanwhile
+    result = await asyncio.to_thread(actions.authenticate, request.app[RT], name, password)
     if not result.ok:
         return await login_form(request, status=401, error=result.message)
     response = _see_other(_safe_next(str(form.get("next", "/"))))
