@@ -1,0 +1,59 @@
+"""The connector, in its default configuration, against SAP CAP (an independent OData V4
+server) through the CLI: what CAP holds afterwards, what the ledger holds, what was printed."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from decimal import Decimal
+
+from tests.e2e.conftest import SAMPLES
+from tests.e2e.test_sync_e2e import EXPECTED
+
+
+def _balanced(voucher: dict) -> bool:
+    debit = sum(Decimal(str(r["CurrencyDebitAmount"] or 0)) for r in voucher["Rows"])
+    credit = sum(Decimal(str(r["CurrencyCreditAmount"] or 0)) for r in voucher["Rows"])
+    return debit == credit and debit > 0
+
+
+def assert_each_posted_once(world, expected=EXPECTED) -> None:
+    invoices = world.cap.invoices()
+    refs = Counter(i["ExternalRef"] for i in invoices)
+    assert all(n == 1 for n in refs.values()), f"posted twice: {refs}"
+    assert {(i["Identity"], i["InvoiceNo"]) for i in invoices} == expected
+    assert all(i["Objstate"] == "Posted" and i["Lines"] for i in invoices), invoices
+    vouchers = world.cap.vouchers()
+    assert Counter(v["ExternalRef"] for v in vouchers) == refs
+    assert all(v["Objstate"] == "Approved" and _balanced(v) for v in vouchers), vouchers
+    status = world.status()
+    for key in expected:
+        row = status[key]
+        assert row["state"] == "posted", row
+        match = [i for i in invoices if i["ExternalRef"] == row["id"]]
+        assert str(match[0]["InvoiceId"]) == row["ifs_invoice_id"]
+
+
+def test_check_is_green_and_sync_posts_every_sample_once(cap_world):
+    world = cap_world()
+    check = world.cli("check")
+    assert "IFS token" in check.stdout and "$metadata invoice" in check.stdout
+    world.drop(*SAMPLES.glob("*"))
+    report = json.loads(world.cli("sync", "--json").stdout)
+    assert report["errors"] == [], report
+    assert report["moved"].get("posted") == 4, report
+    assert_each_posted_once(world)
+    invoices = {(i["Identity"], i["InvoiceNo"]): i for i in world.cap.invoices()}
+    two_lines = invoices[("V00231", "INV-2026-0117")]
+    assert [(l["Account"], l["CodeB"], Decimal(str(l["CurrAmount"])))
+            for l in two_lines["Lines"]] == [("6100", "CC210", Decimal("750")),
+                                             ("6100", "CC220", Decimal("500"))]
+    suppliers = {s["SupplierId"]: s for s in
+                 world.cap.state()["SupplierHandling.SupplierInfoGeneralSet"]}
+    assert suppliers["V00877"]["Name"] == "Nordlicht GmbH"          # created from the vendor file
+    links = world.cap.state()["SupplierHandling.SupplierInvoiceCompany"]
+    assert ("V00877", "10") in {(l["SupplierId"], l["Company"]) for l in links}
+    # a second sync takes nothing and writes nothing
+    before = len(world.front.requests)
+    again = json.loads(world.cli("sync", "--json").stdout)
+    assert again["poll"]["taken"] == [] and again["moved"] == {}
+    assert [r for r in world.front.requests[before:] if r["method"] in ("POST", "PATCH")] == []
