@@ -13,6 +13,7 @@ the ETag each write returns (a child add keeps the parent's ETag; an action chan
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from adapters.ifs import batch as batchlib
@@ -26,6 +27,7 @@ from adapters.settings import IfsSettings
 from ledger.ports import FAILURE_KINDS, ErpFailure, PostingRequest, PostingResult
 
 MINIMAL = "return=minimal"
+log = logging.getLogger("ml_connector.ifs")
 
 
 def _exchange(info: dict[str, Any], part: bytes, result: batchlib.ChangesetResult) -> dict:
@@ -43,7 +45,13 @@ class Poster:
                  default_company: str | None = None) -> None:
         self._odata = odata
         self._posting = settings.posting
-        self._use_batch = settings.use_batch
+        self._use_batch = settings.use_batch and settings.batch_mode != "off"
+        self._mode = settings.batch_mode
+        # Projections posted the portable way, with why (forced, or the server refused `$n`).
+        self.portable: dict[str, str] = {}
+        if self._mode == "portable":
+            self.portable = {endpoints[r].projection: "batch_mode = \"portable\""
+                             for r in ("invoice", "voucher")}
         self._max_docs = max(1, batch_max_documents)
         self._default_company = default_company
         self._inv, self._line = endpoints["invoice"], endpoints["invoice_line"]
@@ -120,19 +128,64 @@ class Poster:
             else:
                 changesets.append(cs)
         posted: dict[int, tuple[dict, str, list[dict[str, Any]]]] = {}
-        for group in self._groups(changesets):
-            await self._send_group(group, requests, docs, results, posted, voucher=False)
+        await self._send_all(changesets, requests, docs, results, posted, voucher=False)
         if not self._posting.post_voucher:
             for i, (head, etag, record) in posted.items():
                 results[i] = self._result(head, etag, {}, "", record)
             return
         vouchers = [self._voucher_changeset(i, docs[i]) for i in posted]
-        for group in self._groups(vouchers):
-            await self._send_group(group, requests, docs, results, posted, voucher=True)
+        await self._send_all(vouchers, requests, docs, results, posted, voucher=True)
+
+    async def _send_all(self, changesets: list[batchlib.Changeset], requests: list,
+                        docs: dict[int, mapping.Document], results: list,
+                        posted: dict[int, tuple[dict, str, list]], *, voucher: bool) -> None:
+        """References path while the projection takes it; the documents a refusal sent back
+        (nothing of them applied: a changeset is atomic) go again the portable way."""
+        ep = self._vou if voucher else self._inv
+        refused: list[int] = []
+        if ep.projection not in self.portable:
+            for group in self._groups(changesets):
+                await self._send_group(group, requests, docs, results, posted,
+                                       voucher=voucher, refused=refused)
+        else:
+            refused = [cs.tag for cs in changesets]
+        if refused:
+            portable = [self._portable_changeset(i, docs[i], voucher) for i in refused]
+            for group in self._groups(portable):
+                await self._send_group(group, requests, docs, results, posted,
+                                       voucher=voucher, finish=True)
+
+    def _portable_changeset(self, i: int, doc: mapping.Document,
+                            voucher: bool) -> batchlib.Changeset:
+        """The header with its children inline (a deep insert, OData 4.0 §11.4.2.2): one
+        operation, so no `$n` reference and no dependence on the order a server runs them."""
+        if voucher:
+            assert doc.voucher is not None
+            body = {**doc.voucher, self._row.entity_set: doc.rows}
+            return batchlib.Changeset((batchlib.Operation("POST", self._vou.entity_set, body,
+                                                          content_id="1"),), tag=i)
+        body = {**doc.invoice, self._line.entity_set: doc.lines}
+        return batchlib.Changeset((batchlib.Operation("POST", self._inv.entity_set, body,
+                                                      content_id="1"),), tag=i)
+
+    def _learn(self, projection: str, err: batchlib.Response, cs: batchlib.Changeset) -> bool:
+        """A 412 on a changeset that used `$n` in If-Match: the server does not take ETag
+        references. In "auto" mode that projection goes the portable way from now on."""
+        if self._mode != "auto" or err.status != 412:
+            return False
+        if not any(op.if_match.startswith("$") for op in cs.operations):
+            return False
+        self.portable[projection] = ("the server refused an If-Match `$n` reference "
+                                     "(HTTP 412): posting header and lines first, then the "
+                                     "action with the real ETag")
+        log.warning("IFS projection %s refused If-Match references in a $batch; posting it "
+                    "the portable way from now on", projection)
+        return True
 
     async def _send_group(self, group: list[batchlib.Changeset], requests: list[PostingRequest],
                           docs: dict[int, mapping.Document], results: list,
-                          posted: dict[int, tuple[dict, str, list]], *, voucher: bool) -> None:
+                          posted: dict[int, tuple[dict, str, list]], *, voucher: bool,
+                          refused: list[int] | None = None, finish: bool = False) -> None:
         ep = self._vou if voucher else self._inv
         what = f"posting {len(group)} {'GL voucher' if voucher else 'supplier invoice'}(s)"
         body, headers, parts = batchlib.build(group)
@@ -166,6 +219,15 @@ class Poster:
                 created = answer.responses[0].json() or {}
                 final = answer.responses[-1].json() or {**created, "Objstate": "?"}
                 etag = answer.responses[-1].etag or final.get("@odata.etag", "")
+                if finish:                   # portable: the action with the real ETag
+                    try:
+                        final, etag = await self._finish_created(request, docs[i], created,
+                                                                 etag, record, voucher)
+                    except ErpFailure as exc:
+                        exc = (self._voucher_failed(request, posted[i][0], exc, record)
+                               if voucher else exc)
+                        results[i] = self._with_hint(exc, request, record)
+                        continue
                 if voucher:
                     head, hetag, _ = posted[i]
                     results[i] = self._result(head, hetag, final, etag, record)
@@ -174,6 +236,9 @@ class Poster:
                 continue
             err = answer.error
             assert err is not None
+            if refused is not None and self._learn(ep.projection, err, cs):
+                refused.append(i)
+                continue
             action = classify(err.status, err.body, method="POST", during_write=True)
             doc_what = f"{'GL voucher' if voucher else 'supplier invoice'} {request.invoice.ref}"
             exc = failure(action if action in FAILURE_KINDS else "transient", err.status,
@@ -185,6 +250,21 @@ class Poster:
                     self._voucher_failed(request, posted[i][0], exc, record), request, record)
             else:
                 results[i] = self._with_hint(exc, request, record)
+
+    async def _finish_created(self, request: PostingRequest, doc: mapping.Document,
+                              created: dict[str, Any], etag: str, record: list[dict[str, Any]],
+                              voucher: bool) -> tuple[dict[str, Any], str]:
+        """Run the action on a header the portable changeset created; the finisher adds any
+        child the server did not take inline, and re-reads on 412 (bounded)."""
+        child = self._row if voucher else self._line
+        known = created.get(child.entity_set)
+        known = known if isinstance(known, list) else None        # not returned: read them
+        head = {k: v for k, v in created.items() if k != child.entity_set}
+        if voucher:
+            return await self.finisher.finish_voucher(request, doc, head, etag, record,
+                                                      known_rows=known, rollback=True)
+        return await self.finisher.finish_invoice(request, doc, head, etag, record,
+                                                  known_lines=known, rollback=True)
 
     def _invoice_changeset(self, i: int, doc: mapping.Document) -> batchlib.Changeset:
         ops = [batchlib.Operation("POST", self._inv.entity_set, doc.invoice, content_id="1")]

@@ -5,6 +5,15 @@ const cds = require('@sap/cds')
 const sum = (rows, field) => rows.reduce((acc, r) => acc + Math.round(Number(r[field] || 0) * 100), 0)
 const max = async (entity, column, where) =>
   ((await SELECT.one.from(entity).columns(`max(${column}) as n`).where(where)) || {}).n || 0
+// Row numbers of children created concurrently (CAP runs a changeset's operations in
+// parallel): the synchronous part after the read makes each number unique, like a sequence.
+const issued = new Map()
+const nextRow = async (entity, where) => {
+  const key = JSON.stringify(where), top = await max(entity, 'RowNo', where)
+  const n = Math.max(top, issued.get(key) || 0) + 1
+  issued.set(key, n)
+  return n
+}
 
 module.exports = function () {
   const { PostingProposalHeadSet, PostingProposalLine, VoucherSet, VoucherRow,
@@ -37,7 +46,7 @@ module.exports = function () {
     this.before('CREATE', PostingProposalLine, async req => {
       const d = req.data
       if (d.RowNo == null)
-        d.RowNo = (await max(PostingProposalLine, 'RowNo', { Company: d.Company, InvoiceId: d.InvoiceId })) + 1
+        d.RowNo = await nextRow(PostingProposalLine, { Company: d.Company, InvoiceId: d.InvoiceId })
     })
     this.on('PostingProposalHead_Post', PostingProposalHeadSet, async req => {
       const head = await SELECT.one.from(req.subject)
@@ -64,8 +73,8 @@ module.exports = function () {
     })
     this.before('CREATE', VoucherRow, async req => {
       const d = req.data
-      if (d.RowNo == null) d.RowNo = (await max(VoucherRow, 'RowNo', {
-        Company: d.Company, AccountingYear: d.AccountingYear, VoucherType: d.VoucherType, VoucherNo: d.VoucherNo })) + 1
+      if (d.RowNo == null) d.RowNo = await nextRow(VoucherRow, {
+        Company: d.Company, AccountingYear: d.AccountingYear, VoucherType: d.VoucherType, VoucherNo: d.VoucherNo })
     })
     this.on('Voucher_Approve', VoucherSet, async req => {
       const v = await SELECT.one.from(req.subject)
