@@ -221,14 +221,15 @@ class ODataClient:
             if not is_odata_error(reply.body):
                 raise endpoint_missing(url, 404, what=what, projection=projection,
                                        exchanges=record)
-            if parse_error(reply.body).code != "ODP_RESOURCE_NOTFOUND":
-                collection = path.split("(", 1)[0]
-                probe = await self.send("GET", self.url(projection, collection, {"$top": "0"}),
-                                        what=what, projection=projection, ok_statuses=(404,),
-                                        record=record)
-                if probe.status == 404:
-                    raise endpoint_missing(self.url(projection, collection), 404, what=what,
-                                           projection=projection, exchanges=record)
+            # Servers (IFS too) answer the same 404 for a missing projection or entity set:
+            # one read of the collection tells a missing entity from a wrong endpoint map.
+            collection = path.split("(", 1)[0]
+            probe = await self.send("GET", self.url(projection, collection, {"$top": "0"}),
+                                    what=what, projection=projection, ok_statuses=(404,),
+                                    record=record)
+            if probe.status == 404:
+                raise endpoint_missing(self.url(projection, collection), 404, what=what,
+                                       projection=projection, exchanges=record)
             return None, ""
         entity = reply.json() or {}
         return entity, reply.etag or entity.get("@odata.etag", "")

@@ -24,6 +24,9 @@ class Front:
         self.next_link = "relative"           # "relative" (as CAP sends) | "absolute" | "root"
         self.drop: Callable[[str, str, bytes], bool] | None = None   # (method, path, body)
         self.dropped = 0
+        # Someone else changes the entity just before the connector's request reaches CAP:
+        # (method, path) -> the change to apply first, as (method, path, json body), or None.
+        self.interfere: Callable[[str, str], tuple[str, str, dict] | None] | None = None
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="cap-front")
@@ -44,6 +47,15 @@ class Front:
             return web.json_response({"error": {"code": "401", "message": "Unauthorized"}},
                                      status=401)
         body = await request.read()
+        change = self.interfere(request.method, request.path) if self.interfere else None
+        if change is not None:
+            self.interfere = None
+            method, path, data = change
+            async with self._session.get(self.upstream + path) as current:
+                etag = current.headers.get("ETag", "")
+            async with self._session.request(method, self.upstream + path, json=data,
+                                             headers={"If-Match": etag}) as up:
+                assert up.status < 300, await up.text()
         headers = {k: v for k, v in request.headers.items()
                    if k.lower() not in _HOP and k.lower() != "authorization"}
         async with self._session.request(request.method, self.upstream + request.path_qs,
