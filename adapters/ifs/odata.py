@@ -264,7 +264,11 @@ class ODataClient:
                 return
             next_link = data.get("@odata.nextLink")
             if next_link:
-                url = urljoin(url, next_link)            # a URL reference (RFC 3986 §5)
+                # A URL reference (RFC 3986 §5): relative to the context URL when there is
+                # one (OData JSON format §4.4; it is relative to the service root), else to
+                # the request URL.
+                base = urljoin(url, data.get("@odata.context") or "")
+                url = urljoin(base, next_link)
                 continue
             if not page:
                 return

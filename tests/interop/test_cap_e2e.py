@@ -57,3 +57,16 @@ def test_check_is_green_and_sync_posts_every_sample_once(cap_world):
     again = json.loads(world.cli("sync", "--json").stdout)
     assert again["poll"]["taken"] == [] and again["moved"] == {}
     assert [r for r in world.front.requests[before:] if r["method"] in ("POST", "PATCH")] == []
+
+
+def test_a_reply_dropped_after_cap_committed_ends_with_nothing_posted_twice(cap_world):
+    world = cap_world()
+    # The first write that creates supplier invoices commits in CAP; its reply never arrives.
+    world.front.drop = lambda method, path, body: (
+        method == "POST" and path.endswith("$batch") and b"POST PostingProposalHeadSet " in body
+        and b"$1" not in body)
+    world.drop(*SAMPLES.glob("*"))
+    world.cli("sync", "--json")
+    world.cli("sync", "--json")
+    assert world.front.dropped == 1
+    assert_each_posted_once(world)
