@@ -159,4 +159,9 @@ class IfsErp:
                               f"not readable CSDL XML: {type(exc).__name__}: {exc}"))
                 continue
             items.extend(compare(model, self.endpoints, projection))
+        for role in ("invoice", "voucher"):
+            projection = self.endpoints[role].projection
+            await self._poster.consult_metadata(projection)
+            path, why = self._poster.path_of(projection)
+            items.append((f"posting path {role}: {projection}", True, f"{path}: {why}"))
         return items

@@ -231,3 +231,8 @@ def endpoint_missing(url: str, status: int, *, what: str, projection: str = "",
                       "exist there; check `[ifs] base_url` and `endpoint`, and the endpoint map "
                       "(`[ifs.endpoints]`, `ml-connector check` compares it with $metadata)",
                       code="ENDPOINT_NOT_FOUND", status=status, exchanges=exchanges)
+
+
+def is_business_error(body: bytes | str | dict | None) -> bool:
+    """The error names a known IFS business rule (the data is wrong), not the request's form."""
+    return parse_error(body).business_code in _BUSINESS_CODES

@@ -19,8 +19,9 @@ from typing import Any
 from adapters.ifs import batch as batchlib
 from adapters.ifs import mapping
 from adapters.ifs.endpoints import ACTIONS, Endpoint
-from adapters.ifs.errors import UNKNOWN, OutcomeUnknown, classify, failure
+from adapters.ifs.errors import UNKNOWN, OutcomeUnknown, classify, failure, is_business_error
 from adapters.ifs.finishing import Finisher, keys_of
+from adapters.ifs.metadata import Model
 from adapters.ifs.odata import ODataClient
 from adapters.ifs.reference import replay_hint
 from adapters.settings import IfsSettings
@@ -52,6 +53,8 @@ class Poster:
         if self._mode == "portable":
             self.portable = {endpoints[r].projection: "batch_mode = \"portable\""
                              for r in ("invoice", "voucher")}
+        self._declared: set[str] = set()     # projections whose $metadata was consulted
+        self._no_deep: set[str] = set()      # projections that refused a deep insert
         self._max_docs = max(1, batch_max_documents)
         self._default_company = default_company
         self._inv, self._line = endpoints["invoice"], endpoints["invoice_line"]
@@ -149,32 +152,86 @@ class Poster:
                                        voucher=voucher, refused=refused)
         else:
             refused = [cs.tag for cs in changesets]
-        if refused:
+        for _ in range(2):                   # a second round only after a refused deep insert
+            if not refused:
+                break
             portable = [self._portable_changeset(i, docs[i], voucher) for i in refused]
+            refused = []
             for group in self._groups(portable):
                 await self._send_group(group, requests, docs, results, posted,
-                                       voucher=voucher, finish=True)
+                                       voucher=voucher, finish=True, refused=refused)
 
     def _portable_changeset(self, i: int, doc: mapping.Document,
                             voucher: bool) -> batchlib.Changeset:
         """The header with its children inline (a deep insert, OData 4.0 §11.4.2.2): one
         operation, so no `$n` reference and no dependence on the order a server runs them."""
+        deep = (self._vou if voucher else self._inv).projection not in self._no_deep
         if voucher:
             assert doc.voucher is not None
-            body = {**doc.voucher, self._row.entity_set: doc.rows}
+            body = {**doc.voucher, **({self._row.entity_set: doc.rows} if deep else {})}
             return batchlib.Changeset((batchlib.Operation("POST", self._vou.entity_set, body,
                                                           content_id="1"),), tag=i)
-        body = {**doc.invoice, self._line.entity_set: doc.lines}
+        body = {**doc.invoice, **({self._line.entity_set: doc.lines} if deep else {})}
         return batchlib.Changeset((batchlib.Operation("POST", self._inv.entity_set, body,
                                                       content_id="1"),), tag=i)
 
+    async def consult_metadata(self, projection: str) -> None:
+        """In "auto" mode, once per projection: a service that declares (Capabilities
+        vocabulary) that If-Match cannot name `$n` goes the portable way without a refusal.
+        Called by `check`, which reads $metadata anyway; posting never spends a request on it
+        (the references path keeps its request count) and learns from a refusal instead."""
+        if self._mode != "auto" or projection in self._declared or projection in self.portable:
+            return
+        self._declared.add(projection)
+        try:
+            declared = Model(await self._odata.metadata(projection)).batch_support
+        except Exception as exc:  # noqa: BLE001 - unreadable: learn from a refusal instead
+            log.info("IFS $metadata of %s not read for batch capabilities (%s)", projection, exc)
+            return
+        if declared.get("EtagReferencesSupported") is False:
+            self.portable[projection] = ("its $metadata declares Capabilities.BatchSupport "
+                                         "EtagReferencesSupported = false")
+
+    def path_of(self, projection: str) -> tuple[str, str]:
+        """(path, why) for `check`."""
+        if not self._use_batch:
+            return "off", "no $batch (`batch_mode = \"off\"` or `use_batch = false`): one "\
+                          "request per write"
+        if projection in self.portable:
+            return "portable", self.portable[projection]
+        if self._mode == "references":
+            return "references", "batch_mode = \"references\""
+        return "references", ("batch_mode = \"auto\": one changeset with If-Match `$n` "
+                              "references until the server refuses them")
+
+    def _deep_refused(self, projection: str, err: batchlib.Response, cs: batchlib.Changeset,
+                      voucher: bool) -> bool:
+        """A 400 that names no business rule for a header sent with its children inline: the
+        server does not take deep inserts here. From now on the header goes alone and the
+        finisher adds the children with the header's real ETag."""
+        child = (self._row if voucher else self._line).entity_set
+        if err.status != 400 or is_business_error(err.body):
+            return False
+        if child not in (cs.operations[0].body or {}):
+            return False                     # it went without children already
+        if projection in self._no_deep:
+            return True                      # a neighbour in the same $batch taught it
+        self._no_deep.add(projection)
+        self.portable[projection] = (self.portable.get(projection, "portable") +
+                                     "; no deep insert (refused): children added one by one")
+        log.warning("IFS projection %s refused a deep insert of %s; adding them one by one",
+                    projection, child)
+        return True
+
     def _learn(self, projection: str, err: batchlib.Response, cs: batchlib.Changeset) -> bool:
         """A 412 on a changeset that used `$n` in If-Match: the server does not take ETag
-        references. In "auto" mode that projection goes the portable way from now on."""
-        if self._mode != "auto" or err.status != 412:
+        references (or the ETag changed meanwhile). Nothing of it was applied (a changeset is
+        atomic), so the document goes again at once the portable way, which uses the real ETag
+        and re-reads on a 412 (bounded). In "auto" mode that projection stays portable."""
+        if err.status != 412 or not any(op.if_match.startswith("$") for op in cs.operations):
             return False
-        if not any(op.if_match.startswith("$") for op in cs.operations):
-            return False
+        if self._mode != "auto":
+            return True
         self.portable[projection] = ("the server refused an If-Match `$n` reference "
                                      "(HTTP 412): posting header and lines first, then the "
                                      "action with the real ETag")
@@ -236,8 +293,10 @@ class Poster:
                 continue
             err = answer.error
             assert err is not None
-            if refused is not None and self._learn(ep.projection, err, cs):
-                refused.append(i)
+            learned = (self._deep_refused(ep.projection, err, cs, voucher) if finish
+                       else refused is not None and self._learn(ep.projection, err, cs))
+            if learned and refused is not None:
+                refused.append(i)            # nothing of it applied: send it again at once
                 continue
             action = classify(err.status, err.body, method="POST", during_write=True)
             doc_what = f"{'GL voucher' if voucher else 'supplier invoice'} {request.invoice.ref}"

@@ -37,6 +37,9 @@ def test_check_is_green_and_sync_posts_every_sample_once(cap_world):
     world = cap_world()
     check = world.cli("check")
     assert "IFS token" in check.stdout and "$metadata invoice" in check.stdout
+    paths = {l.split(":")[0].split()[-1]: l for l in check.stdout.splitlines() if "posting path" in l}
+    assert "references" in paths["invoice"]            # CAP declares nothing for invoices
+    assert "portable" in paths["voucher"] and "EtagReferencesSupported" in paths["voucher"]
     world.drop(*SAMPLES.glob("*"))
     report = json.loads(world.cli("sync", "--json").stdout)
     assert report["errors"] == [], report
@@ -69,4 +72,12 @@ def test_a_reply_dropped_after_cap_committed_ends_with_nothing_posted_twice(cap_
     world.cli("sync", "--json")
     world.cli("sync", "--json")
     assert world.front.dropped == 1
+    assert_each_posted_once(world)
+
+
+def test_batch_mode_references_on_cap_still_posts_after_the_412(cap_world):
+    world = cap_world('batch_mode = "references"')
+    world.drop(*SAMPLES.glob("*"))
+    report = json.loads(world.cli("sync", "--json").stdout)
+    assert report["moved"].get("posted") == 4 and report["failed"] == [], report
     assert_each_posted_once(world)

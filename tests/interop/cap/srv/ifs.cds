@@ -68,3 +68,8 @@ service VoucherHandling {
     Account : String(20); CodeB : String(20); CurrencyDebitAmount : Decimal(18, 2);
     CurrencyCreditAmount : Decimal(18, 2); Text : String(200); }
 }
+
+// VoucherHandling declares (OData Capabilities vocabulary) that If-Match `$n` references are
+// not supported; ManualSupplierInvoiceHandling says nothing and refuses them with a 412.
+annotate VoucherHandling with @Capabilities.BatchSupport: {
+  Supported: true, EtagReferencesSupported: false };
