@@ -117,6 +117,24 @@ class IfsErp:
     async def post(self, requests: list[PostingRequest]) -> list[PostingResult | ErpFailure]:
         return await self._poster.post(requests)
 
+    # ------------------------------------------------------------------ posting paths
+
+    def posting_services(self) -> dict[str, str]:
+        """{service URL: projection} of the projections documents are posted to."""
+        return {self.odata.service_url(ep.projection): ep.projection
+                for ep in (self.endpoints["invoice"], self.endpoints["voucher"])}
+
+    def remember_path(self, service: str, path: str, why: str) -> None:
+        projection = self.posting_services().get(service)
+        if projection:
+            self._poster.remember(projection, path, why)
+
+    def learned_paths(self) -> list[tuple[str, str, str]]:
+        """(service URL, path, why) learned since the last call, for the ledger."""
+        learned, self._poster.learned = self._poster.learned, []
+        return [(self.odata.service_url(projection), path, why)
+                for projection, path, why in learned]
+
     # ------------------------------------------------------------------ operations
 
     def effective_endpoints(self) -> dict[str, EndpointSettings]:

@@ -55,6 +55,7 @@ class Poster:
                              for r in ("invoice", "voucher")}
         self._declared: set[str] = set()     # projections whose $metadata was consulted
         self._no_deep: set[str] = set()      # projections that refused a deep insert
+        self.learned: list[tuple[str, str, str]] = []   # (projection, path, why) to record
         self._max_docs = max(1, batch_max_documents)
         self._default_company = default_company
         self._inv, self._line = endpoints["invoice"], endpoints["invoice_line"]
@@ -62,6 +63,19 @@ class Poster:
         self._post_action = ACTIONS["invoice"].format(projection=self._inv.projection)
         self._approve_action = ACTIONS["voucher"].format(projection=self._vou.projection)
         self.finisher = Finisher(odata, endpoints, settings.posting)
+
+    def _portable(self, projection: str, why: str) -> None:
+        self.portable[projection] = why
+        path = "portable-no-deep-insert" if projection in self._no_deep else "portable"
+        self.learned.append((projection, path, why))
+
+    def remember(self, projection: str, path: str, why: str) -> None:
+        """A path an earlier process learned (from the ledger); configured modes win."""
+        if self._mode != "auto" or not path.startswith("portable"):
+            return
+        self.portable[projection] = why
+        if path == "portable-no-deep-insert":
+            self._no_deep.add(projection)
 
     # ------------------------------------------------------------------ public
 
@@ -189,8 +203,8 @@ class Poster:
             log.info("IFS $metadata of %s not read for batch capabilities (%s)", projection, exc)
             return
         if declared.get("EtagReferencesSupported") is False:
-            self.portable[projection] = ("its $metadata declares Capabilities.BatchSupport "
-                                         "EtagReferencesSupported = false")
+            self._portable(projection, "its $metadata declares Capabilities.BatchSupport "
+                                       "EtagReferencesSupported = false")
 
     def path_of(self, projection: str) -> tuple[str, str]:
         """(path, why) for `check`."""
@@ -217,8 +231,8 @@ class Poster:
         if projection in self._no_deep:
             return True                      # a neighbour in the same $batch taught it
         self._no_deep.add(projection)
-        self.portable[projection] = (self.portable.get(projection, "portable") +
-                                     "; no deep insert (refused): children added one by one")
+        self._portable(projection, self.portable.get(projection, "portable") +
+                       "; no deep insert (refused): children added one by one")
         log.warning("IFS projection %s refused a deep insert of %s; adding them one by one",
                     projection, child)
         return True
@@ -232,9 +246,9 @@ class Poster:
             return False
         if self._mode != "auto":
             return True
-        self.portable[projection] = ("the server refused an If-Match `$n` reference "
-                                     "(HTTP 412): posting header and lines first, then the "
-                                     "action with the real ETag")
+        self._portable(projection, "the server refused an If-Match `$n` reference (HTTP 412): "
+                                   "header and lines first, then the action with the real "
+                                   "ETag")
         log.warning("IFS projection %s refused If-Match references in a $batch; posting it "
                     "the portable way from now on", projection)
         return True

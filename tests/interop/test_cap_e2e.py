@@ -55,6 +55,15 @@ def test_check_is_green_and_sync_posts_every_sample_once(cap_world):
     assert suppliers["V00877"]["Name"] == "Nordlicht GmbH"          # created from the vendor file
     links = world.cap.state()["SupplierHandling.SupplierInvoiceCompany"]
     assert ("V00877", "10") in {(l["SupplierId"], l["Company"]) for l in links}
+    # the switch is in the ledger, on its own stream, and no invoice attempt was spent on it
+    history = json.loads(world.cli("history", "V00231/A-5531", "--json").stdout)
+    assert [e["type"] for e in history if "Fail" in e["type"]] == []
+    audit = world.cli("audit", "export").stdout
+    assert "\"stream\":\"posting_path\",\"version\":2,\"type\":\"Chosen\"" in audit
+    assert "HTTP 412" in audit
+    again_check = world.cli("check").stdout
+    invoice_path = [l for l in again_check.splitlines() if "posting path invoice" in l][0]
+    assert "portable" in invoice_path and "refused" in invoice_path and "recorded" in invoice_path
     # a second sync takes nothing and writes nothing
     before = len(world.front.requests)
     again = json.loads(world.cli("sync", "--json").stdout)
