@@ -231,8 +231,9 @@ class Poster:
         if projection in self._no_deep:
             return True                      # a neighbour in the same $batch taught it
         self._no_deep.add(projection)
-        self._portable(projection, self.portable.get(projection, "portable") +
-                       "; no deep insert (refused): children added one by one")
+        if projection in self.portable:      # not when "references" only re-sent one document
+            self._portable(projection, self.portable[projection] +
+                           "; no deep insert (refused): children added one by one")
         log.warning("IFS projection %s refused a deep insert of %s; adding them one by one",
                     projection, child)
         return True

@@ -29,3 +29,39 @@ def test_portable_posts_every_document_and_check_says_why():
     assert sent[0] == ("POST", "$batch")              # every header (with its lines) at once
     assert any(path.endswith("PostingProposalHead_Post") for _, path in sent)
     assert erp._poster.path_of("ManualSupplierInvoiceHandling")[0] == "portable"
+
+
+def _post_after_a_412_in_the_changeset(mode: str):
+    async def body(emu, erp):
+        emu.add_fault("error", 1, path="PostingProposalHead_Post", status=412,
+                      code="ODP_PRECONDITION_FAILED", message="The record was modified.")
+        results = await erp.post([request(simple(f"INV-{n}")) for n in range(2)])
+        assert all(isinstance(r, PostingResult) for r in results), results
+        invoices = state_invoices(emu)
+        assert sorted(i["ExternalRef"] for i in invoices) == ["led-INV-0", "led-INV-1"]
+        assert all(i["Objstate"] == "Posted" and len(i["Lines"]) == 1 for i in invoices)
+        return erp
+    return run(body, batch_mode=mode)
+
+
+def test_auto_learns_from_a_412_inside_the_batch_and_reposts_at_once():
+    erp = _post_after_a_412_in_the_changeset("auto")
+    assert "ManualSupplierInvoiceHandling" in erp._poster.portable
+    learned = erp.learned_paths()
+    assert [(service.rsplit("/", 2)[-2], path) for service, path, _ in learned][0] == \
+        ("ManualSupplierInvoiceHandling.svc", "portable")
+    assert "HTTP 412" in learned[0][2] and erp.learned_paths() == []     # drained once
+
+
+def test_references_mode_retries_after_a_412_without_switching():
+    erp = _post_after_a_412_in_the_changeset("references")
+    assert erp._poster.portable == {} and erp.learned_paths() == []
+
+
+def test_a_path_recorded_earlier_is_taken_up_in_auto_mode_only():
+    async def body(emu, erp):
+        service = next(iter(erp.posting_services()))
+        erp.remember_path(service, "portable", "refused before (recorded 2026-12-01)")
+        return erp._poster.path_of("ManualSupplierInvoiceHandling")
+    assert run(body, batch_mode="auto") == ("portable", "refused before (recorded 2026-12-01)")
+    assert run(body, batch_mode="references")[0] == "references"
