@@ -18,7 +18,7 @@ from typing import Any
 
 from adapters.ifs import batch as batchlib
 from adapters.ifs import mapping
-from adapters.ifs.endpoints import ACTIONS, Endpoint
+from adapters.ifs.endpoints import ACTIONS, Endpoint, key_predicate
 from adapters.ifs.errors import UNKNOWN, OutcomeUnknown, classify, failure, is_business_error
 from adapters.ifs.finishing import Finisher, keys_of
 from adapters.ifs.metadata import Model
@@ -172,8 +172,59 @@ class Poster:
             portable = [self._portable_changeset(i, docs[i], voucher) for i in refused]
             refused = []
             for group in self._groups(portable):
+                created: list[tuple[int, dict, str, list]] = []
                 await self._send_group(group, requests, docs, results, posted,
-                                       voucher=voucher, finish=True, refused=refused)
+                                       voucher=voucher, finish=True, refused=refused,
+                                       created=created)
+                if created:
+                    await self._send_actions(created, requests, docs, results, posted,
+                                             voucher=voucher)
+
+    async def _send_actions(self, created: list[tuple[int, dict, str, list]], requests: list,
+                            docs: dict[int, mapping.Document], results: list,
+                            posted: dict[int, tuple[dict, str, list]], *, voucher: bool) -> None:
+        """Portable path, second request: the post / approve action of every header the
+        first one created with all its children, with the real key and ETag, in one $batch.
+        Anything but a clean answer goes to the finisher, which re-reads (a 412, a lost
+        answer) and rolls back a header it cannot complete."""
+        ep = self._vou if voucher else self._inv
+        action = self._approve_action if voucher else self._post_action
+        child = (self._row if voucher else self._line).entity_set
+        changesets = [batchlib.Changeset((batchlib.Operation(
+            "POST", f"{ep.entity_set}{key_predicate(keys_of(ep, head))}/{action}", {},
+            if_match=etag),), tag=n) for n, (_, head, etag, _) in enumerate(created)]
+        body, headers, parts = batchlib.build(changesets)
+        what = f"running {action.rsplit('.', 1)[-1]} on {len(created)} document(s)"
+        answers: list[batchlib.ChangesetResult | None] = [None] * len(created)
+        info: dict[str, Any] = {}
+        try:
+            reply, info = await self._odata.batch(ep.projection, body, headers, what=what)
+            parsed = batchlib.parse(reply.body, reply.headers.get("content-type", ""))
+            if len(parsed) == len(created):
+                answers = list(parsed)
+        except (ErpFailure, ValueError):
+            pass                              # each document settles through the finisher
+        for (i, head, etag, record), part, answer in zip(created, parts, answers):
+            request = requests[i]
+            if answer is not None:
+                record.append(_exchange(info, part, answer))
+            try:
+                if answer is not None and answer.ok:
+                    final = answer.responses[-1].json() or {}
+                    etag = answer.responses[-1].etag or final.get("@odata.etag", "")
+                    final = {**{k: v for k, v in head.items() if k != child}, **final}
+                else:
+                    final, etag = await self._finish_created(request, docs[i], head, etag,
+                                                             record, voucher)
+            except ErpFailure as exc:
+                exc = self._voucher_failed(request, posted[i][0], exc, record) if voucher \
+                    else exc
+                results[i] = self._with_hint(exc, request, record)
+                continue
+            if voucher:
+                results[i] = self._result(posted[i][0], posted[i][1], final, etag, record)
+            else:
+                posted[i] = (final, etag, record)
 
     def _portable_changeset(self, i: int, doc: mapping.Document,
                             voucher: bool) -> batchlib.Changeset:
@@ -257,7 +308,8 @@ class Poster:
     async def _send_group(self, group: list[batchlib.Changeset], requests: list[PostingRequest],
                           docs: dict[int, mapping.Document], results: list,
                           posted: dict[int, tuple[dict, str, list]], *, voucher: bool,
-                          refused: list[int] | None = None, finish: bool = False) -> None:
+                          refused: list[int] | None = None, finish: bool = False,
+                          created: list[tuple[int, dict, str, list]] | None = None) -> None:
         ep = self._vou if voucher else self._inv
         what = f"posting {len(group)} {'GL voucher' if voucher else 'supplier invoice'}(s)"
         body, headers, parts = batchlib.build(group)
@@ -288,12 +340,17 @@ class Poster:
             request = requests[i]
             record = (posted[i][2] if voucher else []) + [_exchange(info, part, answer)]
             if answer.ok:
-                created = answer.responses[0].json() or {}
-                final = answer.responses[-1].json() or {**created, "Objstate": "?"}
+                first = answer.responses[0].json() or {}
+                final = answer.responses[-1].json() or {**first, "Objstate": "?"}
                 etag = answer.responses[-1].etag or final.get("@odata.etag", "")
+                if finish and created is not None and self.finisher.holds_all_children(
+                        docs[i], first.get(self._row.entity_set if voucher
+                                           else self._line.entity_set), voucher):
+                    created.append((i, first, etag, record))   # its action goes batched
+                    continue
                 if finish:                   # portable: the action with the real ETag
                     try:
-                        final, etag = await self._finish_created(request, docs[i], created,
+                        final, etag = await self._finish_created(request, docs[i], first,
                                                                  etag, record, voucher)
                     except ErpFailure as exc:
                         exc = (self._voucher_failed(request, posted[i][0], exc, record)
@@ -304,7 +361,7 @@ class Poster:
                     head, hetag, _ = posted[i]
                     results[i] = self._result(head, hetag, final, etag, record)
                 else:
-                    posted[i] = ({**created, **final}, etag, record)
+                    posted[i] = ({**first, **final}, etag, record)
                 continue
             err = answer.error
             assert err is not None
