@@ -90,3 +90,16 @@ def test_batch_mode_references_on_cap_still_posts_after_the_412(cap_world):
     report = json.loads(world.cli("sync", "--json").stdout)
     assert report["moved"].get("posted") == 4 and report["failed"] == [], report
     assert_each_posted_once(world)
+
+
+def test_the_portable_path_posts_a_round_in_four_requests_on_cap(cap_world):
+    world = cap_world('batch_mode = "portable"')
+    world.drop(*SAMPLES.glob("*"))
+    report = json.loads(world.cli("sync", "--json").stdout)
+    assert report["moved"].get("posted") == 4 and report["failed"] == [], report
+    assert_each_posted_once(world)
+    writes = [r for r in world.front.requests if r["method"] in ("POST", "PATCH", "DELETE")
+              and "SupplierHandling" not in r["path"]]
+    # headers with lines, post actions, vouchers with rows, approve actions: one $batch each
+    assert [r["path"].rsplit("/", 1)[-1] for r in writes] == ["$batch"] * 4
+    assert "If-Match: $" not in "".join(r["body"] for r in writes)
