@@ -127,11 +127,11 @@ class IfsErp:
     def remember_path(self, service: str, path: str, why: str) -> None:
         projection = self.posting_services().get(service)
         if projection:
-            self._poster.remember(projection, path, why)
+            self._poster.paths.remember(projection, path, why)
 
     def learned_paths(self) -> list[tuple[str, str, str]]:
         """(service URL, path, why) learned since the last call, for the ledger."""
-        learned, self._poster.learned = self._poster.learned, []
+        learned, self._poster.paths.learned = self._poster.paths.learned, []
         return [(self.odata.service_url(projection), path, why)
                 for projection, path, why in learned]
 
@@ -179,7 +179,7 @@ class IfsErp:
             items.extend(compare(model, self.endpoints, projection))
         for role in ("invoice", "voucher"):
             projection = self.endpoints[role].projection
-            await self._poster.consult_metadata(projection)
-            path, why = self._poster.path_of(projection)
+            await self._poster.paths.consult_metadata(projection)
+            path, why = self._poster.paths.path_of(projection)
             items.append((f"posting path {role}: {projection}", True, f"{path}: {why}"))
         return items

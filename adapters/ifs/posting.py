@@ -8,27 +8,25 @@ second invoice with the same number (FND_RECORD_EXIST), is what keeps a document
 posted twice even when `post` is called again after a crash.
 
 With `use_batch`, one changeset per document (all-or-nothing) and many documents per `$batch`:
-two requests for a whole batch of documents. Without it, a plain sequence of requests using
+two requests for a whole batch of documents (four on the portable path, see paths.py). Without it, a plain sequence of requests using
 the ETag each write returns (a child add keeps the parent's ETag; an action changes it).
 """
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from adapters.ifs import batch as batchlib
 from adapters.ifs import mapping
 from adapters.ifs.endpoints import ACTIONS, Endpoint, key_predicate
-from adapters.ifs.errors import UNKNOWN, OutcomeUnknown, classify, failure, is_business_error
+from adapters.ifs.errors import UNKNOWN, OutcomeUnknown, classify, failure
 from adapters.ifs.finishing import Finisher, keys_of
-from adapters.ifs.metadata import Model
 from adapters.ifs.odata import ODataClient
+from adapters.ifs.paths import PostingPaths
 from adapters.ifs.reference import replay_hint
 from adapters.settings import IfsSettings
 from ledger.ports import FAILURE_KINDS, ErpFailure, PostingRequest, PostingResult
 
 MINIMAL = "return=minimal"
-log = logging.getLogger("ml_connector.ifs")
 
 
 def _exchange(info: dict[str, Any], part: bytes, result: batchlib.ChangesetResult) -> dict:
@@ -47,15 +45,7 @@ class Poster:
         self._odata = odata
         self._posting = settings.posting
         self._use_batch = settings.use_batch and settings.batch_mode != "off"
-        self._mode = settings.batch_mode
-        # Projections posted the portable way, with why (forced, or the server refused `$n`).
-        self.portable: dict[str, str] = {}
-        if self._mode == "portable":
-            self.portable = {endpoints[r].projection: "batch_mode = \"portable\""
-                             for r in ("invoice", "voucher")}
-        self._declared: set[str] = set()     # projections whose $metadata was consulted
-        self._no_deep: set[str] = set()      # projections that refused a deep insert
-        self.learned: list[tuple[str, str, str]] = []   # (projection, path, why) to record
+        self.paths = PostingPaths(odata, settings, endpoints)
         self._max_docs = max(1, batch_max_documents)
         self._default_company = default_company
         self._inv, self._line = endpoints["invoice"], endpoints["invoice_line"]
@@ -63,19 +53,6 @@ class Poster:
         self._post_action = ACTIONS["invoice"].format(projection=self._inv.projection)
         self._approve_action = ACTIONS["voucher"].format(projection=self._vou.projection)
         self.finisher = Finisher(odata, endpoints, settings.posting)
-
-    def _portable(self, projection: str, why: str) -> None:
-        self.portable[projection] = why
-        path = "portable-no-deep-insert" if projection in self._no_deep else "portable"
-        self.learned.append((projection, path, why))
-
-    def remember(self, projection: str, path: str, why: str) -> None:
-        """A path an earlier process learned (from the ledger); configured modes win."""
-        if self._mode != "auto" or not path.startswith("portable"):
-            return
-        self.portable[projection] = why
-        if path == "portable-no-deep-insert":
-            self._no_deep.add(projection)
 
     # ------------------------------------------------------------------ public
 
@@ -160,7 +137,7 @@ class Poster:
         (nothing of them applied: a changeset is atomic) go again the portable way."""
         ep = self._vou if voucher else self._inv
         refused: list[int] = []
-        if ep.projection not in self.portable:
+        if ep.projection not in self.paths.portable:
             for group in self._groups(changesets):
                 await self._send_group(group, requests, docs, results, posted,
                                        voucher=voucher, refused=refused)
@@ -230,7 +207,7 @@ class Poster:
                             voucher: bool) -> batchlib.Changeset:
         """The header with its children inline (a deep insert, OData 4.0 §11.4.2.2): one
         operation, so no `$n` reference and no dependence on the order a server runs them."""
-        deep = (self._vou if voucher else self._inv).projection not in self._no_deep
+        deep = (self._vou if voucher else self._inv).projection not in self.paths.no_deep
         if voucher:
             assert doc.voucher is not None
             body = {**doc.voucher, **({self._row.entity_set: doc.rows} if deep else {})}
@@ -239,71 +216,6 @@ class Poster:
         body = {**doc.invoice, **({self._line.entity_set: doc.lines} if deep else {})}
         return batchlib.Changeset((batchlib.Operation("POST", self._inv.entity_set, body,
                                                       content_id="1"),), tag=i)
-
-    async def consult_metadata(self, projection: str) -> None:
-        """In "auto" mode, once per projection: a service that declares (Capabilities
-        vocabulary) that If-Match cannot name `$n` goes the portable way without a refusal.
-        Called by `check`, which reads $metadata anyway; posting never spends a request on it
-        (the references path keeps its request count) and learns from a refusal instead."""
-        if self._mode != "auto" or projection in self._declared or projection in self.portable:
-            return
-        self._declared.add(projection)
-        try:
-            declared = Model(await self._odata.metadata(projection)).batch_support
-        except Exception as exc:  # noqa: BLE001 - unreadable: learn from a refusal instead
-            log.info("IFS $metadata of %s not read for batch capabilities (%s)", projection, exc)
-            return
-        if declared.get("EtagReferencesSupported") is False:
-            self._portable(projection, "its $metadata declares Capabilities.BatchSupport "
-                                       "EtagReferencesSupported = false")
-
-    def path_of(self, projection: str) -> tuple[str, str]:
-        """(path, why) for `check`."""
-        if not self._use_batch:
-            return "off", "no $batch (`batch_mode = \"off\"` or `use_batch = false`): one "\
-                          "request per write"
-        if projection in self.portable:
-            return "portable", self.portable[projection]
-        if self._mode == "references":
-            return "references", "batch_mode = \"references\""
-        return "references", ("batch_mode = \"auto\": one changeset with If-Match `$n` "
-                              "references until the server refuses them")
-
-    def _deep_refused(self, projection: str, err: batchlib.Response, cs: batchlib.Changeset,
-                      voucher: bool) -> bool:
-        """A 400 that names no business rule for a header sent with its children inline: the
-        server does not take deep inserts here. From now on the header goes alone and the
-        finisher adds the children with the header's real ETag."""
-        child = (self._row if voucher else self._line).entity_set
-        if err.status != 400 or is_business_error(err.body):
-            return False
-        if child not in (cs.operations[0].body or {}):
-            return False                     # it went without children already
-        if projection in self._no_deep:
-            return True                      # a neighbour in the same $batch taught it
-        self._no_deep.add(projection)
-        if projection in self.portable:      # not when "references" only re-sent one document
-            self._portable(projection, self.portable[projection] +
-                           "; no deep insert (refused): children added one by one")
-        log.warning("IFS projection %s refused a deep insert of %s; adding them one by one",
-                    projection, child)
-        return True
-
-    def _learn(self, projection: str, err: batchlib.Response, cs: batchlib.Changeset) -> bool:
-        """A 412 on a changeset that used `$n` in If-Match: the server does not take ETag
-        references (or the ETag changed meanwhile). Nothing of it was applied (a changeset is
-        atomic), so the document goes again at once the portable way, which uses the real ETag
-        and re-reads on a 412 (bounded). In "auto" mode that projection stays portable."""
-        if err.status != 412 or not any(op.if_match.startswith("$") for op in cs.operations):
-            return False
-        if self._mode != "auto":
-            return True
-        self._portable(projection, "the server refused an If-Match `$n` reference (HTTP 412): "
-                                   "header and lines first, then the action with the real "
-                                   "ETag")
-        log.warning("IFS projection %s refused If-Match references in a $batch; posting it "
-                    "the portable way from now on", projection)
-        return True
 
     async def _send_group(self, group: list[batchlib.Changeset], requests: list[PostingRequest],
                           docs: dict[int, mapping.Document], results: list,
@@ -365,8 +277,10 @@ class Poster:
                 continue
             err = answer.error
             assert err is not None
-            learned = (self._deep_refused(ep.projection, err, cs, voucher) if finish
-                       else refused is not None and self._learn(ep.projection, err, cs))
+            child = (self._row if voucher else self._line).entity_set
+            learned = (self.paths.refused_deep_insert(ep.projection, err, cs, child) if finish
+                       else refused is not None
+                       and self.paths.refused_references(ep.projection, err, cs))
             if learned and refused is not None:
                 refused.append(i)            # nothing of it applied: send it again at once
                 continue

@@ -21,14 +21,14 @@ def _post_three(mode: str):
 def test_auto_keeps_the_references_path_on_ifs():
     sent, erp = _post_three("auto")
     assert sent == [("POST", "$batch")] * 2
-    assert erp._poster.portable == {}
+    assert erp._poster.paths.portable == {}
 
 
 def test_portable_posts_every_document_and_check_says_why():
     sent, erp = _post_three("portable")
     assert sent[0] == ("POST", "$batch")              # every header (with its lines) at once
     assert any(path.endswith("PostingProposalHead_Post") for _, path in sent)
-    assert erp._poster.path_of("ManualSupplierInvoiceHandling")[0] == "portable"
+    assert erp._poster.paths.path_of("ManualSupplierInvoiceHandling")[0] == "portable"
 
 
 def _post_after_a_412_in_the_changeset(mode: str):
@@ -46,7 +46,7 @@ def _post_after_a_412_in_the_changeset(mode: str):
 
 def test_auto_learns_from_a_412_inside_the_batch_and_reposts_at_once():
     erp = _post_after_a_412_in_the_changeset("auto")
-    assert "ManualSupplierInvoiceHandling" in erp._poster.portable
+    assert "ManualSupplierInvoiceHandling" in erp._poster.paths.portable
     learned = erp.learned_paths()
     assert [(service.rsplit("/", 2)[-2], path) for service, path, _ in learned][0] == \
         ("ManualSupplierInvoiceHandling.svc", "portable")
@@ -55,13 +55,13 @@ def test_auto_learns_from_a_412_inside_the_batch_and_reposts_at_once():
 
 def test_references_mode_retries_after_a_412_without_switching():
     erp = _post_after_a_412_in_the_changeset("references")
-    assert erp._poster.portable == {} and erp.learned_paths() == []
+    assert erp._poster.paths.portable == {} and erp.learned_paths() == []
 
 
 def test_a_path_recorded_earlier_is_taken_up_in_auto_mode_only():
     async def body(emu, erp):
         service = next(iter(erp.posting_services()))
         erp.remember_path(service, "portable", "refused before (recorded 2026-12-01)")
-        return erp._poster.path_of("ManualSupplierInvoiceHandling")
+        return erp._poster.paths.path_of("ManualSupplierInvoiceHandling")
     assert run(body, batch_mode="auto") == ("portable", "refused before (recorded 2026-12-01)")
     assert run(body, batch_mode="references")[0] == "references"
