@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from adapters import console
+from adapters import actions_cli, console, users_cli
 from adapters.secrets import KNOWN_NAMES, SecretsError
 from adapters.settings import ConfigError, find_config, load_settings
 from ledger.app import LedgerError
@@ -292,8 +292,11 @@ def history(ctx: click.Context, ref: str, as_json: bool) -> None:
 
 
 @main.command(help="Re-drive invoices: REF from an event number (default: before its last"
-              " failure), or every parked invoice with --failed. Appends; never rewrites."
-              + EXAMPLE + "ml-connector replay --failed --kind reference")
+              " failure), or every parked invoice with --failed (`data` failures only with"
+              " --kind data: they fail again until Stampli sends new content). Records who"
+              " (--by, else your OS user) and why (--reason). Appends; never rewrites."
+              + EXAMPLE + "ml-connector replay --failed --kind reference --reason 'account 6540"
+              " created in IFS'")
 @click.argument("ref", required=False)
 @click.option("--from", "from_version", type=int,
               help="Event number to go back to: from its latest content on, never past the"
@@ -302,25 +305,36 @@ def history(ctx: click.Context, ref: str, as_json: bool) -> None:
 @click.option("--failed", is_flag=True, help="Every failed (parked) invoice.")
 @click.option("--kind", type=click.Choice(["data", "reference", "transient", "rejected",
                                            "conflict"]), help="With --failed: only this kind.")
+@actions_cli.who_options
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def replay(ctx: click.Context, ref: str | None, from_version: int | None, failed: bool,
-           kind: str | None, as_json: bool) -> None:
+           kind: str | None, reason: str | None, operator: str | None, as_json: bool) -> None:
     if bool(ref) == failed:
         raise click.UsageError("give either REF or --failed")
+    operator, reason = actions_cli.who_and_why(operator, reason)
     rt = runtime(ctx)
     if failed:
-        done = rt.replay_failed(kind)
+        result = actions_cli.act(lambda: rt.replay_failed(kind, reason, operator))
     else:
-        done = [_ledger_call(lambda: rt.replay_one(ref, from_version))]
+        one = actions_cli.act(lambda: rt.replay_one(ref, from_version, reason, operator))
+        result = {"replayed": [one], "left": {}, "refused": []}
+    done = result["replayed"]
     if as_json:
         click.echo(console.dumps(done))
-        return
-    for item in done:
-        click.echo(f"{item['ref']}: back to {item['restored_state']} (after event"
-                   f" {item['from_version']})")
-    if not done:
-        click.echo("nothing to replay")
+    else:
+        for item in done:
+            click.echo(f"{item['ref']}: back to {item['restored_state']} (after event"
+                       f" {item['from_version']})")
+        if not done:
+            click.echo("nothing to replay")
+    say = (lambda text: click.echo(text, err=True)) if as_json else click.echo
+    for item in result["refused"]:
+        say(f"not replayed {console.printable(item['ref'])}: {console.printable(item['reason'])}")
+    if result["left"].get("data"):
+        say(f"left {result['left']['data']} invoice(s) failed on `data`: they fail again at"
+            " once unless Stampli sends new content (which moves them on by itself); correct"
+            " them in Stampli, or `replay --failed --kind data` once the cause is fixed")
 
 
 @main.group(help="Rebuild the read models from the ledger." + EXAMPLE
@@ -355,6 +369,10 @@ def projections_rebuild(ctx: click.Context, from_position: int | None,
                    " recorded in the ledger with who and why", err=True)
     click.echo(f"rebuilt from {'the start' if from_position is None else from_position}:"
                f" {count} events applied; positions {rt.projector.positions()}")
+
+
+actions_cli.register(main, lambda ctx: runtime(ctx))
+users_cli.register(main, lambda ctx: runtime(ctx))
 
 
 def _ledger_call(fn):

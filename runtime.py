@@ -17,7 +17,9 @@ from adapters.audit_keys import AuditKeyStore
 from adapters.secrets import SecretStore, create_master_key
 from adapters.settings import (InvoiceFileSettings, Settings, ledger_url, parse_duration,
                                resolve_path)
+from ledger.actions import OperatorActions, checked_who_and_why, parse_ifs_invoice_id
 from ledger.app import Ledger, LedgerError
+from ledger.users import LoginPolicy, Users
 from ledger.pipeline import CycleReport, Pipeline, PipelineSettings
 from ledger.poller import Poller, PollSettings
 from evidence import Evidence
@@ -136,23 +138,71 @@ class Runtime:
         invoices = st.invoices if st is not None else InvoiceFileSettings()
         return tuple(invoices.approved_statuses)
 
-    def replay_one(self, ref: str, from_version: int | None,
-                   reason: str = "requested from the command line") -> dict[str, Any]:
-        invoice, from_version = self.ledger.request_replay(
-            self.resolve(ref), from_version, reason, approved_statuses=self.approved_statuses())
-        return {"id": str(invoice.id), "ref": invoice.ref, "from_version": from_version,
-                "restored_state": invoice.state}
+    def actions(self) -> OperatorActions:
+        return OperatorActions(self.ledger, approved_statuses=self.approved_statuses())
 
-    def replay_failed(self, kind: str | None) -> list[dict[str, Any]]:
-        done = []
+    def replay_one(self, ref: str, from_version: int | None, reason: str,
+                   operator: str) -> dict[str, Any]:
+        return self.actions().retry(self.resolve(ref), operator, reason, from_version)
+
+    def replay_failed(self, kind: str | None, reason: str, operator: str) -> dict[str, Any]:
+        """Retry every parked invoice (of `kind`). `data` failures are left unless asked for
+        by kind: they fail again at once unless Stampli sent new content (which moves them on
+        by itself). Returns {"replayed": [...], "left": {kind: count}, "refused": [...]}."""
+        checked_who_and_why(operator, reason, "retry")
+        done: list[dict[str, Any]] = []
+        left: dict[str, int] = {}
+        refused: list[dict[str, str]] = []
         for row in self.status_rows("failed"):
             if kind and row["failure_kind"] != kind:
                 continue
+            if kind is None and row["failure_kind"] == "data":
+                left["data"] = left.get("data", 0) + 1
+                continue
             try:
-                done.append(self.replay_one(row["id"], None, "replay --failed"))
-            except LedgerError:
-                continue  # e.g. posted and changed since: not replayable, stays listed
-        return done
+                done.append(self.actions().retry(UUID(row["id"]), operator, reason))
+            except LedgerError as exc:     # e.g. posted and changed since: stays listed
+                refused.append({"ref": f"{row['vendor_id']}/{row['invoice_number']}",
+                                "reason": str(exc)})
+        return {"replayed": done, "left": left, "refused": refused}
+
+    # ------------------------------------------------------------------ users
+
+    def users(self, policy: LoginPolicy | None = None) -> Users:
+        """User administration and login on this ledger (the web server passes its policy)."""
+        return Users(self.ledger, policy)
+
+    # ------------------------------------------------------------------ operator actions
+
+    def retry(self, ref: str, operator: str, reason: str,
+              from_version: int | None = None) -> dict[str, Any]:
+        return self.replay_one(ref, from_version, reason, operator)
+
+    async def resolve_manually_async(self, ref: str, ifs_invoice_id: Any, operator: str,
+                                     reason: str, force: bool = False) -> dict[str, Any]:
+        """For a caller already in an event loop (the web server); closes nothing."""
+        return await self.actions().resolve_manually(self.resolve(ref), ifs_invoice_id,
+                                                     operator, reason, erp=self.erp(),
+                                                     force=force)
+
+    def resolve_manually(self, ref: str, ifs_invoice_id: Any, operator: str, reason: str,
+                         force: bool = False) -> dict[str, Any]:
+        parse_ifs_invoice_id(ifs_invoice_id)          # bad input: no IFS session opened
+        checked_who_and_why(operator, reason, "resolve")
+
+        async def go() -> dict[str, Any]:
+            try:
+                return await self.resolve_manually_async(ref, ifs_invoice_id, operator,
+                                                         reason, force)
+            finally:
+                await self.erp().close()
+        return asyncio.run(go())
+
+    def dismiss(self, ref: str, operator: str, reason: str) -> dict[str, Any]:
+        return self.actions().dismiss(self.resolve(ref), operator, reason)
+
+    def reopen(self, ref: str, operator: str, reason: str) -> dict[str, Any]:
+        return self.actions().reopen(self.resolve(ref), operator, reason)
 
     # ------------------------------------------------------------------ the pipeline
 
