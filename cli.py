@@ -434,3 +434,43 @@ def audit_export(ctx: click.Context, fmt: str, since: str, until: str, output: s
             handle.close()
     if output:
         click.echo(f"wrote {count} events to {output}", err=True)
+
+
+@audit.command("register", help="The posting register: one flat row per document IFS"
+               " received (company, vendor, supplier, invoice, amounts, IFS InvoiceId, voucher,"
+               " posted at, source file and sha256), by posting time. Streams; CSV cells are"
+               " safe to open in a spreadsheet." + EXAMPLE
+               + "ml-connector audit register --since 2026-11-01 --until 2026-12-01"
+               " --format csv -o register-2026-11.csv")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv")
+@click.option("--since", default="", metavar="TIME", help="ISO date or time (inclusive).")
+@click.option("--until", default="", metavar="TIME", help="ISO date or time (exclusive).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="File (default stdout).")
+@click.pass_context
+def audit_register(ctx: click.Context, fmt: str, since: str, until: str,
+                   output: str | None) -> None:
+    from projections import register
+
+    rt = runtime(ctx)
+    try:
+        since, until = normalize_time(since), normalize_time(until)
+    except ValueError as exc:
+        raise click.UsageError(f"--since/--until: {exc}") from None
+    write = register.to_csv if fmt == "csv" else register.to_jsonl
+    try:
+        handle = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc.strerror}; give a file in a"
+                                   " folder that exists and that you can write to") from None
+    count = 0
+    try:
+        if fmt == "csv":
+            handle.write(register.csv_header())
+        for row in register.iter_register(rt.ledger, since, until):
+            handle.write(write(row))
+            count += 1
+    finally:
+        if output:
+            handle.close()
+    if output:
+        click.echo(f"wrote {count} register rows to {output}", err=True)
