@@ -474,3 +474,48 @@ def audit_register(ctx: click.Context, fmt: str, since: str, until: str,
             handle.close()
     if output:
         click.echo(f"wrote {count} register rows to {output}", err=True)
+
+
+@main.command(help="Reconcile a period: what Stampli approved, what the ledger did with it,"
+              " and what IFS holds now (read-only), invoice by invoice. Exit 0 when everything"
+              " matches, 1 on any discrepancy. Each run is recorded in the ledger."
+              + EXAMPLE + "ml-connector reconcile --from 2026-11-01 --to 2026-11-30"
+              " --format html -o close-2026-11.html")
+@click.option("--company", help="IFS company (default: connector.company).")
+@click.option("--from", "first", metavar="DATE", help="First day (default: first day of last"
+              " month, in connector.timezone).")
+@click.option("--to", "last", metavar="DATE", help="Last day, inclusive (default: last day"
+              " of last month).")
+@click.option("--by", type=click.Choice(["approved", "invoice"]), default="approved",
+              help="Select invoices by approval date (default) or invoice date.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]),
+              default="table")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="File (default stdout).")
+@click.pass_context
+def reconcile(ctx: click.Context, company: str | None, first: str | None, last: str | None,
+              by: str, fmt: str, output: str | None) -> None:
+    from projections.reconcile import DISCREPANCIES, TITLES, period_from_options
+
+    rt = runtime(ctx)
+    try:
+        period = period_from_options(company or rt.settings.connector.company, first, last, by,
+                                     getattr(rt.settings.connector, "timezone", "UTC"))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    report, text = rt.reconcile(period, fmt)
+    if output:
+        try:
+            with open(output, "w", encoding="utf-8", newline="") as handle:
+                handle.write(text)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {output}: {exc.strerror}; give a file"
+                                       " in a folder that exists and that you can write to"
+                                       " (the run is recorded in the ledger)") from None
+        found = [f"{report['counts'][c]} {TITLES[c].lower()}" for c in DISCREPANCIES
+                 if report["counts"][c]]
+        click.echo(f"wrote {output}: {report['counts']['matched']} matched"
+                   + (f"; {'; '.join(found)}" if found else ""), err=True)
+    else:
+        click.echo(text, nl=False)
+    if not report["ok"]:
+        ctx.exit(1)

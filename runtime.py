@@ -253,3 +253,86 @@ class Runtime:
                     for item, ok, detail in await erp.check()]
         finally:
             await erp.close()
+
+    # ------------------------------------------------------------------ reconcile
+
+    def reconcile(self, period: Any, fmt: str) -> tuple[dict[str, Any], str]:
+        """Compare the period's approved invoices, the ledger's outcome and what IFS holds
+        now (read-only); record the run as a ReconciliationRun. Returns (report, rendered)."""
+        import hashlib
+
+        from ledger import __version__
+        from ledger.reconciliation import Reconciliation
+        from projections import reconcile as rec
+        from projections.reconcile_report import build, render
+
+        self.projector.catch_up()
+        st = self.settings.stampli
+        approved = frozenset(st.invoices.approved_statuses if st else ("Approved",))
+        invoices = rec.period_invoices(self.ledger, self.projector.store, period,
+                                       approved.__contains__)
+        expect_voucher = self.settings.ifs is not None and self.settings.ifs.posting.post_voucher
+        docs, requests, read = asyncio.run(self._read_ifs_period(period, invoices,
+                                                                 expect_voucher))
+        items = rec.compare(invoices, docs, self._known_ids, expect_voucher)
+        counts, totals = rec.summarize(items)
+        meta = {"company": period.company, "period_from": period.first.isoformat(),
+                "period_to": period.last.isoformat(), "by": period.by,
+                "timezone": str(period.tz), "generated_at": datetime_now(),
+                "connector_version": __version__, "ifs_requests": requests,
+                "ifs_documents": read[0], "ifs_vouchers": read[1]}
+        report = build(meta, counts, totals, items)
+        text = render(report, fmt)
+        self.ledger.record(Reconciliation.run(
+            company=period.company, period_from=meta["period_from"],
+            period_to=meta["period_to"], by=period.by, counts=counts,
+            totals=[t for t in totals if t["category"] != rec.MATCHED] or [],
+            ifs_requests=requests, report_format=fmt,
+            report_sha256=hashlib.sha256(text.encode()).hexdigest(), ok=report["ok"]))
+        return report, text
+
+    def _known_ids(self, ids: list[str]) -> set[str]:
+        valid = []
+        for ref in ids:
+            try:
+                valid.append(UUID(ref))
+            except ValueError:
+                continue
+        return {str(i) for i in self.ledger.recorded(valid)}
+
+    async def _read_ifs_period(self, period: Any, invoices: dict[str, dict[str, Any]],
+                               expect_voucher: bool) -> tuple[Any, int, tuple[int, int]]:
+        from adapters.ifs.reconcile import IfsPeriodReader
+        from ledger.ports import ErpFailure
+        from projections.reconcile import Documents, invoice_date_window
+
+        erp = self.erp()
+        reader = IfsPeriodReader(erp)
+        first, last = invoice_date_window(invoices, period)
+        before = reader.requests
+        try:
+            found = await reader.invoices(period.company, first, last)
+            vouchers = await reader.vouchers(period.company, first, last) if expect_voucher \
+                else []
+            docs = Documents(found, vouchers)
+            posted = [i for i, inv in invoices.items()
+                      if (inv.get("status") or {}).get("state") == "posted"]
+            extra = await reader.invoices_by_ref(
+                period.company, [i for i in posted if i not in docs.invoices])
+            extra_v = await reader.vouchers_by_ref(
+                period.company, [i for i in posted if i not in docs.vouchers]) \
+                if expect_voucher else []
+            docs.add(extra, extra_v)
+        except ErpFailure as exc:
+            raise LedgerError(f"reading IFS for the reconciliation failed: {exc}; nothing was"
+                              " recorded, run it again once IFS answers") from None
+        finally:
+            await erp.close()
+        return (docs, reader.requests - before,
+                (len(found) + len(extra), len(vouchers) + len(extra_v)))
+
+
+def datetime_now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
