@@ -519,3 +519,28 @@ def reconcile(ctx: click.Context, company: str | None, first: str | None, last: 
         click.echo(text, nl=False)
     if not report["ok"]:
         ctx.exit(1)
+
+
+@main.group(help="Notifications to people ([notify] in the config; destinations as apprise"
+            " URLs in the secret notify.urls, one per line)." + EXAMPLE
+            + "ml-connector notify test")
+def notify() -> None:
+    pass
+
+
+@notify.command("test", help="Send a test message to every destination and report each"
+                " result (recorded in the ledger). Exit 1 if any destination failed." + EXAMPLE
+                + "ml-connector notify test")
+@click.pass_context
+def notify_test(ctx: click.Context) -> None:
+    rt = runtime(ctx)
+    notices = rt.notifications()
+    if notices is None:
+        raise ConfigFailure("no notification destinations: add a [notify] section to the config"
+                            " and store the destinations with `ml-connector secrets set"
+                            " notify.urls` (one apprise URL per line)")
+    results = notices.test()
+    for destination, error in results.items():
+        click.echo(f"{'ok  ' if not error else 'FAIL'}  {destination}  {error or 'delivered'}")
+    if any(results.values()):
+        ctx.exit(1)

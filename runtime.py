@@ -173,9 +173,13 @@ class Runtime:
     async def sync(self, pipeline: Pipeline | None = None) -> CycleReport:
         pipeline = pipeline or self.pipeline()
         try:
-            return await pipeline.cycle()
+            report = await pipeline.cycle()
         finally:
             await pipeline.erp.close()
+        notices = self.notifications()
+        if notices is not None:
+            await asyncio.to_thread(self.notify_after_cycle, notices, report)
+        return report
 
     def sync_blocking(self) -> CycleReport:
         return asyncio.run(self.sync())
@@ -190,6 +194,7 @@ class Runtime:
 
         schedule = Schedule(self.settings.connector.schedule)
         pipeline = self.pipeline()
+        notices = self.notifications()
         stop = asyncio.Event()
 
         def request_stop() -> None:
@@ -200,13 +205,25 @@ class Runtime:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, request_stop)
         try:
+            next_cycle = datetime.now(timezone.utc)
             while not stop.is_set():
-                try:
-                    on_cycle(await pipeline.cycle())
-                except (SourceError, LedgerError, OSError) as exc:
-                    on_error(exc)
+                if datetime.now(timezone.utc) >= next_cycle:
+                    report, error = None, ""
+                    try:
+                        report = await pipeline.cycle()
+                        on_cycle(report)
+                    except (SourceError, LedgerError, OSError) as exc:
+                        on_error(exc)
+                        error = str(exc)
+                    if notices is not None:
+                        await asyncio.to_thread(self.notify_after_cycle, notices, report, error)
+                    next_cycle = schedule.next_after(datetime.now(timezone.utc))
+                wake = next_cycle
+                if notices is not None:     # a stall and the digest are the daemon's to see
+                    await asyncio.to_thread(self.notify_tick, notices)
+                    wake = min(wake, notices.next_check())
                 now = datetime.now(timezone.utc)
-                wait = (schedule.next_after(now) - now).total_seconds()
+                wait = (wake - now).total_seconds()
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=max(0.0, wait))
                 except asyncio.TimeoutError:
@@ -330,6 +347,57 @@ class Runtime:
             await erp.close()
         return (docs, reader.requests - before,
                 (len(found) + len(extra), len(vouchers) + len(extra_v)))
+
+    # ------------------------------------------------------------------ notifications
+
+    def notifications(self) -> Any:
+        """The notifier when `[notify]` is configured and `notify.urls` holds a destination."""
+        if getattr(self, "_notices", None) is not None or self.settings.notify is None:
+            return getattr(self, "_notices", None)
+        from datetime import datetime, time, timezone
+        from zoneinfo import ZoneInfo
+
+        from adapters.notify import AppriseSender, parse_urls
+        from ledger.notices import Notifications, Policy
+
+        urls = parse_urls(self.secrets.get("notify.urls") or "")
+        if not urls:
+            return None
+        n = self.settings.notify
+        hour, minute = (int(x) for x in n.digest_at.split(":"))
+        policy = Policy(new_exceptions=n.new_exceptions, max_listed=n.max_listed,
+                        trouble=n.trouble, trouble_cycles=n.trouble_cycles, stalled=n.stalled,
+                        stalled_after=parse_duration(n.stalled_after), digest=n.digest,
+                        digest_at=time(hour, minute),
+                        tz=ZoneInfo(self.settings.connector.timezone),
+                        workspace_url=n.workspace_url)
+        self._notices = Notifications(self.ledger, AppriseSender(urls, n), policy,
+                                      clock=lambda: datetime.now(timezone.utc))
+        return self._notices
+
+    def notify_after_cycle(self, notices: Any, report: Any, error: str = "") -> list:
+        from projections.digest import invoice_details
+
+        self.projector.catch_up()
+
+        def details(ref: str) -> str:
+            with self.projector.store.transaction() as cur:
+                return invoice_details(cur, ref)
+
+        return notices.after_cycle(report, error, details)
+
+    def notify_tick(self, notices: Any) -> None:
+        """The daemon's own checks between cycles: stalled, and the digest when it is due."""
+        from projections.digest import compose_digest
+
+        notices.check_stalled()
+        key = notices.digest_key()
+        if key is not None:
+            self.projector.catch_up()
+            with self.projector.store.transaction() as cur:
+                subject, body = compose_digest(cur, notices.clock(), notices.policy.tz,
+                                               notices.policy.workspace_url)
+            notices.send_digest(key, subject, body)
 
 
 def datetime_now() -> str:

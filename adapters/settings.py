@@ -47,6 +47,7 @@ class ConnectorSettings(_Section, kw_only=True):
     post_batch: int = 200              # invoices claimed and posted per round (one $batch)
     retry_base: str = "30s"            # first backoff; doubles per attempt, with jitter
     retry_max: str = "1h"
+    timezone: str = "UTC"              # IANA name: report dates, the digest time, cron lines
 
 
 class FileKindSettings(_Section, kw_only=True):
@@ -130,10 +131,25 @@ class IfsSettings(_Section, kw_only=True):
     endpoints: dict[str, EndpointSettings] = {}
 
 
+class NotifySettings(_Section, kw_only=True):
+    """What is sent to the destinations in the secret `notify.urls` (apprise URLs)."""
+    new_exceptions: bool = True
+    max_listed: int = 10               # failures listed in one message, then "and N more"
+    trouble: bool = True
+    trouble_cycles: int = 3            # SFTP/IFS unreachable or a rejected file, in a row
+    stalled: bool = True
+    stalled_after: str = "2h"          # no successful cycle for this long (the daemon checks)
+    digest: bool = True
+    digest_at: str = "08:00"           # local time (connector.timezone)
+    workspace_url: str = ""            # linked from the digest when set
+    timeout: str = "20s"
+
+
 class Settings(_Section, kw_only=True):
     connector: ConnectorSettings
     stampli: StampliSettings | None = None
     ifs: IfsSettings | None = None
+    notify: NotifySettings | None = None
     source: str = ""                   # the file it was read from (set by load_settings)
 
     @property
@@ -189,6 +205,10 @@ RANGES: dict[str, tuple[int, int] | tuple[str, str]] = {
     "ifs.backoff_base": ("0s", "10m"),
     "ifs.backoff_cap": ("0s", "1h"),
     "ifs.retries": (0, 100),
+    "notify.max_listed": (1, 1000),
+    "notify.trouble_cycles": (1, 1000),
+    "notify.stalled_after": ("1m", "7d"),
+    "notify.timeout": ("1s", "10m"),
 }
 _CRON_KEYS = {"connector.schedule"}            # may be a cron line instead of an interval
 LEDGER_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
@@ -242,6 +262,20 @@ def settings_from_dict(raw: dict[str, Any], source: str = "") -> Settings:
     return settings
 
 
+def _check_time_settings(settings: Settings) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(settings.connector.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"`connector.timezone`: {settings.connector.timezone!r} is not an"
+                         " IANA time zone (e.g. UTC, Europe/Berlin, America/New_York)") from None
+    if settings.notify is not None and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d",
+                                                        settings.notify.digest_at):
+        raise ValueError(f"`notify.digest_at`: expected a local time HH:MM, got"
+                         f" {settings.notify.digest_at!r}")
+
+
 def _check_values(settings: Settings) -> None:
     """What the types let through but would stop the program later, checked at load: the
     schedule's cron line, each file kind's encoding and delimiter, the CA bundle (made
@@ -253,6 +287,7 @@ def _check_values(settings: Settings) -> None:
         Schedule(settings.connector.schedule)
     except ValueError as exc:
         raise ValueError(f"`connector.schedule`: {exc}") from None
+    _check_time_settings(settings)
     ledger = settings.connector.ledger
     if not ledger.startswith(LEDGER_SCHEMES):
         shown = re.sub(r"(//[^:/@]*):[^@/]*@", r"\1@", ledger)     # never show a password

@@ -1,0 +1,164 @@
+"""Notifications through apprise to real loopback servers (SMTP and a JSON webhook): what
+each received, and what the ledger recorded (never a destination's URL)."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from adapters.secrets import SecretStore
+from adapters.settings import load_settings
+from projections.export import iter_events
+from runtime import Runtime
+from tests.close.conftest import write_config
+from tests.close.receivers import JsonReceiver, SmtpReceiver
+from tests.fakes import FolderSource
+
+
+@pytest.fixture
+def receivers():
+    with SmtpReceiver() as smtp, JsonReceiver() as hook:
+        yield smtp, hook
+
+
+def _configure(world, smtp, hook, **notify) -> None:
+    lines = "\n".join(f"{k} = {v!r}".replace("'", '"') if isinstance(v, str)
+                      else f"{k} = {str(v).lower() if isinstance(v, bool) else v}"
+                      for k, v in notify.items())
+    write_config(world.dir, world.ifs.base_url, extra=f"\n[notify]\n{lines}\n")
+    SecretStore(world.dir / "data").set("notify.urls", f"{smtp.url()}\n{hook.url()}\n")
+
+
+def _notice_events(world) -> list[dict]:
+    rt = Runtime(load_settings(world.config))
+    try:
+        return [e for e in iter_events(rt.ledger) if e["stream"] == "notice"]
+    finally:
+        rt.close()
+
+
+def test_notify_test_reaches_every_destination_and_is_recorded(close_world, receivers):
+    smtp, hook = receivers
+    _configure(close_world, smtp, hook)
+    result = close_world.cli("notify", "test")
+    assert result.exit_code == 0, result.output
+    assert "ok    #1 mailto  delivered" in result.output
+    assert "ok    #2 json  delivered" in result.output
+    assert smtp.messages[0]["Subject"] == "ml-connector: test"
+    assert smtp.messages[0]["To"] == "ap-lead@example.com"
+    assert hook.received[0]["title"] == "ml-connector: test"
+    assert "notify test" in hook.received[0]["message"]
+    events = _notice_events(close_world)
+    assert [e["type"] for e in events] == ["Composed", "Sent"]
+    assert events[1]["data"]["destinations"] == ["#1 mailto", "#2 json"]
+    dump = str(events)
+    assert "s3cr3t-hook-token" not in dump and str(hook.port) not in dump
+
+
+def test_a_failing_destination_is_reported_and_exit_1(close_world, receivers):
+    smtp, hook = receivers
+    _configure(close_world, smtp, hook)
+    hook.status = 500
+    result = close_world.cli("notify", "test")
+    assert result.exit_code == 1
+    assert "FAIL  #2 json" in result.output and "s3cr3t-hook-token" not in result.output
+    assert len(smtp.messages) == 1
+    failed = [e for e in _notice_events(close_world) if e["type"] == "SendFailed"]
+    assert failed[0]["data"]["failed"][0]["destination"] == "#2 json"
+    assert failed[0]["data"]["sent"] == ["#1 mailto"]
+
+
+def test_no_destinations_is_a_configuration_error(close_world):
+    result = close_world.cli("notify", "test")
+    assert result.exit_code == 2 and "notify.urls" in result.output
+
+
+def test_new_exceptions_one_message_per_cycle_at_most_n_listed(close_world, receivers):
+    smtp, hook = receivers
+    _configure(close_world, smtp, hook, max_listed=1)
+    # account 6540 expired in IFS: two invoices fail at validation in the same cycle
+    close_world.ifs.seed({"accounts": [{"Company": "10", "Account": "6540",
+                                        "ValidUntil": "2000-01-02"}]})
+    report = close_world.sync()
+    assert len(report.failed) == 2
+    assert len(hook.received) == 1 and len(smtp.messages) == 1
+    message = hook.received[0]
+    assert message["title"] == "ml-connector: 2 new invoice exceptions"
+    body = message["message"]
+    assert "reference at validate" in body and "GL account 6540" in body
+    assert body.count("\n- ") + body.startswith("- ") == 1
+    assert "and 1 more" in body
+    assert any(ref in body for ref in ("V00231/A-5531 (USD 335.34)",
+                                       "V00877/INV-2026-0117 (EUR 1190.00)"))
+    # nothing new: no message
+    close_world.sync()
+    assert len(hook.received) == 1
+
+
+def _runtime(world) -> Runtime:
+    return Runtime(load_settings(world.config), source=FolderSource(world.outbound))
+
+
+def test_failed_send_never_fails_the_cycle_and_is_retried_next_cycle(close_world, receivers):
+    smtp, hook = receivers
+    _configure(close_world, smtp, hook)
+    close_world.ifs.seed({"accounts": [{"Company": "10", "Account": "6540",
+                                        "ValidUntil": "2000-01-02"}]})
+    hook.status = 500
+    rt = _runtime(close_world)
+    try:
+        report = rt.sync_blocking()
+        assert len(report.failed) == 2 and len(smtp.messages) == 1 and hook.received == []
+        hook.status = 200
+        rt.sync_blocking()                          # nothing new, but the retry goes out
+        assert len(hook.received) == 1 and len(smtp.messages) == 1   # only where it failed
+        assert hook.received[0]["title"] == "ml-connector: 2 new invoice exceptions"
+    finally:
+        rt.close()
+    kinds = [e["type"] for e in _notice_events(close_world)]
+    assert kinds == ["Composed", "SendFailed", "Sent"]
+
+
+class _Report:
+    def __init__(self, errors=(), failed=()):
+        self.errors, self.failed, self.poll = list(errors), list(failed), {}
+
+
+def test_trouble_after_k_cycles_then_recovery_then_stalled_and_digest(close_world, receivers):
+    smtp, hook = receivers
+    _configure(close_world, smtp, hook, trouble_cycles=2, stalled_after="1h",
+               digest_at="07:30", workspace_url="https://ap.example.com/workspace")
+    close_world.sync()                               # four invoices posted today
+    rt = _runtime(close_world)
+    now = [datetime(2026, 12, 2, 6, 0, tzinfo=timezone.utc)]
+    try:
+        notices = rt.notifications()
+        notices.clock = lambda: now[0]
+        notices.watch.last_success = now[0]
+        rt.notify_after_cycle(notices, None, "Stampli SFTP: connection refused")
+        assert hook.received == []                   # one troubled cycle: not yet
+        rt.notify_after_cycle(notices, _Report(errors=["IFS: 503 from the token endpoint"]))
+        assert hook.received[-1]["title"] == "ml-connector: system trouble for 2 cycles in a row"
+        assert "IFS: 503" in hook.received[-1]["message"]
+        rt.notify_after_cycle(notices, _Report(errors=["IFS: 503"]))
+        assert len(hook.received) == 1               # told once, not every cycle
+        rt.notify_after_cycle(notices, _Report())
+        assert hook.received[-1]["title"] == "ml-connector: recovered"
+        now[0] += timedelta(minutes=61)
+        rt.notify_tick(notices)
+        assert hook.received[-1]["title"] == "ml-connector: stalled"
+        count = len(hook.received)
+        rt.notify_tick(notices)
+        assert len(hook.received) == count           # a stall is told once
+        # the digest: due at 07:30 local (UTC here), once a day
+        now[0] = datetime.now(timezone.utc).replace(hour=7, minute=31) + timedelta(days=1)
+        rt.notify_tick(notices)
+        digest = hook.received[-1]
+        assert digest["title"].startswith("ml-connector digest") and \
+            "4 posted yesterday" in digest["title"]
+        assert "Workspace: https://ap.example.com/workspace" in digest["message"]
+        count = len(hook.received)
+        rt.notify_tick(notices)
+        assert len(hook.received) == count
+    finally:
+        rt.close()
