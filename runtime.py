@@ -380,11 +380,11 @@ class Runtime:
 
         self.projector.catch_up()
 
-        def details(ref: str) -> str:
+        def lookup(ref: str) -> tuple[str, str]:
             with self.projector.store.transaction() as cur:
                 return invoice_details(cur, ref)
 
-        return notices.after_cycle(report, error, details)
+        return notices.after_cycle(report, error, lookup)
 
     def notify_tick(self, notices: Any) -> None:
         """The daemon's own checks between cycles: stalled, and the digest when it is due."""

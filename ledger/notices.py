@@ -104,10 +104,22 @@ def cycle_trouble(report: Any) -> list[str]:
     return problems
 
 
-def exceptions_message(failed: list[dict[str, str]], policy: Policy,
-                       details: Callable[[str], str]) -> tuple[str, str]:
+def split_failures(failed: list[dict[str, str]], lookup: Callable[[str], tuple[str, str]]
+                   ) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """(new exceptions, transient failures) of a cycle, one entry per invoice (its last).
+    An exception is an invoice the cycle left for a person (failed, needs attention); one
+    that will be retried by itself is not, but a transient failure (IFS could not be
+    reached) is a sign of system trouble."""
+    latest = {f["invoice"]: f for f in failed}
+    exceptions = [dict(f, details=lookup(ref)[0]) for ref, f in latest.items()
+                  if lookup(ref)[1] in ("failed", "needs_attention", "")]
+    transient = [f for f in latest.values() if f.get("kind") == "transient"]
+    return exceptions, transient
+
+
+def exceptions_message(failed: list[dict[str, str]], policy: Policy) -> tuple[str, str]:
     listed = failed[:policy.max_listed]
-    lines = [f"- {f['invoice']}{details(f['invoice'])}: {f.get('kind', '')} at"
+    lines = [f"- {f['invoice']}{f.get('details', '')}: {f.get('kind', '')} at"
              f" {f.get('stage', '')}: {f.get('message', '')}" for f in listed]
     if len(failed) > len(listed):
         lines.append(f"and {len(failed) - len(listed)} more (`ml-connector status --state"
@@ -127,14 +139,20 @@ class Notifications:
     # ------------------------------------------------------------------ triggers
 
     def after_cycle(self, report: Any | None, error: str = "",
-                    details: Callable[[str], str] = lambda ref: "") -> list[Notice]:
-        """Called after every cycle (report None when the cycle itself failed). Returns the
-        notices handled this time, retries included."""
+                    lookup: Callable[[str], tuple[str, str]] = lambda ref: ("", "")
+                    ) -> list[Notice]:
+        """Called after every cycle (report None when the cycle itself failed). `lookup(ref)`
+        gives (" (USD 1350.00)", current state) of an invoice. Returns the notices handled
+        this time, retries included."""
         now, p, w = self.clock(), self.policy, self.watch
         done = self._retry_pending()
         trouble = ([error] if error else []) + (cycle_trouble(report) if report else [])
-        if report is not None and p.new_exceptions and report.failed:
-            subject, body = exceptions_message(report.failed, p, details)
+        exceptions, transient = split_failures(report.failed if report else [], lookup)
+        if transient:
+            trouble.append(f"{len(transient)} invoice(s) could not be moved on, to be retried:"
+                           f" {transient[-1].get('message', '')}")
+        if p.new_exceptions and exceptions:
+            subject, body = exceptions_message(exceptions, p)
             done.append(self._send("exceptions", f"exceptions:{now.isoformat()}", subject,
                                    body))
         if trouble:

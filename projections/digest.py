@@ -61,9 +61,12 @@ def compose_digest(cur: Cursor, now: datetime, tz: tzinfo,
     return subject, "\n".join(lines)
 
 
-def invoice_details(cur: Cursor, ref: str) -> str:
-    """' (Acme V00231, USD 1350.00)' style details for a VENDOR/NUMBER ref, if known."""
+def invoice_details(cur: Cursor, ref: str) -> tuple[str, str]:
+    """(" (USD 1350.00)", current state) of a VENDOR/NUMBER ref; ("", "") if unknown."""
     vendor, _, number = ref.partition("/")
-    row = cur.execute(f"SELECT currency, total FROM {TABLE} WHERE vendor_id = ? AND"
-                      " invoice_number = ? LIMIT 1", (vendor, number)).fetchone()
-    return f" ({row[0]} {row[1]})" if row and row[1] else ""
+    row = cur.execute(f"SELECT currency, total, state FROM {TABLE} WHERE vendor_id = ? AND"
+                      " invoice_number = ? ORDER BY updated_at DESC LIMIT 1",
+                      (vendor, number)).fetchone()
+    if not row:
+        return "", ""
+    return (f" ({row[0]} {row[1]})" if row[1] else ""), row[2]

@@ -162,3 +162,54 @@ def test_trouble_after_k_cycles_then_recovery_then_stalled_and_digest(close_worl
         assert len(hook.received) == count
     finally:
         rt.close()
+
+
+def test_the_daemon_tells_of_trouble_then_recovery(close_world, receivers):
+    """The daemon's loop (run_daemon, stopped by a real SIGTERM): IFS unreachable cycle after
+    cycle, one trouble message after two; IFS back on its port, one recovery message."""
+    import asyncio
+    import os
+    import signal
+    import threading
+    import time
+
+    from sandbox.ifs.runner import start_in_thread
+    from tests.close.receivers import free_port
+
+    smtp, hook = receivers
+    _configure(close_world, smtp, hook, trouble_cycles=2, digest=False)
+    port = free_port()                                   # IFS will come up here, later
+    config = close_world.config.read_text()
+    close_world.config.write_text(
+        config.replace(close_world.ifs.base_url, f"http://127.0.0.1:{port}")
+        .replace('retry_base = "0s"', 'schedule = "1s"\nretry_base = "1s"\nretry_max = "1s"')
+        .replace("max_attempts = 3", "max_attempts = 50"))
+    started = []
+
+    def operator() -> None:
+        deadline = time.time() + 40
+        while time.time() < deadline and not hook.received:
+            time.sleep(0.1)
+        time.sleep(1.5)                                  # more troubled cycles: told once
+        started.append((len(hook.received), start_in_thread(port=port)))
+        while time.time() < deadline and len(hook.received) < 2:
+            time.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    rt = _runtime(close_world)
+    cycles = []
+    thread = threading.Thread(target=operator, daemon=True)
+    thread.start()
+    try:
+        asyncio.run(rt.run_daemon(cycles.append, lambda exc: cycles.append(exc)))
+    finally:
+        rt.close()
+        thread.join(5)
+        for _, ifs in started:
+            ifs.stop()
+    assert started and started[0][0] == 1
+    titles = [m["title"] for m in hook.received]
+    assert titles == ["ml-connector: system trouble for 2 cycles in a row",
+                      "ml-connector: recovered"]
+    assert "could not be reached" in hook.received[0]["message"]
+    assert len(cycles) >= 4
