@@ -466,7 +466,10 @@ def audit_register(ctx: click.Context, fmt: str, since: str, until: str,
     try:
         if fmt == "csv":
             handle.write(register.csv_header())
-        for row in register.iter_register(rt.ledger, since, until):
+        from zoneinfo import ZoneInfo
+
+        tz = ZoneInfo(getattr(rt.settings.connector, "timezone", "UTC"))
+        for row in register.iter_register(rt.ledger, since, until, tz):
             handle.write(write(row))
             count += 1
     finally:

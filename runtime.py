@@ -192,7 +192,7 @@ class Runtime:
 
         from adapters.schedule import Schedule
 
-        schedule = Schedule(self.settings.connector.schedule)
+        schedule = Schedule(self.settings.connector.schedule, self.settings.connector.timezone)
         pipeline = self.pipeline()
         notices = self.notifications()
         stop = asyncio.Event()

@@ -283,11 +283,11 @@ def _check_values(settings: Settings) -> None:
     from adapters.ifs.endpoints import default_map
     from adapters.schedule import Schedule
 
+    _check_time_settings(settings)
     try:
-        Schedule(settings.connector.schedule)
+        Schedule(settings.connector.schedule, settings.connector.timezone)
     except ValueError as exc:
         raise ValueError(f"`connector.schedule`: {exc}") from None
-    _check_time_settings(settings)
     ledger = settings.connector.ledger
     if not ledger.startswith(LEDGER_SCHEMES):
         shown = re.sub(r"(//[^:/@]*):[^@/]*@", r"\1@", ledger)     # never show a password
@@ -345,7 +345,7 @@ def _check_ranges(settings: Settings) -> None:
 
 
 def _looks_like_cron(value: str) -> bool:
-    return len(value.split()) == 5
+    return len(value.split()) == 5 or value.strip().startswith("@")
 
 
 def _explain(exc: msgspec.ValidationError) -> str:

@@ -9,6 +9,7 @@ the ledger (a million rows stream through in bounded memory)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -93,9 +94,10 @@ ROW_SOURCES: dict[str, Callable[[Ledger, dict[str, Any]], dict[str, Any]]] = {
 }
 
 
-def iter_register(ledger: Ledger, since: str = "", until: str = "",
+def iter_register(ledger: Ledger, since: str = "", until: str = "", tz: tzinfo | None = None,
                   page_size: int = 2000) -> Iterator[dict[str, Any]]:
-    """Register rows whose event was recorded in [since, until) (normalised ISO strings)."""
+    """Register rows whose event was recorded in [since, until) (normalised ISO strings),
+    times shown in `tz` (connector.timezone) with their offset."""
     start = 1
     while True:
         page = ledger.notification_rows(start, page_size)
@@ -109,8 +111,10 @@ def iter_register(ledger: Ledger, since: str = "", until: str = "",
             recorded_at = data.get("timestamp", "")
             if (since and recorded_at < since) or (until and recorded_at >= until):
                 continue
+            shown = (datetime.fromisoformat(recorded_at).astimezone(tz).isoformat()
+                     if tz is not None and recorded_at else recorded_at)
             yield build(ledger, {"position": position, "stream_id": stream_id,
-                                 "version": version, "recorded_at": recorded_at, "data": data})
+                                 "version": version, "recorded_at": shown, "data": data})
         start = page[-1][0] + 1
 
 

@@ -52,6 +52,13 @@ def test_register_window_and_file_output(close_world, tmp_path):
     assert len(list(csv.DictReader(out.open()))) == 4
     later = close_world.cli("audit", "register", "--since", "2999-01-01")
     assert later.exit_code == 0 and later.output.count("\n") == 1     # the header only
+    # posting times shown in connector.timezone, with the offset
+    config = close_world.config.read_text().replace('company = "10"',
+                                                    'company = "10"\ntimezone = "Asia/Kolkata"', 1)
+    close_world.config.write_text(config)
+    local = close_world.cli("audit", "register", "--format", "jsonl")
+    assert all(json.loads(line)["posted_at"].endswith("+05:30")
+               for line in local.output.splitlines())
     bad = close_world.cli("audit", "register", "--since", "last tuesday")
     assert bad.exit_code == 2 and "--since/--until" in bad.output
 
