@@ -378,7 +378,11 @@ class Runtime:
     def notify_after_cycle(self, notices: Any, report: Any, error: str = "") -> list:
         from projections.digest import invoice_details
 
+        from projections.notices import read_pending
+
         self.projector.catch_up()
+        with self.projector.store.transaction() as cur:
+            notices.restore_pending(read_pending(cur))
 
         def lookup(ref: str) -> tuple[str, str]:
             with self.projector.store.transaction() as cur:

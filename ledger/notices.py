@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from eventsourcing.domain import Aggregate
 
 from ledger import __version__
+from ledger.app import ConcurrentChange
 
 NOTICE_NAMESPACE = uuid.UUID("5d0c3f7e-9a21-5b64-8c1e-7f2a4b6d8e90")
 
@@ -46,11 +47,17 @@ class Notice(Aggregate):
         destinations: list[str]
         attempt: int
 
+        def apply(self, aggregate: Notice) -> None:
+            aggregate.attempts = self.attempt
+
     class SendFailed(Event):
         TOPIC = "ml_connector.notice.SendFailed"
         failed: list[dict[str, str]]        # {destination, error}
         sent: list[str]
         attempt: int
+
+        def apply(self, aggregate: Notice) -> None:
+            aggregate.attempts = self.attempt
 
     def __init__(self, kind: str, key: str, subject: str, body: str,
                  connector_version: str) -> None:
@@ -135,6 +142,14 @@ class Notifications:
                  clock: Callable[[], datetime]) -> None:
         self.ledger, self.sender, self.policy, self.clock = ledger, sender, policy, clock
         self.watch = Watch(last_success=clock())
+
+    def restore_pending(self, pending: list[tuple[str, list[str]]]) -> None:
+        """Failed sends left on record by an earlier process, to be retried next cycle."""
+        held = {notice.id for notice, _ in self.watch.pending}
+        for notice_ref, destinations in pending:
+            notice = self.ledger.repository.get(uuid.UUID(notice_ref))
+            if notice.id not in held:
+                self.watch.pending.append((notice, destinations))
 
     # ------------------------------------------------------------------ triggers
 
@@ -238,7 +253,10 @@ class Notifications:
         else:
             notice.trigger_event(Notice.Sent, destinations=sent, attempt=notice.attempts,
                                  connector_version=__version__)
-        self.ledger.record(notice)
+        try:
+            self.ledger.record(notice)
+        except ConcurrentChange:          # another process retried this notice meanwhile
+            self.watch.pending = [(n, d) for n, d in self.watch.pending if n is not notice]
         return results
 
     def _retry_pending(self) -> list[Notice]:

@@ -213,3 +213,20 @@ def test_the_daemon_tells_of_trouble_then_recovery(close_world, receivers):
                       "ml-connector: recovered"]
     assert "could not be reached" in hook.received[0]["message"]
     assert len(cycles) >= 4
+
+
+def test_a_failed_send_is_retried_by_the_next_process_too(close_world, receivers):
+    """`sync` run from cron: the process that failed to send is gone; the next one sends."""
+    smtp, hook = receivers
+    _configure(close_world, smtp, hook)
+    close_world.ifs.seed({"accounts": [{"Company": "10", "Account": "6540",
+                                        "ValidUntil": "2000-01-02"}]})
+    hook.status = 500
+    assert len(close_world.sync().failed) == 2
+    assert hook.received == [] and len(smtp.messages) == 1
+    hook.status = 200
+    close_world.sync()                               # a new Runtime, as a new process
+    assert [m["title"] for m in hook.received] == ["ml-connector: 2 new invoice exceptions"]
+    assert len(smtp.messages) == 1
+    close_world.sync()
+    assert len(hook.received) == 1                   # sent once, then no longer pending
