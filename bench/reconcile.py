@@ -98,8 +98,9 @@ def fill(emulator: Any, invoices: list[dict], vouchers: list[dict]) -> None:
 
 
 def main() -> None:
-    opts = args(__doc__.split("\n")[0])
-    count = 2_000 if opts.quick else 100_000
+    opts = args(__doc__.split("\n")[0], lambda p: p.add_argument(
+        "--invoices", type=int, default=0, help="how many (default 100,000; --quick 2,000)"))
+    count = opts.invoices or (2_000 if opts.quick else 100_000)
     folder = scratch(opts.work, "reconcile")
     ifs = start_in_thread()
     try:
@@ -120,6 +121,7 @@ def main() -> None:
         started = time.perf_counter()
         report, _ = rt.reconcile(period, "json")
         seconds = time.perf_counter() - started
+        served = sum(r.get("seconds", 0) for r in ifs.requests() if "seconds" in r)
         rt.close()
     finally:
         ifs.stop()

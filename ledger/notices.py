@@ -148,7 +148,7 @@ class Notifications:
         held = {notice.id for notice, _ in self.watch.pending}
         for notice_ref, destinations in pending:
             notice = self.ledger.repository.get(uuid.UUID(notice_ref))
-            if notice.id not in held:
+            if notice.id not in held and notice.kind != "test":
                 self.watch.pending.append((notice, destinations))
 
     # ------------------------------------------------------------------ triggers
@@ -249,7 +249,8 @@ class Notifications:
         if failed:
             notice.trigger_event(Notice.SendFailed, failed=failed, sent=sent,
                                  attempt=notice.attempts, connector_version=__version__)
-            self.watch.pending.append((notice, [f["destination"] for f in failed]))
+            if notice.kind != "test":     # `notify test` reports its result; no retry
+                self.watch.pending.append((notice, [f["destination"] for f in failed]))
         else:
             notice.trigger_event(Notice.Sent, destinations=sent, attempt=notice.attempts,
                                  connector_version=__version__)

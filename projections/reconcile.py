@@ -112,15 +112,19 @@ def period_invoices(ledger: Ledger, store: ViewStore, period: Period,
     return content
 
 
-def _amount(value: Any, currency: str) -> Decimal | None:
+def _amount(value: Any) -> Decimal | None:
     try:
-        amount = Decimal(str(value))
+        return Decimal(str(value))
     except (InvalidOperation, ValueError):
         return None
+
+
+def _shown(amount: Decimal, currency: str) -> str:
+    """An amount written to the currency's minor unit (as it is when it does not fit)."""
     try:
-        return quantize(amount, currency)
+        return str(quantize(amount, currency))
     except (MoneyError, InvalidOperation):
-        return amount
+        return str(amount)
 
 
 def _differences(inv: dict[str, Any], doc: dict[str, Any]) -> list[dict[str, str]]:
@@ -135,10 +139,12 @@ def _differences(inv: dict[str, Any], doc: dict[str, Any]) -> list[dict[str, str
            if value and str(doc.get(name, "")) != str(value)]
     for name, key in (("NetCurrAmount", "net"), ("VatCurrAmount", "tax"),
                       ("GrossCurrAmount", "total")):
-        ours, theirs = _amount(inv.get(key), currency), _amount(doc.get(name), currency)
-        if ours is not None and ours != theirs:
-            out.append({"field": name, "ledger": str(ours), "ifs": str(doc.get(name, "")),
-                        "difference": str(theirs - ours) if theirs is not None else ""})
+        ours, theirs = _amount(inv.get(key)), _amount(doc.get(name))
+        if ours is not None and ours != theirs:        # numerically: 1350.0 == 1350.00
+            out.append({"field": name, "ledger": _shown(ours, currency),
+                        "ifs": str(doc.get(name, "")),
+                        "difference": _shown(theirs - ours, currency)
+                        if theirs is not None else ""})
     if doc.get("Objstate") not in (None, "", "Posted"):
         out.append({"field": "Objstate", "ledger": "Posted", "ifs": str(doc["Objstate"])})
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 import io
-from dataclasses import asdict
+from dataclasses import fields
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -24,7 +24,15 @@ def build(meta: dict[str, Any], counts: dict[str, int], totals: list[dict[str, A
     ordered = sorted(items, key=lambda i: (CATEGORIES.index(i.category), i.company,
                                            i.vendor_id, i.invoice_number))
     return {**meta, "ok": not any(counts[c] for c in DISCREPANCIES), "counts": counts,
-            "totals": totals, "items": [asdict(i) for i in ordered]}
+            "totals": totals, "items": [_as_dict(i) for i in ordered]}
+
+
+_ITEM_FIELDS = tuple(f.name for f in fields(Item))
+
+
+def _as_dict(item: Item) -> dict[str, Any]:
+    # dataclasses.asdict deep-copies every value: a third of the run on 100,000 invoices
+    return {name: getattr(item, name) for name in _ITEM_FIELDS}
 
 
 def _differences_text(item: dict[str, Any]) -> str:

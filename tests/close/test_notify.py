@@ -66,6 +66,9 @@ def test_a_failing_destination_is_reported_and_exit_1(close_world, receivers):
     failed = [e for e in _notice_events(close_world) if e["type"] == "SendFailed"]
     assert failed[0]["data"]["failed"][0]["destination"] == "#2 json"
     assert failed[0]["data"]["sent"] == ["#1 mailto"]
+    hook.status = 200
+    close_world.sync()                                # a test message is not retried
+    assert hook.received == []
 
 
 def test_no_destinations_is_a_configuration_error(close_world):
