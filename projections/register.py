@@ -8,6 +8,7 @@ Posted event is met: memory holds one page of the log and one stream, whatever t
 the ledger (a million rows stream through in bounded memory)."""
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from datetime import datetime, tzinfo
 from decimal import Decimal
@@ -27,6 +28,7 @@ COLUMNS = ("kind", "company", "vendor_id", "vendor_name", "ifs_supplier", "invoi
            "voucher_no", "posted_at", "found_existing", "source_file", "source_sha256",
            "line_count", "operator", "reason", "ledger_id", "connector_version")
 AMOUNTS = ("net", "tax", "total")
+_INVOICE_TOPICS = "ml_connector.invoice."
 
 StreamEvents = list[tuple[str, dict[str, Any]]]     # (event type, data), oldest first
 
@@ -39,8 +41,8 @@ def stream_events(ledger: Ledger, stream_id: str, upto: int | None = None) -> St
     return out
 
 
-def _identity_and_content(events: StreamEvents) -> tuple[dict, dict, dict, str]:
-    """(Discovered data, the latest content event's data, its invoice, the supplier id)."""
+def _identity_and_content(events: StreamEvents) -> tuple[dict, dict, str]:
+    """(Discovered data, the latest content event's data, the supplier id)."""
     discovered: dict[str, Any] = {}
     content: dict[str, Any] = {}
     supplier = ""
@@ -51,11 +53,42 @@ def _identity_and_content(events: StreamEvents) -> tuple[dict, dict, dict, str]:
             content = data
         elif kind == "VendorResolved":
             supplier = data.get("supplier_id", "")
-    return discovered, content, content.get("invoice") or {}, supplier
+    return discovered, content, supplier
+
+
+class RecentStreams:
+    """What the register needs of the invoices whose events were read last, so a Posted
+    event whose invoice was discovered and parsed shortly before (the usual case: one sync)
+    costs no query. Holds at most `size` invoices (bounded memory), oldest dropped first."""
+
+    WANTED = {"Discovered", "Parsed", "Amended", "VendorResolved"}
+
+    def __init__(self, size: int = 20_000) -> None:
+        self.size = size
+        self._known: OrderedDict[str, StreamEvents] = OrderedDict()
+
+    def add(self, stream_id: str, kind: str, data: dict[str, Any]) -> None:
+        events = self._known.pop(stream_id, None)
+        if events is None:
+            if kind != "Discovered":
+                return                  # its start was dropped: read the stream when needed
+            events = []
+        if kind in ("Parsed", "Amended"):   # keep only the latest content, compactly
+            data = {"invoice": data.get("invoice") or {}, "file_name": data.get("file_name"),
+                    "file_sha256": data.get("file_sha256")}
+            events = [e for e in events if e[0] not in ("Parsed", "Amended")]
+        events.append((kind, data))
+        self._known[stream_id] = events
+        if len(self._known) > self.size:
+            self._known.popitem(last=False)
+
+    def get(self, stream_id: str) -> StreamEvents | None:
+        return self._known.get(stream_id)
 
 
 def _base_row(stream_id: str, events: StreamEvents) -> dict[str, Any]:
-    discovered, content, invoice, supplier = _identity_and_content(events)
+    discovered, content, supplier = _identity_and_content(events)
+    invoice = content.get("invoice") or {}
     row = dict.fromkeys(COLUMNS, "")
     row.update(
         ledger_id=stream_id, company=discovered.get("company", invoice.get("company", "")),
@@ -75,8 +108,8 @@ def _base_row(stream_id: str, events: StreamEvents) -> dict[str, Any]:
 
 def posted_row(ledger: Ledger, event: dict[str, Any]) -> dict[str, Any]:
     data = event["data"]
-    row = _base_row(event["stream_id"], stream_events(ledger, event["stream_id"],
-                                                      event["version"]))
+    events = event.get("recent") or stream_events(ledger, event["stream_id"], event["version"])
+    row = _base_row(event["stream_id"], events)
     voucher = data.get("voucher") or {}
     row.update(kind="posted", ifs_invoice_id=str(data.get("ifs_invoice_id", "")),
                voucher_year=str(voucher.get("AccountingYear", "")),
@@ -95,15 +128,20 @@ ROW_SOURCES: dict[str, Callable[[Ledger, dict[str, Any]], dict[str, Any]]] = {
 
 
 def iter_register(ledger: Ledger, since: str = "", until: str = "", tz: tzinfo | None = None,
-                  page_size: int = 2000) -> Iterator[dict[str, Any]]:
+                  page_size: int = 2000, recent: int = 20_000) -> Iterator[dict[str, Any]]:
     """Register rows whose event was recorded in [since, until) (normalised ISO strings),
     times shown in `tz` (connector.timezone) with their offset."""
     start = 1
+    known = RecentStreams(recent)
     while True:
         page = ledger.notification_rows(start, page_size)
         if not page:
             return
         for position, stream_id, version, topic, state in page:
+            kind = event_type(topic)
+            if kind in RecentStreams.WANTED and topic.startswith(_INVOICE_TOPICS):
+                known.add(stream_id, kind, upcast(topic, decode_state(state)))
+                continue
             build = ROW_SOURCES.get(topic)
             if build is None:
                 continue
@@ -114,7 +152,8 @@ def iter_register(ledger: Ledger, since: str = "", until: str = "", tz: tzinfo |
             shown = (datetime.fromisoformat(recorded_at).astimezone(tz).isoformat()
                      if tz is not None and recorded_at else recorded_at)
             yield build(ledger, {"position": position, "stream_id": stream_id,
-                                 "version": version, "recorded_at": shown, "data": data})
+                                 "version": version, "recorded_at": shown, "data": data,
+                                 "recent": known.get(stream_id)})
         start = page[-1][0] + 1
 
 

@@ -84,3 +84,22 @@ def test_every_formula_start_is_neutralised_and_numbers_are_not():
         cell = next(csv.reader(io.StringIO(csv_line([f"{start}1+1", -5]), newline="")))
         assert cell == [f"'{start}1+1", "-5"]
     assert safe_cell("Acme") == "Acme" and safe_cell(None) == ""
+
+
+def test_rows_from_recent_events_equal_rows_read_from_each_stream(close_world):
+    """The register keeps the last invoices' events to spare a query per row; with that
+    memory at zero every row is read from its stream: the same rows either way."""
+    from adapters.settings import ledger_url, load_settings
+    from ledger.app import Ledger
+    from projections.register import iter_register
+
+    _make_vendor_hostile(close_world)
+    close_world.sync()
+    ledger = Ledger(ledger_url(load_settings(close_world.config)))
+    try:
+        remembered = list(iter_register(ledger))
+        looked_up = list(iter_register(ledger, recent=0))
+        one_page = list(iter_register(ledger, page_size=3, recent=1))
+    finally:
+        ledger.close()
+    assert len(remembered) == 4 and remembered == looked_up == one_page
