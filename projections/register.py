@@ -74,7 +74,10 @@ class RecentStreams:
                 return                  # its start was dropped: read the stream when needed
             events = []
         if kind in ("Parsed", "Amended"):   # keep only the latest content, compactly
-            data = {"invoice": data.get("invoice") or {}, "file_name": data.get("file_name"),
+            invoice = data.get("invoice") or {}
+            header = {k: v for k, v in invoice.items() if k != "lines"}
+            header["line_count"] = len(invoice.get("lines") or ())
+            data = {"invoice": header, "file_name": data.get("file_name"),
                     "file_sha256": data.get("file_sha256")}
             events = [e for e in events if e[0] not in ("Parsed", "Amended")]
         events.append((kind, data))
@@ -102,7 +105,7 @@ def _base_row(stream_id: str, events: StreamEvents) -> dict[str, Any]:
         net=invoice.get("net") or "", tax=invoice.get("tax") or "",
         total=invoice.get("total") or "",
         source_file=content.get("file_name", ""), source_sha256=content.get("file_sha256", ""),
-        line_count=len(invoice.get("lines") or ()))
+        line_count=invoice.get("line_count", len(invoice.get("lines") or ())))
     return row
 
 
