@@ -12,7 +12,7 @@ from datetime import date, datetime, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import ledger.invoice  # noqa: F401  (registers the explicit topics)
+from ledger import invoice as _topics  # noqa: F401  (registers the explicit topics)
 from ledger.app import Ledger
 from ledger.codec import decode_state, upcast
 from ledger.model import normalize_invoice_number

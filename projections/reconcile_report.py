@@ -140,6 +140,6 @@ def _html(report: dict[str, Any]) -> str:
                     "state", "ifs_invoice_id", "voucher", "reason"))
                 + f"<td>{e(_differences_text(item))}</td></tr>")
         out.append("</table>")
-    out.append(f"<p>Ledger ids (IFS ExternalRef) of every invoice are in the JSON and CSV forms"
-               f" of this report.</p></body></html>\n")
+    out.append("<p>Ledger ids (IFS ExternalRef) of every invoice are in the JSON and CSV forms"
+               " of this report.</p></body></html>\n")
     return "".join(out)

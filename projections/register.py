@@ -17,7 +17,7 @@ from uuid import UUID
 
 import orjson
 
-import ledger.invoice  # noqa: F401  (registers the explicit topics)
+from ledger import invoice as _topics  # noqa: F401  (registers the explicit topics)
 from ledger.app import Ledger
 from ledger.codec import decode_state, event_type, upcast
 from projections.csvsafe import csv_line
