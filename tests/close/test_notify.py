@@ -233,3 +233,34 @@ def test_a_failed_send_is_retried_by_the_next_process_too(close_world, receivers
     assert len(smtp.messages) == 1
     close_world.sync()
     assert len(hook.received) == 1                   # sent once, then no longer pending
+
+
+def test_the_digest_is_due_at_its_local_time_in_connector_timezone(tmp_path):
+    """digest_at 07:30 in Europe/Berlin is 06:30 UTC in winter and 05:30 UTC in summer."""
+    from datetime import time as clock_time
+    from zoneinfo import ZoneInfo
+
+    from adapters.notify import AppriseSender
+    from ledger.app import Ledger
+    from ledger.notices import Notifications, Policy
+
+    ledger = Ledger(f"sqlite:///{tmp_path}/ledger.db")
+    now = [datetime(2026, 1, 15, 6, 29, tzinfo=timezone.utc)]
+    try:
+        with JsonReceiver() as hook:
+            notices = Notifications(ledger, AppriseSender([hook.url()]), Policy(
+                digest_at=clock_time(7, 30), tz=ZoneInfo("Europe/Berlin"), stalled=False),
+                lambda: now[0])
+            assert notices.digest_key() is None                         # 07:29 in Berlin
+            assert notices.next_check() == datetime(2026, 1, 15, 6, 30, tzinfo=timezone.utc)
+            now[0] = datetime(2026, 1, 15, 6, 31, tzinfo=timezone.utc)
+            assert notices.digest_key() == "digest:2026-01-15"
+            notices.send_digest("digest:2026-01-15", "digest", "body")
+            assert notices.digest_key() is None and len(hook.received) == 1   # once a day
+            now[0] = datetime(2026, 7, 15, 5, 29, tzinfo=timezone.utc)          # summer time
+            assert notices.digest_key() is None
+            assert notices.next_check() == datetime(2026, 7, 15, 5, 30, tzinfo=timezone.utc)
+            now[0] = datetime(2026, 7, 15, 5, 30, tzinfo=timezone.utc)
+            assert notices.digest_key() == "digest:2026-07-15"
+    finally:
+        ledger.close()
