@@ -488,7 +488,7 @@ def audit_register(ctx: click.Context, fmt: str, since: str, until: str,
 @click.option("--from", "first", metavar="DATE", help="First day (default: first day of last"
               " month, in connector.timezone).")
 @click.option("--to", "last", metavar="DATE", help="Last day, inclusive (default: last day"
-              " of last month).")
+              " of last month; today when --from is given).")
 @click.option("--by", type=click.Choice(["approved", "invoice"]), default="approved",
               help="Select invoices by approval date (default) or invoice date.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]),
