@@ -512,3 +512,116 @@ def audit_export(ctx: click.Context, fmt: str, since: str, until: str, output: s
             handle.close()
     if output:
         click.echo(f"wrote {count} events to {output}", err=True)
+
+
+@audit.command("register", help="The posting register: one flat row per document IFS"
+               " received (company, vendor, supplier, invoice, amounts, IFS InvoiceId, voucher,"
+               " posted at, source file and sha256), by posting time. Streams; CSV cells are"
+               " safe to open in a spreadsheet." + EXAMPLE
+               + "ml-connector audit register --since 2026-11-01 --until 2026-12-01"
+               " --format csv -o register-2026-11.csv")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv")
+@click.option("--since", default="", metavar="TIME", help="ISO date or time (inclusive).")
+@click.option("--until", default="", metavar="TIME", help="ISO date or time (exclusive).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="File (default stdout).")
+@click.pass_context
+def audit_register(ctx: click.Context, fmt: str, since: str, until: str,
+                   output: str | None) -> None:
+    from projections import register
+
+    rt = runtime(ctx)
+    try:
+        since, until = normalize_time(since), normalize_time(until)
+    except ValueError as exc:
+        raise click.UsageError(f"--since/--until: {exc}") from None
+    write = register.to_csv if fmt == "csv" else register.to_jsonl
+    try:
+        handle = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc.strerror}; give a file in a"
+                                   " folder that exists and that you can write to") from None
+    count = 0
+    try:
+        if fmt == "csv":
+            handle.write(register.csv_header())
+        from zoneinfo import ZoneInfo
+
+        tz = ZoneInfo(getattr(rt.settings.connector, "timezone", "UTC"))
+        for row in register.iter_register(rt.ledger, since, until, tz):
+            handle.write(write(row))
+            count += 1
+    finally:
+        if output:
+            handle.close()
+    if output:
+        click.echo(f"wrote {count} register rows to {output}", err=True)
+
+
+@main.command(help="Reconcile a period: what Stampli approved, what the ledger did with it,"
+              " and what IFS holds now (read-only), invoice by invoice. Exit 0 when everything"
+              " matches, 1 on any discrepancy. Each run is recorded in the ledger."
+              + EXAMPLE + "ml-connector reconcile --from 2026-11-01 --to 2026-11-30"
+              " --format html -o close-2026-11.html")
+@click.option("--company", help="IFS company (default: connector.company).")
+@click.option("--from", "first", metavar="DATE", help="First day (default: first day of last"
+              " month, in connector.timezone).")
+@click.option("--to", "last", metavar="DATE", help="Last day, inclusive (default: last day"
+              " of last month; today when --from is given).")
+@click.option("--by", type=click.Choice(["approved", "invoice"]), default="approved",
+              help="Select invoices by approval date (default) or invoice date.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]),
+              default="table")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="File (default stdout).")
+@click.pass_context
+def reconcile(ctx: click.Context, company: str | None, first: str | None, last: str | None,
+              by: str, fmt: str, output: str | None) -> None:
+    from projections.reconcile import DISCREPANCIES, TITLES, period_from_options
+
+    rt = runtime(ctx)
+    try:
+        period = period_from_options(company or rt.settings.connector.company, first, last, by,
+                                     getattr(rt.settings.connector, "timezone", "UTC"))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    report, text = rt.reconcile(period, fmt)
+    if output:
+        try:
+            with open(output, "w", encoding="utf-8", newline="") as handle:
+                handle.write(text)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {output}: {exc.strerror}; give a file"
+                                       " in a folder that exists and that you can write to"
+                                       " (the run is recorded in the ledger)") from None
+        found = [f"{report['counts'][c]} {TITLES[c].lower()}" for c in DISCREPANCIES
+                 if report["counts"][c]]
+        click.echo(f"wrote {output}: {report['counts']['matched']} matched"
+                   + (f"; {'; '.join(found)}" if found else ""), err=True)
+    else:
+        click.echo(text, nl=False)
+    if not report["ok"]:
+        ctx.exit(1)
+
+
+@main.group(help="Notifications to people ([notify] in the config; destinations as apprise"
+            " URLs in the secret notify.urls, one per line)." + EXAMPLE
+            + "ml-connector notify test")
+def notify() -> None:
+    pass
+
+
+@notify.command("test", help="Send a test message to every destination and report each"
+                " result (recorded in the ledger). Exit 1 if any destination failed." + EXAMPLE
+                + "ml-connector notify test")
+@click.pass_context
+def notify_test(ctx: click.Context) -> None:
+    rt = runtime(ctx)
+    notices = rt.notifications()
+    if notices is None:
+        raise ConfigFailure("no notification destinations: add a [notify] section to the config"
+                            " and store the destinations with `ml-connector secrets set"
+                            " notify.urls` (one apprise URL per line)")
+    results = notices.test()
+    for destination, error in results.items():
+        click.echo(f"{'ok  ' if not error else 'FAIL'}  {destination}  {error or 'delivered'}")
+    if any(results.values()):
+        ctx.exit(1)

@@ -30,6 +30,7 @@ FIGURES: dict[str, list[str]] = {
     "pg_ingest": ["bench.ingest", "--backend", "postgres"],
     "rebuild": ["bench.rebuild"],
     "workspace": ["bench.workspace"],
+    "reconcile": ["bench.reconcile"],
     "memory": ["bench.memory"],
 }
 RESERVE = 15.0                         # seconds for starting the last process, the table

@@ -255,6 +255,9 @@ def test_cli_dismiss_reopen_history_status_and_audit(project):
                     ("ReopenedAfterDismissal", "bob", "no, it is real")]
     verified = cli("audit", "verify")
     assert verified.exit_code == 0 and "ledger holds" in verified.output
+    before = cli("status", "--json").output
+    assert cli("projections", "rebuild").exit_code == 0
+    assert cli("status", "--json").output == before       # the same fold, live or rebuilt
 
 
 def test_cli_refuses_a_state_that_does_not_allow_the_action(project):

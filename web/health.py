@@ -26,7 +26,8 @@ def health(rt: Any, now: datetime | None = None) -> tuple[bool, str]:
     """(healthy, what is wrong or what is right) from the last cycle on record."""
     now = now or datetime.now(timezone.utc)
     cycle = read_cycle(rt.settings.data_dir)
-    interval = schedule_interval(Schedule(rt.settings.connector.schedule), now)
+    connector = rt.settings.connector
+    interval = schedule_interval(Schedule(connector.schedule, connector.timezone), now)
     if cycle is None:
         return False, "no cycle has run yet (start `ml-connector run`, or run `sync`)"
     last_ok = cycle.get("last_success_at")

@@ -68,7 +68,7 @@ async def overview(request: web.Request) -> web.Response:
         data = views.overview(cur, today.isoformat(), week.isoformat(), _approval_before(rt))
         runs = views.poll_runs(cur, 1)
     cycle = read_cycle(rt.settings.data_dir)
-    schedule = Schedule(rt.settings.connector.schedule)
+    schedule = Schedule(rt.settings.connector.schedule, rt.settings.connector.timezone)
     after = datetime.fromisoformat(cycle["finished_at"]) if cycle else now
     next_run = max(schedule.next_after(after), now) if cycle else None
     oldest = data["oldest"]
