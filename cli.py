@@ -11,7 +11,7 @@ import click
 from adapters import console
 from adapters.secrets import KNOWN_NAMES, SecretsError
 from adapters.settings import ConfigError, find_config, load_settings
-from ledger.app import LedgerError
+from ledger.errors import LedgerError
 from ledger.ports import SourceError
 from ledger.status import STATES
 from projections.export import csv_header, iter_events, normalize_time, to_csv, to_jsonl

@@ -17,7 +17,8 @@ from adapters.audit_keys import AuditKeyStore
 from adapters.secrets import SecretStore, create_master_key
 from adapters.settings import (InvoiceFileSettings, Settings, ledger_url, parse_duration,
                                resolve_path)
-from ledger.app import Ledger, LedgerError
+from ledger.app import Ledger
+from ledger.errors import LedgerError
 from ledger.pipeline import CycleReport, Pipeline, PipelineSettings
 from ledger.poller import Poller, PollSettings
 from evidence import Evidence

@@ -47,7 +47,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
-from ledger.app import LedgerError
+from ledger.errors import LedgerError
 from projections.base import LedgerEvent, Projection
 from projections.store import Cursor, ViewStore, open_view_store
 
