@@ -22,7 +22,7 @@ An auditor can recompute it with nothing but the database and these lines:
         head = pos.to_bytes(8, "big") + uuid.UUID(str(oid)).bytes + ver.to_bytes(8, "big")
         link = hashlib.sha256(link + head + len(t).to_bytes(4, "big") + t + state).digest()
 
-A digest (`current_digest`) is {"chain", "position", "hash", "events", "time"}: the link at
+A digest (`current_digest`, projections/digest.py) is {"chain", "position", "hash", "events", "time"}: the link at
 `position` in hex, and how many events the chain had covered. Kept outside the system, it
 proves later that nothing at or before `position` changed; appending events never breaks it.
 
@@ -48,8 +48,8 @@ from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from ledger.errors import LedgerError
-from projections.base import LedgerEvent, Projection
-from projections.store import Cursor, ViewStore, open_view_store
+from projections.base import POSITIONS, LedgerEvent, Projection
+from projections.store import Cursor, ViewStore
 
 CHAIN_ID = "mlc-audit-v1"
 CHECKPOINTS = "mlc_audit_checkpoint"
@@ -245,7 +245,6 @@ class AuditChainProjection(Projection):
     def _refuse_lost_head(self, cur: Cursor) -> None:
         """Without its head the chain would restart from link_0 part-way through the ledger
         and every digest would fail: if the projector has been here before, stop instead."""
-        from projections.runner import POSITIONS     # the runner imports the projections
         row = cur.execute(f"SELECT position FROM {POSITIONS} WHERE name = ?",
                           (self.name,)).fetchone()
         if row and int(row[0]) > 0:
@@ -272,28 +271,3 @@ def recompute(ledger: Any, upto: int | None = None,
             link = next_link(link, header(n.id, n.originator_id, n.originator_version,
                                           n.topic), n.state)
         position, count, start = page[-1].id, count + len(page), page[-1].id + 1
-
-
-def current_digest(ledger: Any, store: ViewStore | None = None, *,
-                   catch_up: bool = True) -> dict[str, Any]:
-    """The chain's head as a small document to keep outside the system. With catch_up the
-    audit projection is brought up to date first (created if need be); without it, or if it
-    cannot be read, the chain is recomputed from the events."""
-    own = store is None
-    store = store or open_view_store(ledger.url)
-    try:
-        head = None
-        if catch_up:
-            from projections.runner import Projector   # runner imports the projections
-            Projector(ledger, store, [AuditChainProjection()]).catch_up()
-        head = load_head(store)
-        if head is not None:
-            position, link_hex, count = head.position, head.link_hex, head.events
-        else:
-            position, link, count = recompute(ledger)
-            link_hex = link.hex()
-    finally:
-        if own:
-            store.close()
-    return {"chain": CHAIN_ID, "position": position, "hash": link_hex, "events": count,
-            "time": now_iso()}

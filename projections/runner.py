@@ -14,12 +14,11 @@ from ledger.codec import decode_state, event_type, upcast
 from ledger.gcpause import gc_paused
 from ledger.persistence import SCHEMA_LOCK_KEY
 from projections.audit import AuditChainProjection
-from projections.base import LedgerEvent, Projection
+from projections.base import POSITIONS, LedgerEvent, Projection
 from projections.files import FilesProjection, VendorsProjection
 from projections.status import StatusProjection
 from projections.store import Cursor, ViewStore, open_view_store
 
-POSITIONS = "mlc_projection_position"
 REBUILD_PAGE = 20_000    # fewer, larger transactions when replaying the whole log (10k: -8%)
 Progress = Callable[[int, int], None]
 
