@@ -47,6 +47,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
+from ledger.codec import topic_bytes
 from ledger.errors import LedgerError
 from projections.base import POSITIONS, LedgerEvent, Projection
 from projections.store import Cursor, ViewStore
@@ -68,20 +69,13 @@ class AuditChainError(LedgerError):
 
 # ---------------------------------------------------------------------- encoding
 
-_TOPICS: dict[str, bytes] = {}          # topic -> its length-prefixed bytes (a few dozen)
-
 
 def header(position: int, originator_id: uuid.UUID | str, version: int, topic: str) -> bytes:
     """The canonical bytes of (position, originator_id, originator_version, topic)."""
     oid = (originator_id if isinstance(originator_id, uuid.UUID)
            else uuid.UUID(originator_id)).bytes
-    t = _TOPICS.get(topic)
-    if t is None:
-        raw = topic.encode()
-        t = len(raw).to_bytes(4, "big") + raw
-        if len(_TOPICS) < 1000:                # a tampered table cannot grow it unbounded
-            _TOPICS[topic] = t
-    return b"".join((position.to_bytes(8, "big"), oid, version.to_bytes(8, "big"), t))
+    return b"".join((position.to_bytes(8, "big"), oid, version.to_bytes(8, "big"),
+                     topic_bytes(topic)))
 
 
 def next_link(link: bytes, head: bytes, state: bytes) -> bytes:
