@@ -118,7 +118,6 @@ def notification_rows(recorder: Any, start: int,
             for n in recorder.select_notifications(start, limit)]
 
 
-
 def _recorded(recorder: Any, ids: list[UUID]) -> set[UUID]:
     """The ids with any event, asked of the recorder's table in one query (SQLite and
     PostgreSQL); any other recorder is asked per id."""
