@@ -375,7 +375,7 @@ def audit() -> None:
                + "ml-connector audit digest > digest-2026-11-24.json")
 @click.pass_context
 def audit_digest(ctx: click.Context) -> None:
-    from projections.digest import current_digest
+    from projections.audit_digest import current_digest
 
     rt = runtime(ctx)
     store = rt.projector.store

@@ -22,7 +22,7 @@ An auditor can recompute it with nothing but the database and these lines:
         head = pos.to_bytes(8, "big") + uuid.UUID(str(oid)).bytes + ver.to_bytes(8, "big")
         link = hashlib.sha256(link + head + len(t).to_bytes(4, "big") + t + state).digest()
 
-A digest (`current_digest`, projections/digest.py) is {"chain", "position", "hash", "events", "time"}: the link at
+A digest (`current_digest`, projections/audit_digest.py) is {"chain", "position", "hash", "events", "time"}: the link at
 `position` in hex, and how many events the chain had covered. Kept outside the system, it
 proves later that nothing at or before `position` changed; appending events never breaks it.
 
