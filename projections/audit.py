@@ -22,9 +22,9 @@ An auditor can recompute it with nothing but the database and these lines:
         head = pos.to_bytes(8, "big") + uuid.UUID(str(oid)).bytes + ver.to_bytes(8, "big")
         link = hashlib.sha256(link + head + len(t).to_bytes(4, "big") + t + state).digest()
 
-A digest (`current_digest`, projections/audit_digest.py) is {"chain", "position", "hash", "events", "time"}: the link at
-`position` in hex, and how many events the chain had covered. Kept outside the system, it
-proves later that nothing at or before `position` changed; appending events never breaks it.
+A digest (`current_digest`, projections/audit_digest.py) is {"chain", "position", "hash",
+"events", "time"}: the link at `position` in hex, and how many events the chain had covered.
+Kept outside the system, it proves later that nothing at or before `position` changed; appending events never breaks it.
 
 The projection's tables only help to localise a break and to make a digest cheap; they are
 never trusted by `verify` (projections/audit_verify.py), which recomputes from the events:
