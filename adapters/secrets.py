@@ -17,7 +17,7 @@ log = logging.getLogger("ml_connector.secrets")
 
 MASTER_KEY_ENV = "ML_CONNECTOR_MASTER_KEY"
 KNOWN_NAMES = ("stampli.password", "stampli.private_key", "stampli.private_key_passphrase",
-               "ifs.client_secret")
+               "ifs.client_secret", "notify.urls")
 
 
 class SecretsError(Exception):

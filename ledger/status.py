@@ -9,7 +9,30 @@ from __future__ import annotations
 from typing import Any
 
 STATES = ("discovered", "parsed", "awaiting_approval", "validated", "vendor_resolved",
-          "posting", "posted", "retry_scheduled", "failed", "needs_attention")
+          "posting", "posted", "retry_scheduled", "failed", "needs_attention", "resolved",
+          "dismissed")
+
+# Operator actions (retry, resolve, dismiss, reopen) and the states that allow each. No stage
+# acts on `resolved` (a person entered it in IFS) or `dismissed` (it must never go to IFS).
+# `posting` is excluded from resolve and dismiss: an attempt may be writing to IFS right now.
+ACTION_STATES = {
+    "retry": ("parsed", "awaiting_approval", "validated", "vendor_resolved", "posting",
+              "posted", "retry_scheduled", "failed", "needs_attention"),
+    "resolve": ("parsed", "awaiting_approval", "validated", "vendor_resolved",
+                "retry_scheduled", "failed", "needs_attention"),
+    "dismiss": ("parsed", "awaiting_approval", "validated", "vendor_resolved",
+                "retry_scheduled", "failed"),
+    "reopen": ("dismissed",),
+}
+
+
+# What a reopen puts back: the columns a dismissal changed.
+RESTORED_ON_REOPEN = ("state", "stage", "failure_kind", "failure_message", "next_retry_at")
+
+
+def allowed_actions(state: str) -> list[str]:
+    """The operator actions an invoice in this state allows, in ACTION_STATES order."""
+    return [action for action, states in ACTION_STATES.items() if state in states]
 
 # Which stage acts on an invoice in each state (retry_scheduled/failed: the failed stage).
 STAGE_OF_STATE = {"parsed": "validate", "validated": "resolve_vendor",
@@ -37,8 +60,9 @@ def _content(row: dict[str, Any], data: dict[str, Any]) -> None:
                approval_status=invoice.get("approval_status", ""),
                content_hash=data["content_hash"], file_name=data.get("file_name", ""),
                invoice_number=invoice.get("invoice_number", row["invoice_number"]),
-               state="parsed", stage="", failure_kind="", failure_message="", attempts=0,
-               next_retry_at=None)
+               # content recorded while dismissed keeps it dismissed: only reopen moves it
+               state="dismissed" if row["state"] == "dismissed" else "parsed", stage="",
+               failure_kind="", failure_message="", attempts=0, next_retry_at=None)
 
 
 def _clear_failure(row: dict[str, Any]) -> None:
@@ -80,9 +104,18 @@ def transition(row: dict[str, Any], event: str, data: dict[str, Any], version: i
     elif event == "ChangedAfterPosting":
         row.update(state="needs_attention", failure_kind="conflict",
                    failure_message=data["message"])
-    elif event == "ReplayRequested":
+    elif event in ("ReplayRequested", "Retried"):
         row.update(state=data["restored_state"], stage="", attempts=0)
         _clear_failure(row)
+    elif event == "ResolvedManually":
+        row.update(state="resolved", stage="", ifs_invoice_id=str(data["ifs_invoice_id"]))
+        _clear_failure(row)
+    elif event == "Dismissed":
+        row.update(state="dismissed", stage="")
+        _clear_failure(row)
+    elif event == "ReopenedAfterDismissal":
+        # back to the row as it was before the dismissal (the event carries it)
+        row.update({k: data["restored"][k] for k in RESTORED_ON_REOPEN})
     row["version"] = version
     row["updated_at"] = recorded_at
     return row
