@@ -107,3 +107,24 @@ def test_password_hashes_are_shown_as_a_marker_by_export_register_and_history(bo
     # what is stored is unchanged: the chain and its MACs still verify
     verified = cli("audit", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_the_replay_hint_status_prints_works_when_pasted(box):  # noqa: F811
+    import re
+    import shlex
+
+    _, config, directory = box
+
+    def cli(*args: str):
+        return run_cli("--config", str(config), *args, cwd=directory)
+
+    rows = {r["invoice_number"]: r for r in json.loads(cli("status", "--json").stdout)}
+    message = rows["R-1"]["failure_message"]
+    hint = re.findall(r"`(ml-connector replay [^`]*)`", message)
+    assert len(hint) == 1, message
+    words = shlex.split(hint[0])
+    assert "--reason" in words, hint[0]
+    pasted = cli(*words[1:])                 # as typed, with this project's config
+    assert pasted.returncode == 0, pasted.stdout + pasted.stderr
+    last = json.loads(cli("history", "V00231/R-1", "--json").stdout)[-1]
+    assert last["type"] == "Retried" and last["data"]["reason"]
