@@ -336,7 +336,8 @@ def replay(ctx: click.Context, ref: str | None, from_version: int | None, failed
     if result["left"].get("data"):
         say(f"left {result['left']['data']} invoice(s) failed on `data`: they fail again at"
             " once unless Stampli sends new content (which moves them on by itself); correct"
-            " them in Stampli, or `replay --failed --kind data` once the cause is fixed")
+            " them in Stampli, or `ml-connector replay --failed --kind data --reason \"...\"`"
+            " once the cause is fixed")
 
 
 @main.group(help="Rebuild the read models from the ledger." + EXAMPLE
