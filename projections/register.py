@@ -3,9 +3,10 @@
 Rows come from the ledger's notification log in recorded order. Each kind of row is one small
 function keyed by the event topic that makes it (`ROW_SOURCES`): a Posted event gives a
 "posted" row, a ResolvedManually a "resolved_by_hand" row and a Dismissed a "dismissed" row
-(operator, reason, when). A row needs the invoice's content as it was posted, so its stream is read when its
-Posted event is met: memory holds one page of the log and one stream, whatever the size of
-the ledger (a million rows stream through in bounded memory)."""
+(operator, reason, when). A row needs the invoice's content as it was posted (or handled),
+so its stream is read when that event is met: memory holds one page of the log and one
+stream, whatever the size of the ledger (a million rows stream through in bounded
+memory)."""
 from __future__ import annotations
 
 from collections import OrderedDict
