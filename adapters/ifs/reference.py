@@ -7,7 +7,6 @@ refresh, and a parked "reference" failure clears as soon as the data exists.
 """
 from __future__ import annotations
 
-import shlex
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -17,6 +16,7 @@ from adapters.ifs.endpoints import Endpoint, key_predicate, literal
 from adapters.ifs.odata import ODataClient
 from adapters.settings import PostingSettings
 from ledger.model import CanonicalInvoice
+from ledger.replay import replay_command
 from ledger.ports import ErpFailure
 
 # Only what validation needs: smaller pages, faster loads.
@@ -31,7 +31,7 @@ def replay_hint(invoice: CanonicalInvoice, default_company: str | None) -> str:
     else:
         ref = f"{invoice.company}/{invoice.vendor_id}/{invoice.document_type}/" \
               f"{invoice.invoice_number}"
-    return f"`ml-connector replay {shlex.quote(ref)}`"
+    return replay_command(ref)
 
 
 def _now_iso() -> str:
