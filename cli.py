@@ -11,7 +11,7 @@ import click
 from adapters import actions_cli, console, users_cli
 from adapters.secrets import KNOWN_NAMES, SecretsError
 from adapters.settings import ConfigError, find_config, load_settings
-from ledger.app import LedgerError
+from ledger.errors import LedgerError
 from ledger.ports import SourceError
 from ledger.status import STATES
 from projections.export import csv_header, iter_events, normalize_time, to_csv, to_jsonl
@@ -396,7 +396,7 @@ def audit() -> None:
                + "ml-connector audit digest > digest-2026-11-24.json")
 @click.pass_context
 def audit_digest(ctx: click.Context) -> None:
-    from projections.audit import current_digest
+    from projections.audit_digest import current_digest
 
     rt = runtime(ctx)
     store = rt.projector.store

@@ -24,7 +24,8 @@ from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
 
-from ledger.app import ConcurrentChange, Ledger
+from ledger.app import Ledger
+from ledger.errors import ConcurrentChange
 from ledger.invoice import Invoice, InvoiceRuleError
 from ledger.model import VendorRecord, invoice_from_data
 from ledger.poller import Poller

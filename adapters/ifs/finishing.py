@@ -17,7 +17,8 @@ from adapters.ifs import mapping
 from adapters.ifs.endpoints import ACTIONS, Endpoint, key_predicate, literal
 from adapters.ifs.errors import (REREAD, RETRY, UNKNOWN, OutcomeUnknown, PreconditionFailed,
                                  classify, failure)
-from adapters.ifs.odata import ODataClient, encode_path
+from adapters.ifs.exchange import encode_path
+from adapters.ifs.odata import ODataClient
 from adapters.settings import PostingSettings
 from ledger.ports import ErpFailure, PostingRequest, PostingResult
 from ledger.replay import replay_command
