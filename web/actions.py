@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.app import LedgerError
+from ledger.errors import LedgerError
 from ledger.invoice import REASON_MAX     # the ledger's limit: longer is refused, not cut
 from ledger.status import allowed_actions as _allowed
 

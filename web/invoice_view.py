@@ -6,7 +6,7 @@ import json
 from typing import Any
 from uuid import UUID
 
-from ledger.app import LedgerError
+from ledger.errors import LedgerError
 from projections import workspace as views
 from projections.files import FILES
 from web.guidance import kind_of, next_step

@@ -14,7 +14,7 @@ from aiohttp import web
 from adapters.cycle_record import read_cycle
 from adapters.schedule import Schedule
 from adapters.settings import parse_duration
-from ledger.app import LedgerError
+from ledger.errors import LedgerError
 from projections import workspace as views
 from web import actions
 from web.guidance import kind_of, next_step, problem_excerpt
