@@ -156,10 +156,16 @@ def _report(report, rt: Runtime) -> dict:
 
 @main.command(help="One full cycle: poll Stampli, record new files, and move every ready"
               " invoice on until nothing is ready. Failed invoices are reported, not fatal."
-              + EXAMPLE + "ml-connector sync --json")
+              + EXAMPLE + "ml-connector sync --dry-run")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--dry-run", is_flag=True, help="Do everything up to the first write to IFS on a"
+              " scratch copy of the ledger and print what would be posted and created; IFS,"
+              " the ledger and the SFTP folder are left as they are.")
 @click.pass_context
-def sync(ctx: click.Context, as_json: bool) -> None:
+def sync(ctx: click.Context, as_json: bool, dry_run: bool) -> None:
+    if dry_run:
+        _dry_run(ctx, as_json)
+        return
     rt = runtime(ctx)
     try:
         data = _report(rt.sync_blocking(), rt)
@@ -167,6 +173,17 @@ def sync(ctx: click.Context, as_json: bool) -> None:
         raise click.ClickException(str(exc)) from None
     click.echo(console.dumps(data)) if as_json else console.print_cycle(data)
     if data["errors"]:
+        ctx.exit(1)
+
+
+def _dry_run(ctx: click.Context, as_json: bool) -> None:
+    from dry_run import describe
+    from dry_run import dry_run as plan_sync
+
+    path = find_config(ctx.ensure_object(dict).get("config"))
+    plan = plan_sync(load_settings(path))
+    click.echo(console.dumps(plan) if as_json else "\n".join(describe(plan)))
+    if plan["errors"]:
         ctx.exit(1)
 
 
