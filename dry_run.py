@@ -133,6 +133,7 @@ async def _drive(rt: Runtime, scratch_dir: Path) -> dict[str, Any]:
     return {"dry_run": True, "poll": _poll_brief(report.poll), "would_post": invoices,
             "would_create": erp.planned, "would_fail": report.failed,
             "held_for_approval": report.moved.get("held_for_approval", 0),
+            "skipped_before_cutover": report.moved.get("skipped_before_cutover", 0),
             "errors": report.errors + list(report.poll.get("errors", []))}
 
 
@@ -190,6 +191,9 @@ def describe(plan: dict[str, Any]) -> list[str]:
                    f" {failed['message']}")
     if plan["held_for_approval"]:
         out.append(f"{plan['held_for_approval']} invoice(s) not approved: not posted")
+    if plan["skipped_before_cutover"]:
+        out.append(f"{plan['skipped_before_cutover']} invoice(s) from before the go-live cutover"
+                   " (connector.ignore_approved_before): would be skipped, never posted")
     for error in plan["errors"]:
         out.append(f"error: {error}")
     return out

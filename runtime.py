@@ -200,7 +200,9 @@ class Runtime:
                                     retry_max=parse_duration(c.retry_max),
                                     intent_lease=parse_duration(c.intent_lease),
                                     post_batch=c.post_batch,
-                                    approved_statuses=self.approved_statuses())
+                                    approved_statuses=self.approved_statuses(),
+                                    ignore_before=c.ignore_approved_before,
+                                    cutover_date=c.cutover_date)
         if self.settings.ifs is not None:
             settings.reference_retry = parse_duration(self.settings.ifs.reference_refresh)
         return Pipeline(self.ledger, erp, queue, settings, poller=poller)

@@ -47,6 +47,10 @@ class ConnectorSettings(_Section, kw_only=True):
     post_batch: int = 200              # invoices claimed and posted per round (one $batch)
     retry_base: str = "30s"            # first backoff; doubles per attempt, with jitter
     retry_max: str = "1h"
+    # Go-live cutover: invoices approved (or dated, per cutover_date) before this ISO date are
+    # recorded as Skipped and never posted: they were keyed in IFS by hand before go-live.
+    ignore_approved_before: str = ""
+    cutover_date: str = "approved"     # "approved" (Stampli's approval date) or "invoice"
 
 
 class FileKindSettings(_Section, kw_only=True):
@@ -166,6 +170,7 @@ def find_config(explicit: str | None) -> Path:
 _CHOICES = {
     ("stampli", "auth"): ("password", "key"),
     ("ifs", "token_auth"): ("post", "basic"),
+    ("connector", "cutover_date"): ("approved", "invoice"),
 }
 # Every numeric setting and every duration, with the range it must fall in (both ends
 # included); durations are written as in the config. A new numeric setting needs a row here
@@ -191,6 +196,7 @@ RANGES: dict[str, tuple[int, int] | tuple[str, str]] = {
     "ifs.retries": (0, 100),
 }
 _CRON_KEYS = {"connector.schedule"}            # may be a cron line instead of an interval
+_ISO_DAY = re.compile(r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
 LEDGER_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
 
 
@@ -253,6 +259,10 @@ def _check_values(settings: Settings) -> None:
         Schedule(settings.connector.schedule)
     except ValueError as exc:
         raise ValueError(f"`connector.schedule`: {exc}") from None
+    cutover = settings.connector.ignore_approved_before
+    if cutover and not _ISO_DAY.match(cutover):
+        raise ValueError(f"`connector.ignore_approved_before`: expected a date like 2026-12-01,"
+                         f" got {cutover!r}")
     ledger = settings.connector.ledger
     if not ledger.startswith(LEDGER_SCHEMES):
         shown = re.sub(r"(//[^:/@]*):[^@/]*@", r"\1@", ledger)     # never show a password

@@ -19,6 +19,12 @@ STAGE_OF_STATE = {"parsed": "validate", "validated": "resolve_vendor",
 AMENDABLE = frozenset({"discovered", "parsed", "awaiting_approval", "validated",
                        "vendor_resolved", "retry_scheduled", "failed"})
 
+# ---- go-live cutover (issue 14): an invoice from before `connector.ignore_approved_before` is
+# recorded as skipped and never posted; new content from Stampli (an amendment) re-judges it.
+SKIPPED = "skipped"
+STATES = (*STATES, SKIPPED)
+AMENDABLE = AMENDABLE | {SKIPPED}
+
 COLUMNS = ("id", "company", "vendor_id", "document_type", "invoice_number", "currency", "total",
            "state", "stage", "failure_kind", "failure_message", "ifs_invoice_id",
            "ifs_voucher_no", "supplier_id", "attempts", "next_retry_at", "approval_status",
@@ -83,6 +89,8 @@ def transition(row: dict[str, Any], event: str, data: dict[str, Any], version: i
     elif event == "ReplayRequested":
         row.update(state=data["restored_state"], stage="", attempts=0)
         _clear_failure(row)
+    elif event == "Skipped":
+        row.update(state=SKIPPED, stage="", failure_message=data["reason"])
     row["version"] = version
     row["updated_at"] = recorded_at
     return row
