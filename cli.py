@@ -187,6 +187,35 @@ def _dry_run(ctx: click.Context, as_json: bool) -> None:
         ctx.exit(1)
 
 
+@main.command(help="Record local export files exactly as if they had come from Stampli's SFTP"
+              " folder (same identity and dedupe, a kept copy, sha256), for a migration or a"
+              " file received by email. The files are left where they are; the next `sync`"
+              " posts their invoices." + EXAMPLE
+              + "ml-connector ingest ~/mail/invoices_C1042_20261106152500.csv")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def ingest(ctx: click.Context, files: tuple[str, ...], as_json: bool) -> None:
+    from backfill import ingest_files
+
+    result = ingest_files(runtime(ctx), [Path(f) for f in files])
+    if as_json:
+        click.echo(console.dumps(result))
+    else:
+        for taken in result["taken"]:
+            facts = ", ".join(f"{k} {v}" for k, v in taken.items()
+                              if k not in ("file", "failed") and v)
+            click.echo(f"recorded {taken['file']}" + (f": {facts}" if facts else ""))
+            for failed in taken.get("failed", []):
+                click.echo(f"  {failed['invoice']}: {failed['message']}")
+        for skipped in result["skipped"]:
+            click.echo(f"skipped {skipped['name']}: {skipped['reason']}")
+        for error in result["errors"]:
+            click.echo(f"error: {error}", err=True)
+    if result["errors"]:
+        ctx.exit(1)
+
+
 @main.command(help="Ping your real systems: SFTP login, host key and listing; IFS token, one"
               " read per entity set, and the endpoint map against $metadata. Exit 1 if"
               " anything fails." + EXAMPLE + "ml-connector check --json")
