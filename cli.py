@@ -168,7 +168,8 @@ def sync(ctx: click.Context, as_json: bool, dry_run: bool) -> None:
         return
     rt = runtime(ctx)
     try:
-        data = _report(rt.sync_blocking(), rt)
+        # Progress on stderr, a line per stage, so a slow IFS is never silence.
+        data = _report(rt.sync_blocking(progress=lambda line: click.echo(line, err=True)), rt)
     except (LedgerError, SourceError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(console.dumps(data)) if as_json else console.print_cycle(data)

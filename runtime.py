@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncio
+import logging
 import os
 import socket
 import uuid
@@ -20,7 +21,7 @@ from ledger.app import Ledger, LedgerError
 from ledger.pipeline import CycleReport, Pipeline, PipelineSettings
 from ledger.poller import Poller, PollSettings
 from evidence import Evidence
-from ledger.ports import Erp, ExportSource, SourceError
+from ledger.ports import Erp, ErpFailure, ExportSource, SourceError
 from projections.queue import ProjectionQueue
 from projections.runner import Projector, default_projections
 from projections.status import count_states, read_status
@@ -177,7 +178,7 @@ class Runtime:
                                default_company=self.settings.connector.company)
         return self._erp
 
-    def pipeline(self) -> Pipeline:
+    def pipeline(self, progress: Any = None) -> Pipeline:
         from adapters.stampli.configured import ConfiguredReaders
 
         c, st = self.settings.connector, self.settings.stampli
@@ -205,17 +206,24 @@ class Runtime:
                                     cutover_date=c.cutover_date)
         if self.settings.ifs is not None:
             settings.reference_retry = parse_duration(self.settings.ifs.reference_refresh)
-        return Pipeline(self.ledger, erp, queue, settings, poller=poller)
+        return Pipeline(self.ledger, erp, queue, settings, poller=poller, progress=progress)
 
-    async def sync(self, pipeline: Pipeline | None = None) -> CycleReport:
-        pipeline = pipeline or self.pipeline()
+    async def _cycle(self, pipeline: Pipeline) -> CycleReport:
+        """One cycle, IFS calls bounded by `connector.cycle_timeout` (and the breaker)."""
+        start_cycle = getattr(pipeline.erp, "start_cycle", None)
+        if start_cycle is not None:
+            start_cycle(parse_duration(self.settings.connector.cycle_timeout))
+        return await pipeline.cycle()
+
+    async def sync(self, pipeline: Pipeline | None = None, progress: Any = None) -> CycleReport:
+        pipeline = pipeline or self.pipeline(progress)
         try:
-            return await pipeline.cycle()
+            return await self._cycle(pipeline)
         finally:
             await pipeline.erp.close()
 
-    def sync_blocking(self) -> CycleReport:
-        return asyncio.run(self.sync())
+    def sync_blocking(self, progress: Any = None) -> CycleReport:
+        return asyncio.run(self.sync(progress=progress))
 
     async def run_daemon(self, on_cycle, on_error) -> None:
         """A cycle on every tick of `schedule`; SIGTERM/SIGINT let the request in flight
@@ -239,9 +247,12 @@ class Runtime:
         try:
             while not stop.is_set():
                 try:
-                    on_cycle(await pipeline.cycle())
-                except (SourceError, LedgerError, OSError) as exc:
+                    on_cycle(await self._cycle(pipeline))
+                except (SourceError, LedgerError, ErpFailure, OSError) as exc:
                     on_error(exc)
+                except Exception as exc:  # noqa: BLE001 - the daemon outlives a bad answer
+                    on_error(RuntimeError(f"unexpected {type(exc).__name__}: {exc}"))
+                    logging.getLogger("ml_connector.run").debug("cycle failed", exc_info=True)
                 now = datetime.now(timezone.utc)
                 wait = (schedule.next_after(now) - now).total_seconds()
                 try:

@@ -47,6 +47,9 @@ class ConnectorSettings(_Section, kw_only=True):
     post_batch: int = 200              # invoices claimed and posted per round (one $batch)
     retry_base: str = "30s"            # first backoff; doubles per attempt, with jitter
     retry_max: str = "1h"
+    # Bounds on one cycle against a hung IFS (issue 17): after this long the cycle stops
+    # calling IFS and says so; the next cycle carries on.
+    cycle_timeout: str = "10m"
     # Go-live cutover: invoices approved (or dated, per cutover_date) before this ISO date are
     # recorded as Skipped and never posted: they were keyed in IFS by hand before go-live.
     ignore_approved_before: str = ""
@@ -130,6 +133,9 @@ class IfsSettings(_Section, kw_only=True):
     backoff_base: str = "0.5s"         # retries of one request: full jitter up to base * 2^n
     backoff_cap: str = "30s"
     retries: int = 6
+    # Circuit breaker: after this many consecutive timeouts, lost connections, 5xx without an
+    # IFS business code or unreadable answers, stop calling IFS for the rest of the cycle.
+    breaker_after: int = 5
     posting: PostingSettings = msgspec.field(default_factory=PostingSettings)
     endpoints: dict[str, EndpointSettings] = {}
 
@@ -182,6 +188,7 @@ RANGES: dict[str, tuple[int, int] | tuple[str, str]] = {
     "connector.post_batch": (1, 5000),
     "connector.retry_base": ("0s", "1d"),
     "connector.retry_max": ("0s", "7d"),
+    "connector.cycle_timeout": ("0s", "1d"),     # 0s: no deadline
     "stampli.port": (1, 65535),
     "stampli.min_file_age": ("0s", "1d"),
     "stampli.stable_wait": ("0s", "10m"),
@@ -194,6 +201,7 @@ RANGES: dict[str, tuple[int, int] | tuple[str, str]] = {
     "ifs.backoff_base": ("0s", "10m"),
     "ifs.backoff_cap": ("0s", "1h"),
     "ifs.retries": (0, 100),
+    "ifs.breaker_after": (1, 1000),
 }
 _CRON_KEYS = {"connector.schedule"}            # may be a cron line instead of an interval
 _ISO_DAY = re.compile(r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")

@@ -28,8 +28,8 @@ from ledger.app import ConcurrentChange, Ledger
 from ledger.invoice import Invoice, InvoiceRuleError
 from ledger.model import VendorRecord, invoice_from_data
 from ledger.poller import Poller
-from ledger.ports import (Erp, ErpFailure, PostingRequest, PostingResult, SourceError,
-                          SupplierResolution, WorkQueue)
+from ledger.ports import (Erp, ErpFailure, ErpUnavailable, PostingRequest, PostingResult,
+                          SourceError, SupplierResolution, WorkQueue)
 from ledger.vendor import Vendor
 
 log = logging.getLogger("ml_connector.pipeline")
@@ -67,12 +67,21 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat()
 
 
+def _stop_if_unavailable(failure: ErpFailure) -> None:
+    """IFS as a whole is down, misconfigured or out of this cycle's time: that is no fault of
+    the invoice at hand. The cycle stops (and reports it) without recording it on the invoice."""
+    if isinstance(failure, ErpUnavailable):
+        raise failure
+
+
 class Pipeline:
     def __init__(self, ledger: Ledger, erp: Erp, queue: WorkQueue, settings: PipelineSettings,
                  poller: Poller | None = None, clock: Callable[[], float] = time.time,
-                 jitter: Callable[[], float] = random.random) -> None:
+                 jitter: Callable[[], float] = random.random,
+                 progress: Callable[[str], None] | None = None) -> None:
         self.ledger, self.erp, self.queue, self.settings = ledger, erp, queue, settings
         self.poller, self.clock, self.jitter = poller, clock, jitter
+        self.progress = progress or (lambda line: None)   # one line per stage (sync, stderr)
         self.stopping = asyncio.Event()
 
     # ------------------------------------------------------------------ the cycle
@@ -86,6 +95,7 @@ class Pipeline:
                     report.failed.extend(summary.pop("failed", []))
                 report.poll = {"listed": polled.listed, "taken": polled.taken,
                                "skipped": polled.skipped, "errors": polled.errors}
+                self.progress(f"poll: {polled.listed} file(s) listed, {len(polled.taken)} taken")
             except SourceError as exc:
                 report.errors.append(f"Stampli SFTP: {exc}")
         if self.stopping.is_set():
@@ -98,8 +108,9 @@ class Pipeline:
                          + await self.post(report))
                 if not moved:
                     break
-        except ErpFailure as exc:       # IFS unreachable as a whole (token, network)
+        except ErpFailure as exc:       # IFS unreachable as a whole (token, network, deadline)
             report.errors.append(f"IFS: {exc}")
+            self.progress(f"IFS: stopped calling IFS for this cycle: {exc}")
         return report
 
     def _now(self) -> str:
@@ -194,6 +205,7 @@ class Pipeline:
         try:
             outcome = await self.erp.validate(invoice_from_data(invoice.content))
         except ErpFailure as failure:
+            _stop_if_unavailable(failure)
             self._fail(invoice, "validate", failure, report)
             return
         invoice.validate(outcome.checks, outcome.snapshot)
@@ -201,6 +213,8 @@ class Pipeline:
 
     async def validate(self, report: CycleReport) -> int:
         rows = self.queue.ready("validate", self._now(), self.settings.page)
+        if rows:
+            self.progress(f"validate: {len(rows)} invoice(s)")
         for row in rows:
             invoice = self._load(row, "validate")
             if invoice is None:
@@ -239,6 +253,7 @@ class Pipeline:
             else:
                 return
         except ErpFailure as failure:
+            _stop_if_unavailable(failure)
             if failure.kind == "reference" and failure.message == row["failure_message"]:
                 return                 # still missing: nothing new to record
             self._fail(invoice, row["stage"], failure, report)
@@ -250,13 +265,17 @@ class Pipeline:
 
     async def sync_vendors(self, report: CycleReport) -> None:
         """Vendor-file changes (name, address, tax id) applied to the IFS supplier."""
-        for vendor_id in self.queue.vendors_to_sync():
+        vendor_ids = list(self.queue.vendors_to_sync())
+        if vendor_ids:
+            self.progress(f"vendors: {len(vendor_ids)} to sync with IFS")
+        for vendor_id in vendor_ids:
             vendor = self.ledger.vendor(vendor_id)
             if vendor is None:
                 continue
             try:
                 outcome = await self.erp.sync_vendor(VendorRecord(**vendor.record))
             except ErpFailure as failure:
+                _stop_if_unavailable(failure)
                 if failure.message == vendor.last_failure:
                     continue
                 vendor.sync_failed(failure.kind, failure.message)
@@ -301,6 +320,8 @@ class Pipeline:
 
     async def resolve_vendors(self, report: CycleReport) -> int:
         rows = self.queue.ready("resolve_vendor", self._now(), self.settings.page)
+        if rows:
+            self.progress(f"resolve vendors: {len(rows)} invoice(s)")
         cache: dict[tuple[str, str], Any] = {}
         for row in rows:
             invoice = self._load(row, "resolve_vendor")
@@ -313,6 +334,7 @@ class Pipeline:
                 await self._resolve_one(invoice, cache)
                 report.count("vendor_resolved")
             except ErpFailure as failure:
+                _stop_if_unavailable(failure)
                 self._fail(invoice, "resolve_vendor", failure, report)
             self._save(invoice)
         return len(rows)
@@ -358,7 +380,11 @@ class Pipeline:
                 claimed.append((invoice, request))
         if not claimed:
             return 0
-        results = await self.erp.post([request for _, request in claimed])
+        self.progress(f"post: sending {len(claimed)} invoice(s) to IFS")
+        try:
+            results = await self.erp.post([request for _, request in claimed])
+        except ErpUnavailable as exc:   # nothing was sent: the intents still get an outcome
+            results = [exc] * len(claimed)
         for (invoice, _), result in zip(claimed, results):
             if isinstance(result, PostingResult):
                 self._record_posted(invoice, result, report)
@@ -367,6 +393,11 @@ class Pipeline:
         if not self._save(*(invoice for invoice, _ in claimed)):
             for invoice, _ in claimed:   # pragma: no cover - the intents hold the lock
                 self._save(invoice)
+        posted = sum(isinstance(r, PostingResult) for r in results)
+        self.progress(f"post: {posted} posted, {len(results) - posted} failed")
+        for result in results:
+            if isinstance(result, ErpUnavailable):
+                raise result
         return len(claimed)
 
     async def _look_up(self, invoice: Invoice, request: PostingRequest,
@@ -374,6 +405,7 @@ class Pipeline:
         try:
             found = await self.erp.find_posted(request)
         except ErpFailure as failure:
+            _stop_if_unavailable(failure)
             self._fail(invoice, "post", failure, report)
             self._save(invoice)
             return True

@@ -161,3 +161,10 @@ class WorkQueue(Protocol):
     def rejected_files(self) -> list[str]: ...
 
     def vendors_to_sync(self) -> list[str]: ...
+
+
+class ErpUnavailable(ErpFailure):
+    """IFS as a whole cannot be used in this cycle: unreachable, refusing the connector's
+    credentials, redirecting elsewhere, or the cycle's deadline or circuit breaker stopped
+    calling it. The pipeline stops calling IFS for the cycle and reports it as an error (sync
+    exits 1); invoices are not charged with it unless they were already being posted."""

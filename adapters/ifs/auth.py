@@ -17,8 +17,9 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
+from adapters.ifs.errors import RedirectRefused
 from adapters.settings import IfsSettings
-from ledger.ports import ErpFailure
+from ledger.ports import ErpFailure, ErpUnavailable
 
 RENEW_EARLY = 30.0
 SCOPE = "openid microprofile-jwt"
@@ -84,41 +85,60 @@ class TokenProvider:
         url = self.url
         session = self._session_getter()
         try:
-            async with session.post(url, data=form, headers=headers) as resp:
+            # Never follow a redirect: it would re-send the form (the secret) elsewhere.
+            async with session.post(url, data=form, headers=headers,
+                                    allow_redirects=False) as resp:
                 body = await resp.read()
                 status = resp.status
+                content_type = resp.headers.get("Content-Type", "")
+                location = resp.headers.get("Location", "")
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise ErpFailure("transient", f"IFS IAM at {url} could not be reached: "
-                                          f"{type(exc).__name__} {exc}".strip(),
-                             code="IAM_UNREACHABLE") from None
+            raise ErpUnavailable("transient", f"IFS IAM at {url} could not be reached: "
+                                              f"{type(exc).__name__} {exc}".strip(),
+                                 code="IAM_UNREACHABLE") from None
+        if 300 <= status < 400:
+            raise RedirectRefused(url, location, status, what="fetching a token", who="IFS IAM")
         if status != 200:
-            raise self._error(status, body, url)
+            raise self._error(status, body, url, content_type)
         try:
             data = orjson.loads(body)
             token = str(data["access_token"])
             lifetime = float(data.get("expires_in") or 60)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            raise ErpFailure("rejected", f"IFS IAM at {url} answered 200 without an access_token;"
-                                         " check `ifs.token_url`", code="IAM_BAD_RESPONSE") from None
+            # A proxy's HTML page or a wrong URL, not a verdict on the client: the cycle stops
+            # and tries again next time; no invoice is marked rejected for it.
+            raise ErpUnavailable("transient", f"IFS IAM at {url} answered HTTP 200 with "
+                                 f"{content_type or 'no content type'} and no access_token "
+                                 "(a proxy or maintenance page, or not the token endpoint); "
+                                 "check `ifs.token_url` / `ifs.realm`; the connector tries "
+                                 "again next cycle", code="IAM_BAD_ANSWER") from None
         # Renew RENEW_EARLY s early, but never use less than half of a short lifetime.
         margin = min(RENEW_EARLY, lifetime / 2)
         self._token = token
         self._expires_at = self._clock() + lifetime - margin
         self.fetched += 1
 
-    def _error(self, status: int, body: bytes, url: str) -> ErpFailure:
+    def _error(self, status: int, body: bytes, url: str,
+               content_type: str = "") -> ErpUnavailable:
+        """Every token failure stops the cycle (ErpUnavailable): a refused client is a
+        configuration problem, not something to record against each invoice."""
         client = self._settings.client_id
         try:
             data = orjson.loads(body) if body else {}
         except orjson.JSONDecodeError:
-            data = {}
+            # Not Keycloak speaking (an HTML error page): no verdict on the client.
+            return ErpUnavailable("transient", f"IFS IAM at {url} answered HTTP {status} with "
+                                  f"{content_type or 'no content type'} instead of a token "
+                                  "answer (a proxy or maintenance page?); check "
+                                  "`ifs.token_url` / `ifs.realm`; the connector tries again "
+                                  "next cycle", code="IAM_BAD_ANSWER", status=status)
         error = str(data.get("error", "")) if isinstance(data, dict) else ""
         description = str(data.get("error_description", "")) if isinstance(data, dict) else ""
         said = f"{error}: {description}" if description else error or f"HTTP {status}"
         if status >= 500 or status == 429:
-            return ErpFailure("transient", f"IFS IAM at {url} is not answering normally "
-                                           f"(HTTP {status}); the connector will retry",
-                              code=error or "IAM_UNAVAILABLE", status=status)
+            return ErpUnavailable("transient", f"IFS IAM at {url} is not answering normally "
+                                               f"(HTTP {status}); the connector will retry",
+                                  code=error or "IAM_UNAVAILABLE", status=status)
         if error == "invalid_client" or status == 401:
             fix = "check `ml-connector secrets set ifs.client_secret` and `ifs.client_id`"
         elif error == "unauthorized_client":
@@ -129,10 +149,11 @@ class TokenProvider:
         elif error == "invalid_scope":
             fix = f"allow the scopes '{SCOPE}' for client '{client}' in IFS IAM"
         elif status == 404:
-            return ErpFailure("rejected", f"IFS IAM has no realm at {url} (HTTP 404); check "
-                                          "`ifs.realm` (or `ifs.token_url`) and `ifs.base_url`",
-                              code=error or "REALM_NOT_FOUND", status=status)
+            return ErpUnavailable("rejected", f"IFS IAM has no realm at {url} (HTTP 404); "
+                                              "check `ifs.realm` (or `ifs.token_url`) and "
+                                              "`ifs.base_url`",
+                                  code=error or "REALM_NOT_FOUND", status=status)
         else:
             fix = "check `ifs.client_id`, `ifs.realm` and the client's settings in IFS IAM"
-        return ErpFailure("rejected", f"IFS rejected client '{client}' ({said}): {fix}",
-                          code=error or "IAM_REJECTED", status=status)
+        return ErpUnavailable("rejected", f"IFS rejected client '{client}' ({said}): {fix}",
+                              code=error or "IAM_REJECTED", status=status)

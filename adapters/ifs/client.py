@@ -117,6 +117,11 @@ class IfsErp:
     async def post(self, requests: list[PostingRequest]) -> list[PostingResult | ErpFailure]:
         return await self._poster.post(requests)
 
+    def start_cycle(self, timeout: float | None) -> None:
+        """A new cycle: IFS is called for at most `timeout` seconds from now, and the circuit
+        breaker (`ifs.breaker_after`) closes again."""
+        self.odata.guard.start_cycle(timeout)
+
     # ------------------------------------------------------------------ operations
 
     def effective_endpoints(self) -> dict[str, EndpointSettings]:

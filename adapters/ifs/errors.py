@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 import orjson
 
-from ledger.ports import ErpFailure
+from ledger.ports import ErpFailure, ErpUnavailable
 
 RETRY = "retry"
 REAUTH = "reauth"
@@ -202,3 +202,35 @@ class PreconditionFailed(Exception):
     def __init__(self, message: str, exchanges: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.exchanges = exchanges or []
+
+
+class BadAnswer(OutcomeUnknown):
+    """A 2xx answer that is not the OData the call needs: an HTML maintenance or login page
+    from a proxy, any body that is not JSON, or JSON without what the call reads (`{}` for an
+    entity, no `value` for a collection). Transient: a read is retried with backoff; a write
+    answered this way may or may not have been applied, so it is an OutcomeUnknown (looked up
+    before anything is sent again)."""
+
+    def __init__(self, message: str, *, url: str, content_type: str, status: int,
+                 exchanges: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message, status=status, code="IFS_BAD_ANSWER", exchanges=exchanges)
+        self.url = url
+        self.content_type = content_type
+
+
+class RedirectRefused(ErpUnavailable):
+    """IFS or its IAM answered 3xx. The connector never follows a redirect (it would carry the
+    client secret, the token or a supplier change to another host, and trust that host's
+    answers): the configured URL is wrong, or something in front of IFS is. A configuration
+    problem for the whole cycle, not for an invoice."""
+
+    def __init__(self, url: str, location: str, status: int, *, what: str = "",
+                 who: str = "IFS") -> None:
+        doing = f" while {what}" if what else ""
+        super().__init__("rejected", f"{who} answered HTTP {status}{doing}: a redirect from {url} "
+                         f"to {location or '(no Location)'}; the connector never follows "
+                         "redirects: check `ifs.base_url` / `ifs.token_url` (use the address "
+                         "the redirect names if it is IFS's own) and any proxy in between",
+                         code="IFS_REDIRECT", status=status)
+        self.url = url
+        self.location = location

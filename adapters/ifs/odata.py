@@ -26,11 +26,13 @@ import orjson
 import yarl
 
 from adapters.ifs.auth import TokenProvider
-from adapters.ifs.errors import (REAUTH, REREAD, RETRY, UNKNOWN, OutcomeUnknown,
-                                 PreconditionFailed, classify, describe, failure, parse_error)
+from adapters.ifs.errors import (REAUTH, REREAD, RETRY, UNKNOWN, BadAnswer, OutcomeUnknown,
+                                 PreconditionFailed, RedirectRefused, classify, describe,
+                                 failure, parse_error)
+from adapters.ifs.guard import CycleGuard, bad_answer, is_breakdown
 from adapters.ifs.limiter import Backoff, SlidingWindowLimiter
-from adapters.settings import IfsSettings
-from ledger.ports import ErpFailure
+from adapters.settings import IfsSettings, parse_duration
+from ledger.ports import ErpFailure, ErpUnavailable
 
 log = logging.getLogger("ml_connector.ifs")
 JSON = "application/json;IEEE754Compatible=true"
@@ -40,14 +42,17 @@ _RECORDED_HEADERS = ("If-Match", "Prefer", "Content-Type", "Content-ID")
 
 
 class Reply:
-    __slots__ = ("status", "headers", "body")
+    __slots__ = ("status", "headers", "body", "parsed")
 
     def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
         self.status = status
         self.headers = headers
         self.body = body
+        self.parsed: Any = None                 # the JSON, once send() checked it
 
     def json(self) -> Any:
+        if self.parsed is not None:
+            return self.parsed
         return orjson.loads(self.body) if self.body.strip() else None
 
     @property
@@ -76,6 +81,7 @@ class ODataClient:
         self.backoff = backoff
         self._sleep = sleep
         self.page_size = max(1, min(settings.page_size, MAX_PAGE))
+        self.guard = CycleGuard(settings.breaker_after)  # cycle deadline, circuit breaker
         self.sent = 0                                   # requests sent (for measurements)
         self.sent_by_method: dict[str, int] = {}
 
@@ -92,16 +98,19 @@ class ODataClient:
     async def send(self, method: str, url: str, *, what: str, projection: str,
                    body: bytes | None = None, headers: dict[str, str] | None = None,
                    write: bool = False, ok_statuses: tuple[int, ...] = (),
-                   record: list[dict[str, Any]] | None = None) -> Reply:
+                   record: list[dict[str, Any]] | None = None, expect: str = "json") -> Reply:
         """Send with the retry policy. Returns a 2xx reply (or one in ok_statuses); raises
-        ErpFailure, OutcomeUnknown or PreconditionFailed otherwise."""
+        ErpFailure, OutcomeUnknown or PreconditionFailed otherwise. `expect` is what a 2xx
+        answer must be (guard.bad_answer); anything else is a BadAnswer, never trusted."""
         attempt = 0
         reauthed = False
         base_headers = {"Accept": JSON, "OData-Version": "4.0", **(headers or {})}
         if body is not None and "Content-Type" not in base_headers:
             base_headers["Content-Type"] = JSON
         assert base_headers.get("If-Match") != "*", "the connector never switches ETags off"
+        self.guard.before_request(what)
         while True:
+            self.guard.before_try(what)
             slot = await self.limiter.acquire()
             error: BaseException | None = None
             try:
@@ -111,8 +120,11 @@ class ODataClient:
                 self.sent += 1
                 self.sent_by_method[method] = self.sent_by_method.get(method, 0) + 1
                 try:
+                    # Never follow a redirect: it would carry the token and the body elsewhere.
                     async with self._session().request(method, yarl.URL(url, encoded=True),
-                                                       data=body, headers=sent_headers) as resp:
+                                                       data=body, headers=sent_headers,
+                                                       allow_redirects=False,
+                                                       **self._timeout()) as resp:
                         reply = Reply(resp.status,
                                       {k.lower(): v for k, v in resp.headers.items()},
                                       await resp.read())
@@ -125,6 +137,7 @@ class ODataClient:
                 reached = not isinstance(error, aiohttp.ClientConnectorError)
                 self._record(record, method, url, base_headers, body, 0,
                              f"{type(error).__name__}: {error}".encode(), "", started)
+                self.guard.failed(f"{type(error).__name__} while {what}")
                 action = classify(0, None, method=method, during_write=write and reached)
                 if action == UNKNOWN:
                     raise OutcomeUnknown(
@@ -132,10 +145,11 @@ class ODataClient:
                         "; whether IFS applied it is unknown: the connector looks the document "
                         "up before sending anything again", exchanges=record)
                 if attempt >= self.backoff.attempts:
-                    raise ErpFailure("transient", f"IFS could not be reached while {what} after "
-                                     f"{attempt + 1} tries: {type(error).__name__} {error}",
-                                     code="CONNECTION", exchanges=record)
-                wait = self.backoff.wait(attempt)
+                    raise ErpUnavailable("transient", f"IFS could not be reached while {what} "
+                                         f"after {attempt + 1} tries: {type(error).__name__} "
+                                         f"{error}".strip(), code="CONNECTION",
+                                         exchanges=record)
+                wait = self._capped(self.backoff.wait(attempt))
                 log.warning("IFS unreachable while %s (%s); retry %d in %.1fs", what,
                             type(error).__name__, attempt + 1, wait)
                 await self._sleep(wait)
@@ -143,9 +157,38 @@ class ODataClient:
                 continue
             self._record(record, method, url, base_headers, body, reply.status, reply.body,
                          reply.etag, started)
-            if 200 <= reply.status < 300 or reply.status in ok_statuses:
+            if 300 <= reply.status < 400:
+                raise RedirectRefused(url, reply.headers.get("location", ""), reply.status,
+                                      what=what)
+            if 200 <= reply.status < 300:
+                ctype = reply.headers.get("content-type", "")
+                problem, reply.parsed = bad_answer(reply.status, ctype, reply.body, expect)
+                if not problem:
+                    self.guard.answered()
+                    return reply
+                self.guard.failed(f"HTTP {reply.status} {ctype or '(no content type)'} "
+                                  f"instead of OData from {url}")
+                bad = BadAnswer(
+                    f"IFS answered HTTP {reply.status} {ctype or '(no content type)'} from {url} "
+                    f"while {what}: {problem}, not the OData answer expected (a proxy or "
+                    "maintenance page?)" + ("; whether IFS applied the change is unknown: the "
+                                           "connector looks the document up before sending "
+                                           "anything again" if write else ""),
+                    url=url, content_type=ctype, status=reply.status, exchanges=record)
+                if write or attempt >= self.backoff.attempts:
+                    raise bad
+                wait = self._capped(self.backoff.wait(attempt))
+                log.warning("%s; retry %d in %.1fs", bad, attempt + 1, wait)
+                await self._sleep(wait)
+                attempt += 1
+                continue
+            if reply.status in ok_statuses:
                 return reply
             action = classify(reply.status, reply.body, method=method, during_write=write)
+            if is_breakdown(reply.status, parse_error(reply.body).business_code):
+                self.guard.failed(f"HTTP {reply.status} while {what}")
+            else:
+                self.guard.answered()
             if action == REAUTH:
                 log.info("IFS refused the token while %s (HTTP 401); fetching a new one", what)
                 self.tokens.invalidate(token)
@@ -156,13 +199,16 @@ class ODataClient:
                 reauthed = True
                 continue
             if action == RETRY:
-                if attempt >= self.backoff.attempts:
+                # Under a 429 nothing was applied and IFS is fine: within a cycle's deadline,
+                # wait for the budget as long as it takes rather than give the work up.
+                waits_for_budget = reply.status == 429 and self.guard.remaining() is not None
+                if attempt >= self.backoff.attempts and not waits_for_budget:
                     code, text = describe(reply.status, reply.body, what=what)
                     raise ErpFailure("transient", f"{text} (still failing after {attempt + 1} "
                                      "tries; the connector retries later)", code=code,
                                      status=reply.status, exchanges=record)
                 retry_after = Backoff.parse_retry_after(reply.headers.get("retry-after"))
-                wait = self.backoff.wait(attempt, retry_after)
+                wait = self._capped(self.backoff.wait(attempt, retry_after))
                 if reply.status == 429:
                     self.limiter.penalize(wait)
                 log.warning("IFS answered HTTP %s %s while %s; retry %d in %.1fs", reply.status,
@@ -180,6 +226,18 @@ class ODataClient:
                                      status=reply.status, code=code, exchanges=record)
             raise failure(action, reply.status, reply.body, what=what, projection=projection,
                           exchanges=record)
+
+    def _timeout(self) -> dict[str, Any]:
+        """A request never outlives the cycle's deadline."""
+        remaining = self.guard.remaining()
+        if remaining is None:
+            return {}
+        total = min(parse_duration(self.settings.timeout), max(remaining, 0.001))
+        return {"timeout": aiohttp.ClientTimeout(total=total)}
+
+    def _capped(self, wait: float) -> float:
+        remaining = self.guard.remaining()
+        return wait if remaining is None else min(wait, remaining)
 
     @staticmethod
     def _record(record: list[dict[str, Any]] | None, method: str, url: str,
@@ -206,7 +264,8 @@ class ODataClient:
                          ) -> tuple[dict[str, Any] | None, str]:
         """(entity, ETag), or (None, "") on 404 ODP_RESOURCE_NOTFOUND."""
         reply = await self.send("GET", self.url(projection, path), what=what,
-                                projection=projection, ok_statuses=(404,), record=record)
+                                projection=projection, ok_statuses=(404,), record=record,
+                                expect="entity")
         if reply.status == 404:
             if parse_error(reply.body).code not in ("", "ODP_RESOURCE_NOTFOUND"):
                 raise failure("rejected", 404, reply.body, what=what, projection=projection,
@@ -233,7 +292,8 @@ class ODataClient:
         received, count = 0, None
         url = self.url(projection, path, params)
         while True:
-            reply = await self.send("GET", url, what=what, projection=projection, record=record)
+            reply = await self.send("GET", url, what=what, projection=projection, record=record,
+                                    expect="collection")
             data = reply.json() or {}
             page = data.get("value") or []
             if "@odata.count" in data:
@@ -294,7 +354,7 @@ class ODataClient:
         try:
             reply = await self.send("POST", self.service_url(projection) + "$batch", what=what,
                                     projection=projection, body=body, headers=headers,
-                                    write=True, record=local)
+                                    write=True, record=local, expect="multipart")
         except ErpFailure as exc:
             exc.exchanges = [_without_bodies(x) | {"response_body": x["response_body"][:2000]}
                              for x in local]
@@ -304,7 +364,7 @@ class ODataClient:
     async def metadata(self, projection: str) -> bytes:
         reply = await self.send("GET", self.service_url(projection) + "$metadata",
                                 what=f"reading $metadata of {projection}", projection=projection,
-                                headers={"Accept": "application/xml"})
+                                headers={"Accept": "application/xml"}, expect="")
         return reply.body
 
 

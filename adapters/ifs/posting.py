@@ -23,7 +23,8 @@ from adapters.ifs.finishing import Finisher, keys_of
 from adapters.ifs.odata import ODataClient
 from adapters.ifs.reference import replay_hint
 from adapters.settings import IfsSettings
-from ledger.ports import FAILURE_KINDS, ErpFailure, PostingRequest, PostingResult
+from ledger.ports import (FAILURE_KINDS, ErpFailure, ErpUnavailable, PostingRequest,
+                          PostingResult)
 
 MINIMAL = "return=minimal"
 
@@ -153,7 +154,8 @@ class Poster:
                 if isinstance(exc, OutcomeUnknown):
                     results[i] = await self._recover(requests[i], docs[i], record, exc)
                 else:
-                    own = ErpFailure(exc.kind, str(exc), code=exc.code, status=exc.status)
+                    cls = ErpUnavailable if isinstance(exc, ErpUnavailable) else ErpFailure
+                    own = cls(exc.kind, str(exc), code=exc.code, status=exc.status)
                     if voucher:
                         own = self._voucher_failed(requests[i], posted[i][0], own, record)
                     results[i] = self._with_hint(own, requests[i], record)
@@ -236,6 +238,8 @@ class Poster:
     def _with_hint(self, exc: ErpFailure, request: PostingRequest,
                    record: list[dict[str, Any]]) -> ErpFailure:
         exc.exchanges = record
+        if isinstance(exc, ErpUnavailable):
+            return exc              # IFS as a whole (a redirect, a bad secret): not this document
         if exc.kind in ("reference", "rejected", "conflict") and "ml-connector replay" not in str(exc):
             hint = replay_hint(request.invoice, self._default_company)
             fixed = ErpFailure(exc.kind, f"{exc}; fix it in IFS (or Stampli), then {hint}",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapters.ifs.endpoints import Endpoint, key_predicate
-from adapters.ifs.errors import OutcomeUnknown, PreconditionFailed
+from adapters.ifs.errors import BadAnswer, OutcomeUnknown, PreconditionFailed
 from adapters.ifs.odata import ODataClient
 from adapters.ifs.reference import ReferenceCache, replay_hint
 from adapters.settings import IfsSettings
@@ -156,7 +156,9 @@ class Suppliers:
                     what=f"updating supplier {sid}", record=exchanges)
             except PreconditionFailed:
                 continue                      # changed meanwhile: re-read, re-check
-            except OutcomeUnknown:
+            except OutcomeUnknown as exc:
+                if isinstance(exc, BadAnswer) and attempt + 1 == MAX_PRECONDITION_RETRIES:
+                    raise                     # every answer unreadable: say so, not "changing"
                 continue                      # a PATCH is safe to re-check and re-apply
             merged = {**entity, **(updated or changes), "@odata.etag": new_etag}
             self._cache.suppliers[sid] = merged

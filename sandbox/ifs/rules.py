@@ -165,11 +165,14 @@ def _row_no(store: Store, name: str, edef: EntityDef, rec: dict[str, Any],
             parent: dict[str, Any]) -> dict[str, Any]:
     """Assign the next RowNo unless the client chose one (then it must be free)."""
     parent_def = ENTITIES[edef.parent or ""]
-    siblings = store.children(name, store.key_of(parent_def, parent))
+    parent_key = (name, store.key_of(parent_def, parent))
     if rec.get("RowNo") is None:
-        rec["RowNo"] = max((s["RowNo"] for s in siblings), default=0) + 1
+        # A per-parent sequence (never given back, like IFS's): a 10,000-line document
+        # does not rescan its siblings for every line.
+        rec["RowNo"] = store.row_numbers.get(parent_key, 0) + 1
     elif store.get(name, store.key_of(edef, rec)) is not None:
         raise business("FND_RECORD_EXIST", f"Row {rec['RowNo']} already exists.")
+    store.row_numbers[parent_key] = max(store.row_numbers.get(parent_key, 0), int(rec["RowNo"]))
     return rec
 
 

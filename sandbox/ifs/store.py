@@ -45,6 +45,7 @@ class Store:
         self._rowids = itertools.count(1)
         self._invoice_ids = itertools.count(1001)
         self._voucher_nos: dict[tuple, int] = {}
+        self.row_numbers: dict[tuple, int] = {}      # (child set, parent key) -> last RowNo
         self.unique: dict[str, dict[tuple, Key]] = {n: {} for n in UNIQUE}
 
     # ------------------------------------------------------------------ keys and ids

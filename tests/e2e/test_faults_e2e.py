@@ -73,7 +73,9 @@ def test_replay_of_a_parked_transient_failure(make_world):
     world = make_world(connector={"max_attempts": 2})
     world.drop(*SAMPLES.glob("*"))
     world.ifs.mi_modified(None, method="POST")   # IFS refreshing its metadata until cleared
-    world.cli("sync")
+    for _ in range(2):                           # the breaker ends each cycle: 2 attempts
+        result = world.cli("sync", check=False)
+        assert result.returncode == 1 and "error: IFS: " in result.stderr
     assert fired(world)["mi_modified"] >= 2      # every attempt met the fault
     failed = [r for r in world.status().values() if r["state"] == "failed"]
     assert failed and all(r["failure_kind"] == "transient" for r in failed)
