@@ -217,6 +217,33 @@ def ingest(ctx: click.Context, files: tuple[str, ...], as_json: bool) -> None:
         ctx.exit(1)
 
 
+@main.group(help="The configuration in force." + EXAMPLE + "ml-connector config show --json")
+def config() -> None:
+    pass
+
+
+@config.command("show", help="Print the effective configuration: every key with its default"
+                " filled in, and each secret it needs as <set> or <missing> (values are never"
+                " shown). Reference: docs/configuration.md." + EXAMPLE
+                + "ml-connector config show")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def config_show(ctx: click.Context, as_json: bool) -> None:
+    from adapters.config_reference import as_toml, effective
+
+    from adapters.secrets import SecretStore
+
+    settings = load_settings(find_config(ctx.ensure_object(dict).get("config")))
+    try:
+        stored = set(SecretStore(settings.data_dir).names())
+    except SecretsError as exc:
+        stored = set()
+        click.echo(f"warning: secrets store not readable, so every secret shows <missing>:"
+                   f" {exc}", err=True)
+    shown = effective(settings, stored)
+    click.echo(console.dumps(shown) if as_json else as_toml(shown), nl=as_json)
+
+
 @main.command(help="Ping your real systems: SFTP login, host key and listing; IFS token, one"
               " read per entity set, and the endpoint map against $metadata. Exit 1 if"
               " anything fails." + EXAMPLE + "ml-connector check --json")

@@ -6,6 +6,7 @@ the key and what was expected; the CLI turns it into exit code 2.
 from __future__ import annotations
 
 import codecs
+import functools
 import os
 import re
 import tomllib
@@ -25,8 +26,10 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message says where and what was expected."""
 
 
+@functools.lru_cache(maxsize=512)
 def parse_duration(text: str) -> float:
-    """'30s', '15m', '2h', '500ms' -> seconds."""
+    """'30s', '15m', '2h', '500ms' -> seconds. Every duration of the config is decoded (and
+    checked against RANGES) when it loads; the uses after that are cache hits."""
     match = _DURATION.match(str(text))
     if not match:
         raise ValueError(f"expected a duration like 30s, 15m or 2h, got {text!r}")
