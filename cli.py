@@ -108,9 +108,28 @@ def init(directory: str, force: bool) -> None:
         raise ConfigFailure(f"{exc} already exists; use --force to overwrite it") from None
     click.echo(f"wrote {config}\nmaster key in {key} (mode 0600; keep a copy somewhere safe)\n"
                "audit key stored as secret audit.key (keep a backup of the secrets store:"
-               " events cannot be verified without it)\n"
-               "next: edit the config, then `ml-connector secrets set ifs.client_secret`"
-               " and `ml-connector check`")
+               " events cannot be verified without it)")
+    click.echo("\n".join(_next_steps(config)))
+
+
+def _next_steps(config: Path) -> list[str]:
+    """What is left once `init` has written the files: every secret, and the host key pin."""
+    from adapters.config_reference import needed_secrets
+
+    at = f" --config {config}" if config.resolve() != Path("ml-connector.toml").resolve() else ""
+    out = ["", "next:", f"  1. edit {config} (every key: docs/configuration.md)",
+           "  2. store the secrets this config needs (hidden prompt, or stdin):"]
+    settings = load_settings(config)
+    for name, why in needed_secrets(settings):
+        if name != "audit.key":
+            out.append(f"       ml-connector{at} secrets set {name}    # {why}")
+    out += ["     (with stampli.auth = \"key\": stampli.private_key --from-file KEY, and"
+            " stampli.private_key_passphrase if the key is encrypted)",
+            "  3. pin Stampli's SFTP host key: connect once, compare the SHA256 fingerprint"
+            " with the one Stampli gives you, confirm:",
+            f"       ml-connector{at} known-hosts fetch",
+            f"  4. ml-connector{at} check"]
+    return out
 
 
 @main.group(help="Store and list secrets (encrypted; values are never shown)." + EXAMPLE
@@ -242,6 +261,51 @@ def config_show(ctx: click.Context, as_json: bool) -> None:
                    f" {exc}", err=True)
     shown = effective(settings, stored)
     click.echo(console.dumps(shown) if as_json else as_toml(shown), nl=as_json)
+
+
+@main.group("known-hosts", help="Pin the SFTP server's host key." + EXAMPLE
+            + "ml-connector known-hosts fetch")
+def known_hosts() -> None:
+    pass
+
+
+@known_hosts.command("fetch", help="Connect once to the SFTP server (no login), show its host"
+                     " key's SHA256 fingerprint to compare with the one Stampli gives you, and"
+                     " write it to `stampli.known_hosts` after you confirm." + EXAMPLE
+                     + "ml-connector known-hosts fetch --yes")
+@click.option("--yes", is_flag=True, help="Write without asking (scripts: compare the printed"
+              " fingerprint yourself).")
+@click.option("--replace", is_flag=True, help="Replace a DIFFERENT key already pinned for this"
+              " host (only after Stampli confirmed the change).")
+@click.pass_context
+def known_hosts_fetch(ctx: click.Context, yes: bool, replace: bool) -> None:
+    from adapters.settings import parse_duration, resolve_path
+    from adapters.stampli.known_hosts import offer, pin
+
+    settings = load_settings(find_config(ctx.ensure_object(dict).get("config")))
+    st = settings.stampli
+    if st is None:
+        raise ConfigFailure("no [stampli] section in the config: nothing to connect to")
+    path = resolve_path(settings, st.known_hosts)
+    found = offer(st.host, st.port, path, parse_duration(st.connect_timeout))
+    click.echo(f"{found.name} presents this {found.key_type} host key:\n\n"
+               f"    {found.fingerprint}\n\n"
+               "Compare it with the fingerprint Stampli gives you (by a channel other than"
+               " this connection).")
+    if found.already:
+        click.echo(f"already pinned in {path}; nothing to do")
+        return
+    if found.replaces:
+        click.echo(f"WARNING: {path} pins a DIFFERENT key for {found.name}"
+                   f" ({', '.join(found.pinned)}). Either Stampli changed its key, or this"
+                   " is not the server you think.", err=True)
+        if not replace:
+            raise click.ClickException("not replaced; confirm the new key with Stampli, then"
+                                       " run again with --replace")
+    if not yes and not click.confirm(f"write it to {path}?", default=False):
+        raise click.ClickException("not written")
+    pin(found)
+    click.echo(f"pinned in {path}; next: `ml-connector check`")
 
 
 @main.command(help="Ping your real systems: SFTP login, host key and listing; IFS token, one"
