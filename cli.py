@@ -61,6 +61,40 @@ class ConnectorCommand(click.Group):
                 " with -vv to see where, and report it") from None
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        from ledger import __version__
+
+        click.echo(f"ml-connector {__version__}")
+        ctx.exit()
+
+
+class VersionedCommand(click.Command):
+    """Every command takes --version (and -h, from the group's context settings)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.append(click.Option(["--version"], is_flag=True, expose_value=False,
+                                        is_eager=True, callback=_print_version,
+                                        help="Print the version and exit."))
+
+
+ConnectorCommand.command_class = VersionedCommand
+
+
+class ConnectorGroup(ConnectorCommand):
+    """Sub-groups (secrets, audit, ...): the same --version and error handling."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.append(click.Option(["--version"], is_flag=True, expose_value=False,
+                                        is_eager=True, callback=_print_version,
+                                        help="Print the version and exit."))
+
+
+ConnectorCommand.group_class = ConnectorGroup
+
+
 def _is_utf8(arg: str) -> bool:
     try:
         arg.encode("utf-8")
@@ -81,18 +115,21 @@ def runtime(ctx: click.Context) -> Runtime:
     return obj["runtime"]
 
 
-@click.group(cls=ConnectorCommand,
+@click.group(cls=ConnectorGroup, context_settings={"help_option_names": ["-h", "--help"]},
              help="Moves approved Stampli invoices into IFS Cloud, every step on record."
              + EXAMPLE + "ml-connector --config ml-connector.toml status")
 @click.option("--config", "config", metavar="PATH",
               help="Config file (default $ML_CONNECTOR_CONFIG, else ./ml-connector.toml).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
               help="Logs on stderr: text, or JSON lines for log collectors.")
-@click.option("-v", "--verbose", count=True, help="More log lines (-vv for debug).")
+@click.option("-v", "--verbose", count=True, help="More log lines: -v info, -vv debug (default:"
+              " warnings on a terminal, info otherwise).")
+@click.option("-q", "--quiet", is_flag=True, help="Errors only.")
 @click.pass_context
-def main(ctx: click.Context, config: str | None, log_format: str, verbose: int) -> None:
-    ctx.ensure_object(dict)["config"] = config
-    console.setup_logging(log_format, verbose)
+def main(ctx: click.Context, config: str | None, log_format: str, verbose: int,
+         quiet: bool) -> None:
+    ctx.ensure_object(dict).update(config=config, log_format=log_format, quiet=quiet)
+    console.setup_logging(log_format, verbose, quiet)
 
 
 @main.command(help="Write a commented ml-connector.toml, a master key and the audit key that"
@@ -163,9 +200,14 @@ def secrets_set(ctx: click.Context, name: str, from_file: str | None) -> None:
 
 @secrets.command("list", help="List the names of stored secrets." + EXAMPLE
                  + "ml-connector secrets list")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array of names.")
 @click.pass_context
-def secrets_list(ctx: click.Context) -> None:
-    for name in runtime(ctx).secrets.names():
+def secrets_list(ctx: click.Context, as_json: bool) -> None:
+    names = runtime(ctx).secrets.names()
+    if as_json:
+        click.echo(console.dumps(names))
+        return
+    for name in names:
         click.echo(name)
 
 
@@ -188,12 +230,24 @@ def sync(ctx: click.Context, as_json: bool, dry_run: bool) -> None:
     rt = runtime(ctx)
     try:
         # Progress on stderr, a line per stage, so a slow IFS is never silence.
-        data = _report(rt.sync_blocking(progress=lambda line: click.echo(line, err=True)), rt)
+        data = _report(rt.sync_blocking(progress=_progress(ctx)), rt)
     except (LedgerError, SourceError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(console.dumps(data)) if as_json else console.print_cycle(data)
     if data["errors"]:
         ctx.exit(1)
+
+
+def _progress(ctx: click.Context):
+    """sync's progress lines: plain on stderr; as JSON log lines with --log-format json (every
+    stderr line parses); none with -q."""
+    obj = ctx.ensure_object(dict)
+    if obj.get("quiet"):
+        return None
+    if obj.get("log_format") == "json":
+        log = logging.getLogger("ml_connector.progress")
+        return lambda line: log.info(line, extra={"event": "sync_progress"})
+    return lambda line: click.echo(line, err=True)
 
 
 def _dry_run(ctx: click.Context, as_json: bool) -> None:
@@ -340,17 +394,17 @@ def run(ctx: click.Context) -> None:
     log = logging.getLogger("ml_connector.run")
 
     def on_cycle(report) -> None:
-        log.info("cycle done: moved %s, %d failed, errors %s", report.moved,
-                 len(report.failed), report.errors)
+        pass                    # the cycle logs its own cycle_done line (runtime.py)
 
     def on_error(exc: Exception) -> None:
-        log.error("cycle failed: %s", exc)
+        log.error("cycle failed: %s", exc,
+                  extra={"event": "cycle_failed", "error_type": type(exc).__name__})
 
     try:
         asyncio.run(rt.run_daemon(on_cycle, on_error))
     except (LedgerError, SourceError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-    log.info("stopped")
+    log.info("stopped", extra={"event": "stopped"})
 
 
 @main.command(help="Start an emulated Stampli SFTP server and IFS Cloud on loopback, seeded"
@@ -477,9 +531,11 @@ def projections() -> None:
 @click.option("--force", is_flag=True, help="With --include-audit-chain: rebuild even though"
               " `audit verify` fails (needs --reason; recorded with who and why).")
 @click.option("--reason", default="", metavar="TEXT", help="Why (recorded with the rebuild).")
+@click.option("--json", "as_json", is_flag=True, help="The outcome as a JSON object.")
 @click.pass_context
 def projections_rebuild(ctx: click.Context, from_position: int | None,
-                        include_audit_chain: bool, force: bool, reason: str) -> None:
+                        include_audit_chain: bool, force: bool, reason: str,
+                        as_json: bool) -> None:
     if force and not (include_audit_chain and reason.strip()):
         raise click.UsageError("--force goes with --include-audit-chain and a --reason TEXT")
     rt = runtime(ctx)
@@ -487,6 +543,12 @@ def projections_rebuild(ctx: click.Context, from_position: int | None,
         count, failure = _ledger_call(lambda: rt.rebuild_projections(
             from_position, progress, include_audit_chain=include_audit_chain, force=force,
             reason=reason.strip()))
+    if as_json:
+        click.echo(console.dumps({"from_position": from_position, "events_applied": count,
+                                  "positions": rt.projector.positions(),
+                                  "audit_chain_rebuilt": include_audit_chain,
+                                  "verify_failure_overridden": failure or None}))
+        return
     if failure:
         click.echo(f"audit chain rebuilt although `audit verify` failed ({failure});"
                    " recorded in the ledger with who and why", err=True)

@@ -11,9 +11,11 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 
 from adapters.audit_keys import AuditKeyStore
+from adapters.console import moved_sentence
 from adapters.secrets import SecretStore, create_master_key
 from adapters.settings import (InvoiceFileSettings, Settings, ledger_url, parse_duration,
                                resolve_path)
@@ -213,7 +215,14 @@ class Runtime:
         start_cycle = getattr(pipeline.erp, "start_cycle", None)
         if start_cycle is not None:
             start_cycle(parse_duration(self.settings.connector.cycle_timeout))
-        return await pipeline.cycle()
+        started = time.monotonic()
+        report = await pipeline.cycle()
+        logging.getLogger("ml_connector.cycle").info(
+            "cycle done: %s, %d failed", moved_sentence(report.moved), len(report.failed),
+            extra={"event": "cycle_done", "counts": report.moved, "failed": len(report.failed),
+                   "errors": report.errors,
+                   "duration_ms": round((time.monotonic() - started) * 1000)})
+        return report
 
     async def sync(self, pipeline: Pipeline | None = None, progress: Any = None) -> CycleReport:
         pipeline = pipeline or self.pipeline(progress)

@@ -155,7 +155,8 @@ class Pipeline:
         report.failed.append({"invoice": invoice.ref, "stage": stage, "kind": failure.kind,
                               "message": message})
         log.warning("%s failed at %s (%s): %s", invoice.ref, stage, failure.kind, message,
-                    extra={"invoice": invoice.ref, "stage": stage, "kind": failure.kind})
+                    extra={"event": "invoice_failed", "invoice": invoice.ref, "stage": stage,
+                           "kind": failure.kind})
 
     def _held_for_approval(self, invoice: Invoice, report: CycleReport) -> bool:
         """Content that is not approved goes back to waiting for approval instead of on to
@@ -165,7 +166,8 @@ class Pipeline:
             return False
         invoice.hold_for_approval()
         report.count("held_for_approval")
-        log.warning("%s: %s", invoice.ref, problem, extra={"invoice": invoice.ref})
+        log.warning("%s: %s", invoice.ref, problem,
+                    extra={"event": "invoice_held_for_approval", "invoice": invoice.ref})
         return True
 
     def _before_cutover(self, invoice: Invoice, report: CycleReport) -> bool:
@@ -190,7 +192,8 @@ class Pipeline:
                   " (connector.ignore_approved_before): never posted")
         invoice.skip(reason, cutover=cutover, date_field=field_name, date=day)
         report.count("skipped_before_cutover")
-        log.info("%s skipped: %s", invoice.ref, reason, extra={"invoice": invoice.ref})
+        log.info("%s skipped: %s", invoice.ref, reason,
+                 extra={"event": "invoice_skipped", "invoice": invoice.ref})
         return True
 
     # ------------------------------------------------------------------ validate
@@ -423,5 +426,6 @@ class Pipeline:
         log.info("%s posted: IFS invoice %s, voucher %s%s", invoice.ref, result.ifs_invoice_id,
                  result.voucher.get("VoucherNo", "-"),
                  " (found in IFS after an interrupted attempt)" if result.found_existing else "",
-                 extra={"invoice": invoice.ref})
+                 extra={"event": "invoice_posted", "invoice": invoice.ref,
+                        "ifs_invoice_id": result.ifs_invoice_id})
 
