@@ -211,6 +211,28 @@ def secrets_list(ctx: click.Context, as_json: bool) -> None:
         click.echo(name)
 
 
+@secrets.command("delete", help="Remove a stored secret." + EXAMPLE
+                 + "ml-connector secrets delete stampli.password")
+@click.argument("name")
+@click.pass_context
+def secrets_delete(ctx: click.Context, name: str) -> None:
+    runtime(ctx).secrets.delete(name)
+    click.echo(f"deleted {name}")
+
+
+@secrets.command("rotate-key", help="Re-encrypt every secret under a new master key. The new"
+                 " store and key are written whole first; the old ones are kept as"
+                 " secrets.enc.old and master.key.old (delete them once the new key is backed"
+                 " up)." + EXAMPLE + "ml-connector secrets rotate-key")
+@click.pass_context
+def secrets_rotate_key(ctx: click.Context) -> None:
+    store = runtime(ctx).secrets
+    key = store.rotate_key()
+    click.echo(f"new master key in {key}; every secret re-encrypted under it.\n"
+               f"the old store and key are kept as {store.path.name}.old and {key.name}.old:"
+               " back up the new key, then delete them")
+
+
 def _report(report, rt: Runtime) -> dict:
     return console.cycle_summary(report, rt.state_counts())
 
