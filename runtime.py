@@ -178,6 +178,11 @@ class Runtime:
             secret = self.secrets.get("ifs.client_secret") or ""
             self._erp = IfsErp(self.settings.ifs, secret,
                                default_company=self.settings.connector.company)
+            for service in self._erp.posting_services():    # what earlier runs learned
+                known = self.ledger.posting_path(service)
+                if known is not None and known.path:
+                    self._erp.remember_path(service, known.path,
+                                            f"{known.reason} (recorded {known.at})")
         return self._erp
 
     def pipeline(self, progress: Any = None) -> Pipeline:

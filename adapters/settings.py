@@ -11,7 +11,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -141,6 +141,11 @@ class IfsSettings(_Section, kw_only=True):
     breaker_after: int = 5
     posting: PostingSettings = msgspec.field(default_factory=PostingSettings)
     endpoints: dict[str, EndpointSettings] = {}
+    # How a document goes into a $batch (issue 13): "references" = one changeset using `$n`
+    # If-Match references (IFS); "portable" = header with its lines (deep insert), then the
+    # action with the real key and ETag (any OData V4 server); "auto" = references until the
+    # server refuses them (412), then portable for that projection; "off" = no $batch at all.
+    batch_mode: Literal["auto", "references", "portable", "off"] = "auto"
 
 
 class Settings(_Section, kw_only=True):

@@ -21,6 +21,7 @@ from ledger.invoice import Invoice, InvoiceRuleError
 from ledger.model import DOCUMENT_TYPES, invoice_id, vendor_stream_id
 from ledger.private import create_private_file, make_private_dir
 from ledger.signing import EventKeys, KeyUnavailable, SigningMapper
+from ledger.posting_path import PostingPath, posting_path_id
 from ledger.vendor import Vendor
 
 APP_NAME = "ml_connector"
@@ -167,6 +168,9 @@ class Ledger(Application[UUID]):
 
     def vendor(self, vendor_id: str) -> Vendor | None:
         return self._find(vendor_stream_id(vendor_id))
+
+    def posting_path(self, service: str) -> PostingPath | None:
+        return self._find(posting_path_id(service))
 
     def _get(self, id: UUID, cls: type) -> Any:
         try:

@@ -28,6 +28,7 @@ from ledger.app import ConcurrentChange, Ledger
 from ledger.invoice import Invoice, InvoiceRuleError
 from ledger.model import VendorRecord, invoice_from_data
 from ledger.poller import Poller
+from ledger.posting_path import PostingPath
 from ledger.ports import (Erp, ErpFailure, ErpUnavailable, PostingRequest, PostingResult,
                           SourceError, SupplierResolution, WorkQueue)
 from ledger.vendor import Vendor
@@ -388,6 +389,7 @@ class Pipeline:
             results = await self.erp.post([request for _, request in claimed])
         except ErpUnavailable as exc:   # nothing was sent: the intents still get an outcome
             results = [exc] * len(claimed)
+        self._record_paths()
         for (invoice, _), result in zip(claimed, results):
             if isinstance(result, PostingResult):
                 self._record_posted(invoice, result, report)
@@ -402,6 +404,18 @@ class Pipeline:
             if isinstance(result, ErpUnavailable):
                 raise result
         return len(claimed)
+
+    def _record_paths(self) -> None:
+        """How the ERP learned to post (issue 13): on the service's own stream, so it is in the
+        audit trail and the next process starts from it; never an invoice attempt."""
+        learned = getattr(self.erp, "learned_paths", None)
+        for service, path, reason in (learned() if learned is not None else []):
+            stream = self.ledger.posting_path(service) or PostingPath.open(service)
+            if stream.choose(path, reason, self._now()):
+                try:
+                    self.ledger.record(stream)
+                except ConcurrentChange:       # another worker recorded it first
+                    pass
 
     async def _look_up(self, invoice: Invoice, request: PostingRequest,
                        report: CycleReport) -> bool:

@@ -27,7 +27,8 @@ def test_created_private_whatever_the_umask(tmp_path, umask):
     assert mode(tmp_path / "ml-connector.toml") == 0o600
     assert mode(data) == 0o700
     assert {p.name: mode(p) for p in data.iterdir()} == {
-        "ledger.db": 0o600, "master.key": 0o600, "secrets.enc": 0o600}
+        "ledger.db": 0o600, "master.key": 0o600, "secrets.enc": 0o600,
+        "audit.key.lock": 0o600}
     old = os.umask(umask)                    # whoever opens it next: SQLite's side files
     try:
         db = sqlite3.connect(data / "ledger.db")
@@ -47,7 +48,7 @@ def test_a_master_key_others_can_read_is_warned_about_once(tmp_path):
     assert quiet.returncode == 0 and quiet.stderr == ""
     key.chmod(0o644)
     result = run_cli("secrets", "list", cwd=tmp_path)
-    assert result.returncode == 0 and result.stdout.split() == ["ifs.client_secret"]
+    assert result.returncode == 0 and result.stdout.split() == ["audit.key", "ifs.client_secret"]
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
     assert "readable by other users (mode 0644)" in lines[0]

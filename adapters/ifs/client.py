@@ -122,6 +122,24 @@ class IfsErp:
         breaker (`ifs.breaker_after`) closes again."""
         self.odata.guard.start_cycle(timeout)
 
+    # ------------------------------------------------------------------ posting paths
+
+    def posting_services(self) -> dict[str, str]:
+        """{service URL: projection} of the projections documents are posted to."""
+        return {self.odata.service_url(ep.projection): ep.projection
+                for ep in (self.endpoints["invoice"], self.endpoints["voucher"])}
+
+    def remember_path(self, service: str, path: str, why: str) -> None:
+        projection = self.posting_services().get(service)
+        if projection:
+            self._poster.paths.remember(projection, path, why)
+
+    def learned_paths(self) -> list[tuple[str, str, str]]:
+        """(service URL, path, why) learned since the last call, for the ledger."""
+        learned, self._poster.paths.learned = self._poster.paths.learned, []
+        return [(self.odata.service_url(projection), path, why)
+                for projection, path, why in learned]
+
     # ------------------------------------------------------------------ operations
 
     def effective_endpoints(self) -> dict[str, EndpointSettings]:
@@ -164,4 +182,9 @@ class IfsErp:
                               f"not readable CSDL XML: {type(exc).__name__}: {exc}"))
                 continue
             items.extend(compare(model, self.endpoints, projection))
+        for role in ("invoice", "voucher"):
+            projection = self.endpoints[role].projection
+            await self._poster.paths.consult_metadata(projection)
+            path, why = self._poster.paths.path_of(projection)
+            items.append((f"posting path {role}: {projection}", True, f"{path}: {why}"))
         return items

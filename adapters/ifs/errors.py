@@ -42,6 +42,13 @@ _CONFLICT_CODES = frozenset({"FND_RECORD_EXIST", "FND_RECORD_MODIFIED", "ODP_PRE
                              "FND_RECORD_REMOVED", "FND_STATE_NOT_ALLOWED"})
 _LOCK_CODES = frozenset({"FND_LOCKED", "FND_RECORD_LOCKED"})
 _TRANSIENT_CODES = frozenset({"MI_MODIFIED_ERROR", "ODP_OPERATION_TIMEOUT"})
+# IFS business errors: only these make a 5xx permanent. Any other 5xx (IFS's own internal
+# errors, another server's fault such as a database error) is a server fault: transient.
+_BUSINESS_CODES = (_REFERENCE_CODES | _REJECTED_CODES | _CONFLICT_CODES) - {
+    "ODP_RESOURCE_NOTFOUND", "ODP_FORBIDDEN", "ODP_NOT_IMPLEMENTED", "ODP_REQUEST_TOO_LARGE",
+    "ODP_MISSING_PRECONDITION", "ODP_PRECONDITION_FAILED"} | {
+    "NOT_BALANCED", "INVALID_ACCOUNTING_YEAR", "FND_MANDATORY", "CURRENCY_ROUNDING",
+    "INVALID_INVOICE_TYPE"}
 
 
 class IfsError(msgspec.Struct, frozen=True):
@@ -154,8 +161,8 @@ def classify(status: int, body: bytes | str | dict | None, *, method: str,
         return "rejected"
     business = err.business_code
     if status >= 500:
-        if not business or business in _TRANSIENT_CODES:
-            # A bare 500 says nothing about whether a write committed.
+        if business not in _BUSINESS_CODES:
+            # A server fault says nothing about whether a write committed.
             return UNKNOWN if write else RETRY
         return _kind_for_code(business) or "data"
     if 400 <= status < 500:
@@ -234,3 +241,30 @@ class RedirectRefused(ErpUnavailable):
                          code="IFS_REDIRECT", status=status)
         self.url = url
         self.location = location
+
+
+def is_odata_error(body: bytes | str | dict | None) -> bool:
+    """An OData JSON error body (`{"error": {...}}`), as opposed to an HTML or empty page that a
+    web server or gateway answers for a path it does not serve."""
+    if isinstance(body, (bytes, str)):
+        try:
+            body = orjson.loads(body) if body else None
+        except orjson.JSONDecodeError:
+            return False
+    return isinstance(body, dict) and isinstance(body.get("error"), dict)
+
+
+def endpoint_missing(url: str, status: int, *, what: str, projection: str = "",
+                     exchanges: list[dict[str, Any]] | None = None) -> ErpFailure:
+    """A 404 for the service or entity set itself: the endpoint map (or base_url / endpoint)
+    does not fit this server. A configuration error, never "the entity is missing"."""
+    return ErpFailure("rejected", f"IFS has no {url.split('?', 1)[0]} (HTTP {status} while "
+                      f"{what}): the projection {projection or '?'} or its entity set does not "
+                      "exist there; check `[ifs] base_url` and `endpoint`, and the endpoint map "
+                      "(`[ifs.endpoints]`, `ml-connector check` compares it with $metadata)",
+                      code="ENDPOINT_NOT_FOUND", status=status, exchanges=exchanges)
+
+
+def is_business_error(body: bytes | str | dict | None) -> bool:
+    """The error names a known IFS business rule (the data is wrong), not the request's form."""
+    return parse_error(body).business_code in _BUSINESS_CODES

@@ -26,6 +26,14 @@ class Model:
         self.sets: dict[str, str] = {}                 # entity set -> type name (unqualified)
         self.types: dict[str, dict[str, Any]] = {}
         self.actions: set[str] = set()                 # qualified: Namespace.Name
+        # Capabilities.BatchSupport properties the service declares (e.g.
+        # EtagReferencesSupported: whether If-Match may name `$n`), where it declares them.
+        self.batch_support: dict[str, bool] = {}
+        for term in (e for e in root.iter() if _local(e.tag) == "Annotation"
+                     and e.get("Term", "").endswith("Capabilities.BatchSupport")):
+            for value in (e for e in term.iter() if _local(e.tag) == "PropertyValue"):
+                if value.get("Bool") in ("true", "false"):
+                    self.batch_support[value.get("Property", "")] = value.get("Bool") == "true"
         for schema in (e for e in root.iter() if _local(e.tag) == "Schema"):
             namespace = schema.get("Namespace", "")
             for el in schema:

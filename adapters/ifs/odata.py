@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urljoin
 
 import aiohttp
 import orjson
@@ -28,7 +28,7 @@ import yarl
 from adapters.ifs.auth import TokenProvider
 from adapters.ifs.errors import (REAUTH, REREAD, RETRY, UNKNOWN, BadAnswer, OutcomeUnknown,
                                  PreconditionFailed, RedirectRefused, classify, describe,
-                                 failure, parse_error)
+                                 endpoint_missing, failure, is_odata_error, parse_error)
 from adapters.ifs.guard import CycleGuard, bad_answer, is_breakdown
 from adapters.ifs.limiter import Backoff, SlidingWindowLimiter
 from adapters.settings import IfsSettings, parse_duration
@@ -224,6 +224,10 @@ class ODataClient:
                 raise OutcomeUnknown(f"{text}; whether IFS applied it is unknown: the connector "
                                      "looks the document up before sending anything again",
                                      status=reply.status, code=code, exchanges=record)
+            if reply.status == 404 and (method == "GET" or not is_odata_error(reply.body)):
+                # A collection (or an HTML page) that is not there: the map is wrong.
+                raise endpoint_missing(url, 404, what=what, projection=projection,
+                                       exchanges=record)
             raise failure(action, reply.status, reply.body, what=what, projection=projection,
                           exchanges=record)
 
@@ -262,14 +266,28 @@ class ODataClient:
     async def get_entity(self, projection: str, path: str, *, what: str,
                          record: list[dict[str, Any]] | None = None
                          ) -> tuple[dict[str, Any] | None, str]:
-        """(entity, ETag), or (None, "") on 404 ODP_RESOURCE_NOTFOUND."""
-        reply = await self.send("GET", self.url(projection, path), what=what,
-                                projection=projection, ok_statuses=(404,), record=record,
+        """(entity, ETag), or (None, "") when the entity does not exist.
+
+        A 404 with an OData error body is "not found", whatever its code (IFS says
+        ODP_RESOURCE_NOTFOUND, other servers their own), once the entity set itself is known to
+        exist; an HTML 404, or one for the entity set too, is a configuration error."""
+        url = self.url(projection, path)
+        reply = await self.send("GET", url, what=what, projection=projection,
+                                ok_statuses=(404,), record=record,
                                 expect="entity")
         if reply.status == 404:
-            if parse_error(reply.body).code not in ("", "ODP_RESOURCE_NOTFOUND"):
-                raise failure("rejected", 404, reply.body, what=what, projection=projection,
-                              exchanges=record)
+            if not is_odata_error(reply.body):
+                raise endpoint_missing(url, 404, what=what, projection=projection,
+                                       exchanges=record)
+            # Servers (IFS too) answer the same 404 for a missing projection or entity set:
+            # one read of the collection tells a missing entity from a wrong endpoint map.
+            collection = path.split("(", 1)[0]
+            probe = await self.send("GET", self.url(projection, collection, {"$top": "0"}),
+                                    what=what, projection=projection, ok_statuses=(404,),
+                                    record=record)
+            if probe.status == 404:
+                raise endpoint_missing(self.url(projection, collection), 404, what=what,
+                                       projection=projection, exchanges=record)
             return None, ""
         entity = reply.json() or {}
         return entity, reply.etag or entity.get("@odata.etag", "")
@@ -305,7 +323,11 @@ class ODataClient:
                 return
             next_link = data.get("@odata.nextLink")
             if next_link:
-                url = next_link if "://" in next_link else self.service_url(projection) + next_link
+                # A URL reference (RFC 3986 §5): relative to the context URL when there is
+                # one (OData JSON format §4.4; it is relative to the service root), else to
+                # the request URL.
+                base = urljoin(url, data.get("@odata.context") or "")
+                url = urljoin(base, next_link)
                 continue
             if not page:
                 return

@@ -8,8 +8,9 @@ second invoice with the same number (FND_RECORD_EXIST), is what keeps a document
 posted twice even when `post` is called again after a crash.
 
 With `use_batch`, one changeset per document (all-or-nothing) and many documents per `$batch`:
-two requests for a whole batch of documents. Without it, a plain sequence of requests using
-the ETag each write returns (a child add keeps the parent's ETag; an action changes it).
+two requests for a whole batch of documents (four on the portable path, see paths.py).
+Without it, a plain sequence of requests using the ETag each write returns (a child add keeps
+the parent's ETag; an action changes it).
 """
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from typing import Any
 
 from adapters.ifs import batch as batchlib
 from adapters.ifs import mapping
-from adapters.ifs.endpoints import ACTIONS, Endpoint
+from adapters.ifs.endpoints import ACTIONS, Endpoint, key_predicate
 from adapters.ifs.errors import UNKNOWN, OutcomeUnknown, classify, failure
 from adapters.ifs.finishing import Finisher, keys_of
 from adapters.ifs.odata import ODataClient
+from adapters.ifs.paths import PostingPaths
 from adapters.ifs.reference import replay_hint
 from adapters.settings import IfsSettings
 from ledger.ports import (FAILURE_KINDS, ErpFailure, ErpUnavailable, PostingRequest,
@@ -44,7 +46,8 @@ class Poster:
                  default_company: str | None = None) -> None:
         self._odata = odata
         self._posting = settings.posting
-        self._use_batch = settings.use_batch
+        self._use_batch = settings.use_batch and settings.batch_mode != "off"
+        self.paths = PostingPaths(odata, settings, endpoints)
         self._max_docs = max(1, batch_max_documents)
         self._default_company = default_company
         self._inv, self._line = endpoints["invoice"], endpoints["invoice_line"]
@@ -121,19 +124,106 @@ class Poster:
             else:
                 changesets.append(cs)
         posted: dict[int, tuple[dict, str, list[dict[str, Any]]]] = {}
-        for group in self._groups(changesets):
-            await self._send_group(group, requests, docs, results, posted, voucher=False)
+        await self._send_all(changesets, requests, docs, results, posted, voucher=False)
         if not self._posting.post_voucher:
             for i, (head, etag, record) in posted.items():
                 results[i] = self._result(head, etag, {}, "", record)
             return
         vouchers = [self._voucher_changeset(i, docs[i]) for i in posted]
-        for group in self._groups(vouchers):
-            await self._send_group(group, requests, docs, results, posted, voucher=True)
+        await self._send_all(vouchers, requests, docs, results, posted, voucher=True)
+
+    async def _send_all(self, changesets: list[batchlib.Changeset], requests: list,
+                        docs: dict[int, mapping.Document], results: list,
+                        posted: dict[int, tuple[dict, str, list]], *, voucher: bool) -> None:
+        """References path while the projection takes it; the documents a refusal sent back
+        (nothing of them applied: a changeset is atomic) go again the portable way."""
+        ep = self._vou if voucher else self._inv
+        refused: list[int] = []
+        if ep.projection not in self.paths.portable:
+            for group in self._groups(changesets):
+                await self._send_group(group, requests, docs, results, posted,
+                                       voucher=voucher, refused=refused)
+        else:
+            refused = [cs.tag for cs in changesets]
+        for _ in range(2):                   # a second round only after a refused deep insert
+            if not refused:
+                break
+            portable = [self._portable_changeset(i, docs[i], voucher) for i in refused]
+            refused = []
+            for group in self._groups(portable):
+                created: list[tuple[int, dict, str, list]] = []
+                await self._send_group(group, requests, docs, results, posted,
+                                       voucher=voucher, finish=True, refused=refused,
+                                       created=created)
+                if created:
+                    await self._send_actions(created, requests, docs, results, posted,
+                                             voucher=voucher)
+
+    async def _send_actions(self, created: list[tuple[int, dict, str, list]], requests: list,
+                            docs: dict[int, mapping.Document], results: list,
+                            posted: dict[int, tuple[dict, str, list]], *, voucher: bool) -> None:
+        """Portable path, second request: the post / approve action of every header the
+        first one created with all its children, with the real key and ETag, in one $batch.
+        Anything but a clean answer goes to the finisher, which re-reads (a 412, a lost
+        answer) and rolls back a header it cannot complete."""
+        ep = self._vou if voucher else self._inv
+        action = self._approve_action if voucher else self._post_action
+        child = (self._row if voucher else self._line).entity_set
+        changesets = [batchlib.Changeset((batchlib.Operation(
+            "POST", f"{ep.entity_set}{key_predicate(keys_of(ep, head))}/{action}", {},
+            if_match=etag),), tag=n) for n, (_, head, etag, _) in enumerate(created)]
+        body, headers, parts = batchlib.build(changesets)
+        what = f"running {action.rsplit('.', 1)[-1]} on {len(created)} document(s)"
+        answers: list[batchlib.ChangesetResult | None] = [None] * len(created)
+        info: dict[str, Any] = {}
+        try:
+            reply, info = await self._odata.batch(ep.projection, body, headers, what=what)
+            parsed = batchlib.parse(reply.body, reply.headers.get("content-type", ""))
+            if len(parsed) == len(created):
+                answers = list(parsed)
+        except (ErpFailure, ValueError):
+            pass                              # each document settles through the finisher
+        for (i, head, etag, record), part, answer in zip(created, parts, answers):
+            request = requests[i]
+            if answer is not None:
+                record.append(_exchange(info, part, answer))
+            try:
+                if answer is not None and answer.ok:
+                    final = answer.responses[-1].json() or {}
+                    etag = answer.responses[-1].etag or final.get("@odata.etag", "")
+                    final = {**{k: v for k, v in head.items() if k != child}, **final}
+                else:
+                    final, etag = await self._finish_created(request, docs[i], head, etag,
+                                                             record, voucher)
+            except ErpFailure as exc:
+                exc = self._voucher_failed(request, posted[i][0], exc, record) if voucher \
+                    else exc
+                results[i] = self._with_hint(exc, request, record)
+                continue
+            if voucher:
+                results[i] = self._result(posted[i][0], posted[i][1], final, etag, record)
+            else:
+                posted[i] = (final, etag, record)
+
+    def _portable_changeset(self, i: int, doc: mapping.Document,
+                            voucher: bool) -> batchlib.Changeset:
+        """The header with its children inline (a deep insert, OData 4.0 §11.4.2.2): one
+        operation, so no `$n` reference and no dependence on the order a server runs them."""
+        deep = (self._vou if voucher else self._inv).projection not in self.paths.no_deep
+        if voucher:
+            assert doc.voucher is not None
+            body = {**doc.voucher, **({self._row.entity_set: doc.rows} if deep else {})}
+            return batchlib.Changeset((batchlib.Operation("POST", self._vou.entity_set, body,
+                                                          content_id="1"),), tag=i)
+        body = {**doc.invoice, **({self._line.entity_set: doc.lines} if deep else {})}
+        return batchlib.Changeset((batchlib.Operation("POST", self._inv.entity_set, body,
+                                                      content_id="1"),), tag=i)
 
     async def _send_group(self, group: list[batchlib.Changeset], requests: list[PostingRequest],
                           docs: dict[int, mapping.Document], results: list,
-                          posted: dict[int, tuple[dict, str, list]], *, voucher: bool) -> None:
+                          posted: dict[int, tuple[dict, str, list]], *, voucher: bool,
+                          refused: list[int] | None = None, finish: bool = False,
+                          created: list[tuple[int, dict, str, list]] | None = None) -> None:
         ep = self._vou if voucher else self._inv
         what = f"posting {len(group)} {'GL voucher' if voucher else 'supplier invoice'}(s)"
         body, headers, parts = batchlib.build(group)
@@ -165,17 +255,38 @@ class Poster:
             request = requests[i]
             record = (posted[i][2] if voucher else []) + [_exchange(info, part, answer)]
             if answer.ok:
-                created = answer.responses[0].json() or {}
-                final = answer.responses[-1].json() or {**created, "Objstate": "?"}
+                first = answer.responses[0].json() or {}
+                final = answer.responses[-1].json() or {**first, "Objstate": "?"}
                 etag = answer.responses[-1].etag or final.get("@odata.etag", "")
+                if finish and created is not None and self.finisher.holds_all_children(
+                        docs[i], first.get(self._row.entity_set if voucher
+                                           else self._line.entity_set), voucher):
+                    created.append((i, first, etag, record))   # its action goes batched
+                    continue
+                if finish:                   # portable: the action with the real ETag
+                    try:
+                        final, etag = await self._finish_created(request, docs[i], first,
+                                                                 etag, record, voucher)
+                    except ErpFailure as exc:
+                        exc = (self._voucher_failed(request, posted[i][0], exc, record)
+                               if voucher else exc)
+                        results[i] = self._with_hint(exc, request, record)
+                        continue
                 if voucher:
                     head, hetag, _ = posted[i]
                     results[i] = self._result(head, hetag, final, etag, record)
                 else:
-                    posted[i] = ({**created, **final}, etag, record)
+                    posted[i] = ({**first, **final}, etag, record)
                 continue
             err = answer.error
             assert err is not None
+            child = (self._row if voucher else self._line).entity_set
+            learned = (self.paths.refused_deep_insert(ep.projection, err, cs, child) if finish
+                       else refused is not None
+                       and self.paths.refused_references(ep.projection, err, cs))
+            if learned and refused is not None:
+                refused.append(i)            # nothing of it applied: send it again at once
+                continue
             action = classify(err.status, err.body, method="POST", during_write=True)
             doc_what = f"{'GL voucher' if voucher else 'supplier invoice'} {request.invoice.ref}"
             exc = failure(action if action in FAILURE_KINDS else "transient", err.status,
@@ -187,6 +298,21 @@ class Poster:
                     self._voucher_failed(request, posted[i][0], exc, record), request, record)
             else:
                 results[i] = self._with_hint(exc, request, record)
+
+    async def _finish_created(self, request: PostingRequest, doc: mapping.Document,
+                              created: dict[str, Any], etag: str, record: list[dict[str, Any]],
+                              voucher: bool) -> tuple[dict[str, Any], str]:
+        """Run the action on a header the portable changeset created; the finisher adds any
+        child the server did not take inline, and re-reads on 412 (bounded)."""
+        child = self._row if voucher else self._line
+        known = created.get(child.entity_set)
+        known = known if isinstance(known, list) else None        # not returned: read them
+        head = {k: v for k, v in created.items() if k != child.entity_set}
+        if voucher:
+            return await self.finisher.finish_voucher(request, doc, head, etag, record,
+                                                      known_rows=known, rollback=True)
+        return await self.finisher.finish_invoice(request, doc, head, etag, record,
+                                                  known_lines=known, rollback=True)
 
     def _invoice_changeset(self, i: int, doc: mapping.Document) -> batchlib.Changeset:
         ops = [batchlib.Operation("POST", self._inv.entity_set, doc.invoice, content_id="1")]
