@@ -10,7 +10,7 @@ import json
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
 import msgspec
 
@@ -122,6 +122,10 @@ DOCS: dict[str, tuple[str, str]] = {
     "ifs.retries": ("Retries of one request that failed transiently.", "6"),
     "ifs.breaker_after": ("Consecutive timeouts / lost connections / 5xx after which a cycle"
                           " stops calling IFS.", "5"),
+    "ifs.batch_mode": ("How documents are posted: `auto` uses one `$batch` changeset per"
+                       " document until a server refuses it, then the portable path;"
+                       " `references` and `portable` force a path; `off` sends one request per"
+                       " write.", '"portable"'),
     "ifs.posting.post_voucher": ("Also create the GL voucher for each invoice.", "true"),
     "ifs.posting.voucher_type": ("The voucher type of those vouchers.", '"I"'),
     "ifs.posting.ap_liability_account": ("The AP liability account credited by the voucher.",
@@ -183,6 +187,8 @@ def _type(key: str, tp: Any) -> str:
     tp = _unwrap(tp)
     rng = RANGES.get(key)
     choice = _CHOICES.get(tuple(key.rsplit(".", 1)))          # type: ignore[arg-type]
+    if get_origin(tp) is Literal:
+        choice = get_args(tp)
     if choice:
         return "one of " + ", ".join(f'`"{c}"`' for c in choice)
     if rng and isinstance(rng[0], str):
