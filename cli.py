@@ -384,6 +384,26 @@ def known_hosts_fetch(ctx: click.Context, yes: bool, replace: bool) -> None:
     click.echo(f"pinned in {path}; next: `ml-connector check`")
 
 
+@main.command(help="A consistent copy of the SQLite ledger (events and read models), taken"
+              " with SQLite's online backup API while the daemon runs; `audit verify` passes on"
+              " it. For PostgreSQL it says to use pg_dump." + EXAMPLE
+              + "ml-connector backup /backup/ledger-$(date +%F).db")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def backup(ctx: click.Context, file: str, as_json: bool) -> None:
+    from adapters.settings import ledger_url
+    from ledger.backup import backup_sqlite
+
+    settings = load_settings(find_config(ctx.ensure_object(dict).get("config")))
+    size = _ledger_call(lambda: backup_sqlite(ledger_url(settings), Path(file)))
+    if as_json:
+        click.echo(console.dumps({"file": file, "bytes": size}))
+    else:
+        click.echo(f"wrote {file} ({size} bytes, mode 0600). To check it: point a config's"
+                   " `connector.ledger` at it and run `ml-connector audit verify`")
+
+
 @main.command(help="Ping your real systems: SFTP login, host key and listing; IFS token, one"
               " read per entity set, and the endpoint map against $metadata. Exit 1 if"
               " anything fails." + EXAMPLE + "ml-connector check --json")
