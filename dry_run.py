@@ -71,7 +71,7 @@ def dry_run(settings: Settings) -> dict[str, Any]:
     """Run the dry run; -> the plan (JSON-ready)."""
     real = Runtime(settings)
     try:
-        real_url, before = real.ledger.url, notification_count(real.ledger)
+        real_url, before = real.evidence_url, notification_count(real.ledger)
         with tempfile.TemporaryDirectory(prefix="mlc-dry-run-") as scratch_dir:
             scratch = copy_ledger(real.ledger, Path(scratch_dir))
             rt = Runtime(settings, ledger=scratch)

@@ -19,7 +19,7 @@ from adapters.console import moved_sentence
 from adapters.secrets import SecretStore, create_master_key
 from adapters.settings import (InvoiceFileSettings, Settings, ledger_url, parse_duration,
                                resolve_path)
-from ledger.app import Ledger, LedgerError
+from ledger.app import Ledger, LedgerError, connection_url
 from ledger.pipeline import CycleReport, Pipeline, PipelineSettings
 from ledger.poller import Poller, PollSettings
 from evidence import Evidence
@@ -74,13 +74,16 @@ class Runtime:
         self._erp, self._source = erp, source       # overrides for tests
         self.secrets = SecretStore(settings.data_dir)
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.evidence = Evidence(self.secrets, ledger.url if ledger else ledger_url(settings))
+        # The audit key is bound to the ledger as configured (tenant schema, no password).
+        self.evidence_url = ledger.url if ledger else connection_url(
+            ledger_url(settings), schema=settings.connector.schema)
+        self.evidence = Evidence(self.secrets, self.evidence_url)
         self._attached = False
 
     @property
     def ledger(self) -> Ledger:
         if self._ledger is None:
-            self._ledger = Ledger(ledger_url(self.settings))
+            self._ledger = Ledger(self.ledger_connection_url())
         if not self._attached:                  # the audit key, before anything is written
             self._attached = True
             self.evidence.attach(self._ledger)
@@ -92,6 +95,14 @@ class Runtime:
             self._projector = Projector(self.ledger)
             self.evidence.guard(self.ledger, self._projector)
         return self._projector
+
+    def ledger_connection_url(self) -> str:
+        """PostgreSQL: the password from the secret ledger.password, the tenant's schema."""
+        url = ledger_url(self.settings)
+        if not url.startswith(("postgresql://", "postgres://")):
+            return url
+        return connection_url(url, self.secrets.get("ledger.password") or "",
+                              self.settings.connector.schema)
 
     def close(self) -> None:
         if self._source is not None:

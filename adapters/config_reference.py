@@ -61,6 +61,11 @@ DOCS: dict[str, tuple[str, str]] = {
     "connector.ignore_approved_before": (
         "Go-live cutover (ISO date): invoices approved (or dated, see `cutover_date`) before"
         " it are recorded as `skipped` and never posted. Empty: none.", '"2026-12-01"'),
+    "connector.schema": ("PostgreSQL only: the schema holding this connector's tables, so"
+                         " several connectors (tenants) can share one database. Created if"
+                         " missing. The password is the secret `ledger.password`; libpq options"
+                         " stay in the URL (`?sslmode=verify-full&sslrootcert=...`).",
+                         '"tenant_acme"'),
     "connector.cutover_date": ("Which date `ignore_approved_before` compares: Stampli's"
                                " approval date, or the invoice date.", '"invoice"'),
     "stampli.host": ("The SFTP server's host name.", '"sftp.stampli.com"'),

@@ -56,6 +56,8 @@ class ConnectorSettings(_Section, kw_only=True):
     # Go-live cutover: invoices approved (or dated, per cutover_date) before this ISO date are
     # recorded as Skipped and never posted: they were keyed in IFS by hand before go-live.
     ignore_approved_before: str = ""
+    # PostgreSQL: this connector's tables in their own schema (several tenants, one database)
+    schema: str = ""
     cutover_date: str = "approved"     # "approved" (Stampli's approval date) or "invoice"
 
 
@@ -213,6 +215,7 @@ RANGES: dict[str, tuple[int, int] | tuple[str, str]] = {
 }
 _CRON_KEYS = {"connector.schedule"}            # may be a cron line instead of an interval
 _ISO_DAY = re.compile(r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 LEDGER_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
 
 
@@ -275,6 +278,7 @@ def _check_values(settings: Settings) -> None:
         Schedule(settings.connector.schedule)
     except ValueError as exc:
         raise ValueError(f"`connector.schedule`: {exc}") from None
+    _check_postgres(settings)
     cutover = settings.connector.ignore_approved_before
     if cutover and not _ISO_DAY.match(cutover):
         raise ValueError(f"`connector.ignore_approved_before`: expected a date like 2026-12-01,"
@@ -306,6 +310,31 @@ def _check_values(settings: Settings) -> None:
         if unknown:
             raise ValueError(f"`ifs.endpoints.{unknown[0]}`: unknown role; known roles: "
                              f"{', '.join(sorted(default_map()))}")
+
+
+def _check_postgres(settings: Settings) -> None:
+    """The password lives in the secret ledger.password, never in the file; the schema is a
+    plain identifier; libpq options are ones the connector passes on."""
+    from urllib.parse import urlparse
+
+    c = settings.connector
+    if c.ledger.startswith(("postgresql://", "postgres://")):
+        if urlparse(c.ledger).password:
+            raise ValueError("`connector.ledger`: the URL holds a password; remove it and store"
+                             " it with `ml-connector secrets set ledger.password`")
+        from ledger.app import LedgerError, postgres_options
+
+        try:
+            postgres_options(c.ledger)
+        except LedgerError as exc:
+            raise ValueError(f"`connector.ledger`: {exc}") from None
+    if c.schema:
+        if not c.ledger.startswith(("postgresql://", "postgres://")):
+            raise ValueError("`connector.schema` is for a PostgreSQL ledger; a SQLite ledger is"
+                             " a file of its own")
+        if not _SCHEMA_NAME.match(c.schema):
+            raise ValueError(f"`connector.schema`: {c.schema!r}: use lower-case letters, digits"
+                             " and _")
 
 
 def _check_ranges(settings: Settings) -> None:

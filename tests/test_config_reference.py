@@ -48,6 +48,8 @@ def test_every_documented_example_is_a_valid_value():
         for step in path:
             part = part.setdefault(step, {})
         part[name] = tomllib.loads(f"x = {ref.DOCS[doc][1]}")["x"]
+        if key == "connector.schema":                     # a PostgreSQL setting
+            raw["connector"]["ledger"] = "postgresql://mlc@db.internal:5432/ap"
         settings_from_dict(raw, source="example.toml")
 
 
