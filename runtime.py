@@ -16,7 +16,7 @@ import uuid
 
 from adapters.audit_keys import AuditKeyStore
 from adapters.console import moved_sentence
-from adapters.secrets import SecretStore, create_master_key
+from adapters.secrets import SecretsError, SecretStore, create_master_key
 from adapters.settings import (InvoiceFileSettings, Settings, ledger_url, parse_duration,
                                resolve_path)
 from ledger.app import Ledger, LedgerError, connection_url
@@ -101,8 +101,15 @@ class Runtime:
         url = ledger_url(self.settings)
         if not url.startswith(("postgresql://", "postgres://")):
             return url
-        return connection_url(url, self.secrets.get("ledger.password") or "",
-                              self.settings.connector.schema)
+        try:
+            password = self.secrets.get("ledger.password") or ""
+        except SecretsError as exc:
+            # Reads must work without the store (audit key unreadable, wrong master key): a
+            # database that needs the password then says so when it refuses the login.
+            logging.getLogger("ml_connector.secrets").debug("ledger.password unavailable: %s",
+                                                           exc)
+            password = ""
+        return connection_url(url, password, self.settings.connector.schema)
 
     def close(self) -> None:
         if self._source is not None:
