@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from adapters import console
+from adapters import actions_cli, console, users_cli
 from adapters.secrets import KNOWN_NAMES, SecretsError
 from adapters.settings import ConfigError, find_config, load_settings
 from ledger.app import LedgerError
@@ -525,8 +525,11 @@ def history(ctx: click.Context, ref: str, as_json: bool) -> None:
 
 
 @main.command(help="Re-drive invoices: REF from an event number (default: before its last"
-              " failure), or every parked invoice with --failed. Appends; never rewrites."
-              + EXAMPLE + "ml-connector replay --failed --kind reference")
+              " failure), or every parked invoice with --failed (`data` failures only with"
+              " --kind data: they fail again until Stampli sends new content). Records who"
+              " (--by, else your OS user) and why (--reason). Appends; never rewrites."
+              + EXAMPLE + "ml-connector replay --failed --kind reference --reason 'account 6540"
+              " created in IFS'")
 @click.argument("ref", required=False)
 @click.option("--from", "from_version", type=int,
               help="Event number to go back to: from its latest content on, never past the"
@@ -535,25 +538,36 @@ def history(ctx: click.Context, ref: str, as_json: bool) -> None:
 @click.option("--failed", is_flag=True, help="Every failed (parked) invoice.")
 @click.option("--kind", type=click.Choice(["data", "reference", "transient", "rejected",
                                            "conflict"]), help="With --failed: only this kind.")
+@actions_cli.who_options
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def replay(ctx: click.Context, ref: str | None, from_version: int | None, failed: bool,
-           kind: str | None, as_json: bool) -> None:
+           kind: str | None, reason: str | None, operator: str | None, as_json: bool) -> None:
     if bool(ref) == failed:
         raise click.UsageError("give either REF or --failed")
+    operator, reason = actions_cli.who_and_why(operator, reason)
     rt = runtime(ctx)
     if failed:
-        done = rt.replay_failed(kind)
+        result = actions_cli.act(lambda: rt.replay_failed(kind, reason, operator))
     else:
-        done = [_ledger_call(lambda: rt.replay_one(ref, from_version))]
+        one = actions_cli.act(lambda: rt.replay_one(ref, from_version, reason, operator))
+        result = {"replayed": [one], "left": {}, "refused": []}
+    done = result["replayed"]
     if as_json:
         click.echo(console.dumps(done))
-        return
-    for item in done:
-        click.echo(f"{item['ref']}: back to {item['restored_state']} (after event"
-                   f" {item['from_version']})")
-    if not done:
-        click.echo("nothing to replay")
+    else:
+        for item in done:
+            click.echo(f"{item['ref']}: back to {item['restored_state']} (after event"
+                       f" {item['from_version']})")
+        if not done:
+            click.echo("nothing to replay")
+    say = (lambda text: click.echo(text, err=True)) if as_json else click.echo
+    for item in result["refused"]:
+        say(f"not replayed {console.printable(item['ref'])}: {console.printable(item['reason'])}")
+    if result["left"].get("data"):
+        say(f"left {result['left']['data']} invoice(s) failed on `data`: they fail again at"
+            " once unless Stampli sends new content (which moves them on by itself); correct"
+            " them in Stampli, or `replay --failed --kind data` once the cause is fixed")
 
 
 @main.group(help="Rebuild the read models from the ledger." + EXAMPLE
@@ -596,6 +610,10 @@ def projections_rebuild(ctx: click.Context, from_position: int | None,
                    " recorded in the ledger with who and why", err=True)
     click.echo(f"rebuilt from {'the start' if from_position is None else from_position}:"
                f" {count} events applied; positions {rt.projector.positions()}")
+
+
+actions_cli.register(main, lambda ctx: runtime(ctx))
+users_cli.register(main, lambda ctx: runtime(ctx))
 
 
 def _ledger_call(fn):
@@ -713,3 +731,116 @@ def audit_export(ctx: click.Context, fmt: str, since: str, until: str, output: s
             handle.close()
     if output:
         click.echo(f"wrote {count} events to {output}", err=True)
+
+
+@audit.command("register", help="The posting register: one flat row per document IFS"
+               " received (company, vendor, supplier, invoice, amounts, IFS InvoiceId, voucher,"
+               " posted at, source file and sha256), by posting time. Streams; CSV cells are"
+               " safe to open in a spreadsheet." + EXAMPLE
+               + "ml-connector audit register --since 2026-11-01 --until 2026-12-01"
+               " --format csv -o register-2026-11.csv")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv")
+@click.option("--since", default="", metavar="TIME", help="ISO date or time (inclusive).")
+@click.option("--until", default="", metavar="TIME", help="ISO date or time (exclusive).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="File (default stdout).")
+@click.pass_context
+def audit_register(ctx: click.Context, fmt: str, since: str, until: str,
+                   output: str | None) -> None:
+    from projections import register
+
+    rt = runtime(ctx)
+    try:
+        since, until = normalize_time(since), normalize_time(until)
+    except ValueError as exc:
+        raise click.UsageError(f"--since/--until: {exc}") from None
+    write = register.to_csv if fmt == "csv" else register.to_jsonl
+    try:
+        handle = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc.strerror}; give a file in a"
+                                   " folder that exists and that you can write to") from None
+    count = 0
+    try:
+        if fmt == "csv":
+            handle.write(register.csv_header())
+        from zoneinfo import ZoneInfo
+
+        tz = ZoneInfo(getattr(rt.settings.connector, "timezone", "UTC"))
+        for row in register.iter_register(rt.ledger, since, until, tz):
+            handle.write(write(row))
+            count += 1
+    finally:
+        if output:
+            handle.close()
+    if output:
+        click.echo(f"wrote {count} register rows to {output}", err=True)
+
+
+@main.command(help="Reconcile a period: what Stampli approved, what the ledger did with it,"
+              " and what IFS holds now (read-only), invoice by invoice. Exit 0 when everything"
+              " matches, 1 on any discrepancy. Each run is recorded in the ledger."
+              + EXAMPLE + "ml-connector reconcile --from 2026-11-01 --to 2026-11-30"
+              " --format html -o close-2026-11.html")
+@click.option("--company", help="IFS company (default: connector.company).")
+@click.option("--from", "first", metavar="DATE", help="First day (default: first day of last"
+              " month, in connector.timezone).")
+@click.option("--to", "last", metavar="DATE", help="Last day, inclusive (default: last day"
+              " of last month; today when --from is given).")
+@click.option("--by", type=click.Choice(["approved", "invoice"]), default="approved",
+              help="Select invoices by approval date (default) or invoice date.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]),
+              default="table")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="File (default stdout).")
+@click.pass_context
+def reconcile(ctx: click.Context, company: str | None, first: str | None, last: str | None,
+              by: str, fmt: str, output: str | None) -> None:
+    from projections.reconcile import DISCREPANCIES, TITLES, period_from_options
+
+    rt = runtime(ctx)
+    try:
+        period = period_from_options(company or rt.settings.connector.company, first, last, by,
+                                     getattr(rt.settings.connector, "timezone", "UTC"))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    report, text = rt.reconcile(period, fmt)
+    if output:
+        try:
+            with open(output, "w", encoding="utf-8", newline="") as handle:
+                handle.write(text)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {output}: {exc.strerror}; give a file"
+                                       " in a folder that exists and that you can write to"
+                                       " (the run is recorded in the ledger)") from None
+        found = [f"{report['counts'][c]} {TITLES[c].lower()}" for c in DISCREPANCIES
+                 if report["counts"][c]]
+        click.echo(f"wrote {output}: {report['counts']['matched']} matched"
+                   + (f"; {'; '.join(found)}" if found else ""), err=True)
+    else:
+        click.echo(text, nl=False)
+    if not report["ok"]:
+        ctx.exit(1)
+
+
+@main.group(help="Notifications to people ([notify] in the config; destinations as apprise"
+            " URLs in the secret notify.urls, one per line)." + EXAMPLE
+            + "ml-connector notify test")
+def notify() -> None:
+    pass
+
+
+@notify.command("test", help="Send a test message to every destination and report each"
+                " result (recorded in the ledger). Exit 1 if any destination failed." + EXAMPLE
+                + "ml-connector notify test")
+@click.pass_context
+def notify_test(ctx: click.Context) -> None:
+    rt = runtime(ctx)
+    notices = rt.notifications()
+    if notices is None:
+        raise ConfigFailure("no notification destinations: add a [notify] section to the config"
+                            " and store the destinations with `ml-connector secrets set"
+                            " notify.urls` (one apprise URL per line)")
+    results = notices.test()
+    for destination, error in results.items():
+        click.echo(f"{'ok  ' if not error else 'FAIL'}  {destination}  {error or 'delivered'}")
+    if any(results.values()):
+        ctx.exit(1)

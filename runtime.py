@@ -19,7 +19,9 @@ from adapters.console import moved_sentence
 from adapters.secrets import SecretsError, SecretStore, create_master_key
 from adapters.settings import (InvoiceFileSettings, Settings, ledger_url, parse_duration,
                                resolve_path)
+from ledger.actions import OperatorActions, checked_who_and_why, parse_ifs_invoice_id
 from ledger.app import Ledger, LedgerError, connection_url
+from ledger.users import LoginPolicy, Users
 from ledger.pipeline import CycleReport, Pipeline, PipelineSettings
 from ledger.poller import Poller, PollSettings
 from evidence import Evidence
@@ -156,23 +158,71 @@ class Runtime:
         invoices = st.invoices if st is not None else InvoiceFileSettings()
         return tuple(invoices.approved_statuses)
 
-    def replay_one(self, ref: str, from_version: int | None,
-                   reason: str = "requested from the command line") -> dict[str, Any]:
-        invoice, from_version = self.ledger.request_replay(
-            self.resolve(ref), from_version, reason, approved_statuses=self.approved_statuses())
-        return {"id": str(invoice.id), "ref": invoice.ref, "from_version": from_version,
-                "restored_state": invoice.state}
+    def actions(self) -> OperatorActions:
+        return OperatorActions(self.ledger, approved_statuses=self.approved_statuses())
 
-    def replay_failed(self, kind: str | None) -> list[dict[str, Any]]:
-        done = []
+    def replay_one(self, ref: str, from_version: int | None, reason: str,
+                   operator: str) -> dict[str, Any]:
+        return self.actions().retry(self.resolve(ref), operator, reason, from_version)
+
+    def replay_failed(self, kind: str | None, reason: str, operator: str) -> dict[str, Any]:
+        """Retry every parked invoice (of `kind`). `data` failures are left unless asked for
+        by kind: they fail again at once unless Stampli sent new content (which moves them on
+        by itself). Returns {"replayed": [...], "left": {kind: count}, "refused": [...]}."""
+        checked_who_and_why(operator, reason, "retry")
+        done: list[dict[str, Any]] = []
+        left: dict[str, int] = {}
+        refused: list[dict[str, str]] = []
         for row in self.status_rows("failed"):
             if kind and row["failure_kind"] != kind:
                 continue
+            if kind is None and row["failure_kind"] == "data":
+                left["data"] = left.get("data", 0) + 1
+                continue
             try:
-                done.append(self.replay_one(row["id"], None, "replay --failed"))
-            except LedgerError:
-                continue  # e.g. posted and changed since: not replayable, stays listed
-        return done
+                done.append(self.actions().retry(UUID(row["id"]), operator, reason))
+            except LedgerError as exc:     # e.g. posted and changed since: stays listed
+                refused.append({"ref": f"{row['vendor_id']}/{row['invoice_number']}",
+                                "reason": str(exc)})
+        return {"replayed": done, "left": left, "refused": refused}
+
+    # ------------------------------------------------------------------ users
+
+    def users(self, policy: LoginPolicy | None = None) -> Users:
+        """User administration and login on this ledger (the web server passes its policy)."""
+        return Users(self.ledger, policy)
+
+    # ------------------------------------------------------------------ operator actions
+
+    def retry(self, ref: str, operator: str, reason: str,
+              from_version: int | None = None) -> dict[str, Any]:
+        return self.replay_one(ref, from_version, reason, operator)
+
+    async def resolve_manually_async(self, ref: str, ifs_invoice_id: Any, operator: str,
+                                     reason: str, force: bool = False) -> dict[str, Any]:
+        """For a caller already in an event loop (the web server); closes nothing."""
+        return await self.actions().resolve_manually(self.resolve(ref), ifs_invoice_id,
+                                                     operator, reason, erp=self.erp(),
+                                                     force=force)
+
+    def resolve_manually(self, ref: str, ifs_invoice_id: Any, operator: str, reason: str,
+                         force: bool = False) -> dict[str, Any]:
+        parse_ifs_invoice_id(ifs_invoice_id)          # bad input: no IFS session opened
+        checked_who_and_why(operator, reason, "resolve")
+
+        async def go() -> dict[str, Any]:
+            try:
+                return await self.resolve_manually_async(ref, ifs_invoice_id, operator,
+                                                         reason, force)
+            finally:
+                await self.erp().close()
+        return asyncio.run(go())
+
+    def dismiss(self, ref: str, operator: str, reason: str) -> dict[str, Any]:
+        return self.actions().dismiss(self.resolve(ref), operator, reason)
+
+    def reopen(self, ref: str, operator: str, reason: str) -> dict[str, Any]:
+        return self.actions().reopen(self.resolve(ref), operator, reason)
 
     # ------------------------------------------------------------------ the pipeline
 
@@ -250,9 +300,13 @@ class Runtime:
     async def sync(self, pipeline: Pipeline | None = None, progress: Any = None) -> CycleReport:
         pipeline = pipeline or self.pipeline(progress)
         try:
-            return await self._cycle(pipeline)
+            report = await self._cycle(pipeline)
         finally:
             await pipeline.erp.close()
+        notices = self.notifications()
+        if notices is not None:
+            await asyncio.to_thread(self.notify_after_cycle, notices, report)
+        return report
 
     def sync_blocking(self, progress: Any = None) -> CycleReport:
         return asyncio.run(self.sync(progress=progress))
@@ -265,8 +319,9 @@ class Runtime:
 
         from adapters.schedule import Schedule
 
-        schedule = Schedule(self.settings.connector.schedule)
+        schedule = Schedule(self.settings.connector.schedule, self.settings.connector.timezone)
         pipeline = self.pipeline()
+        notices = self.notifications()
         stop = asyncio.Event()
 
         def request_stop() -> None:
@@ -277,16 +332,29 @@ class Runtime:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, request_stop)
         try:
+            next_cycle = datetime.now(timezone.utc)
             while not stop.is_set():
-                try:
-                    on_cycle(await self._cycle(pipeline))
-                except (SourceError, LedgerError, ErpFailure, OSError) as exc:
-                    on_error(exc)
-                except Exception as exc:  # noqa: BLE001 - the daemon outlives a bad answer
-                    on_error(RuntimeError(f"unexpected {type(exc).__name__}: {exc}"))
-                    logging.getLogger("ml_connector.run").debug("cycle failed", exc_info=True)
+                if datetime.now(timezone.utc) >= next_cycle:
+                    report, error = None, ""
+                    try:
+                        report = await self._cycle(pipeline)
+                        on_cycle(report)
+                    except (SourceError, LedgerError, ErpFailure, OSError) as exc:
+                        on_error(exc)
+                        error = str(exc)
+                    except Exception as exc:  # noqa: BLE001 - the daemon outlives a bad answer
+                        on_error(RuntimeError(f"unexpected {type(exc).__name__}: {exc}"))
+                        logging.getLogger("ml_connector.run").debug("cycle failed", exc_info=True)
+                        error = f"unexpected {type(exc).__name__}: {exc}"
+                    if notices is not None:
+                        await asyncio.to_thread(self.notify_after_cycle, notices, report, error)
+                    next_cycle = schedule.next_after(datetime.now(timezone.utc))
+                wake = next_cycle
+                if notices is not None:     # a stall and the digest are the daemon's to see
+                    await asyncio.to_thread(self.notify_tick, notices)
+                    wake = min(wake, notices.next_check())
                 now = datetime.now(timezone.utc)
-                wait = (schedule.next_after(now) - now).total_seconds()
+                wait = (wake - now).total_seconds()
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=max(0.0, wait))
                 except asyncio.TimeoutError:
@@ -333,3 +401,141 @@ class Runtime:
                     for item, ok, detail in await erp.check()]
         finally:
             await erp.close()
+
+    # ------------------------------------------------------------------ reconcile
+
+    def reconcile(self, period: Any, fmt: str) -> tuple[dict[str, Any], str]:
+        """Compare the period's approved invoices, the ledger's outcome and what IFS holds
+        now (read-only); record the run as a ReconciliationRun. Returns (report, rendered)."""
+        import hashlib
+
+        from ledger import __version__
+        from ledger.reconciliation import Reconciliation
+        from projections import reconcile as rec
+        from projections.reconcile_report import build, render
+
+        self.projector.catch_up()
+        st = self.settings.stampli
+        approved = frozenset(st.invoices.approved_statuses if st else ("Approved",))
+        invoices = rec.period_invoices(self.ledger, self.projector.store, period,
+                                       approved.__contains__)
+        expect_voucher = self.settings.ifs is not None and self.settings.ifs.posting.post_voucher
+        docs, requests, read = asyncio.run(self._read_ifs_period(period, invoices,
+                                                                 expect_voucher))
+        items = rec.compare(invoices, docs, self._known_ids, expect_voucher)
+        counts, totals = rec.summarize(items)
+        meta = {"company": period.company, "period_from": period.first.isoformat(),
+                "period_to": period.last.isoformat(), "by": period.by,
+                "timezone": str(period.tz), "generated_at": datetime_now(),
+                "connector_version": __version__, "ifs_requests": requests,
+                "ifs_documents": read[0], "ifs_vouchers": read[1]}
+        report = build(meta, counts, totals, items)
+        text = render(report, fmt)
+        self.ledger.record(Reconciliation.run(
+            company=period.company, period_from=meta["period_from"],
+            period_to=meta["period_to"], by=period.by, counts=counts,
+            totals=[t for t in totals if t["category"] != rec.MATCHED] or [],
+            ifs_requests=requests, report_format=fmt,
+            report_sha256=hashlib.sha256(text.encode()).hexdigest(), ok=report["ok"]))
+        return report, text
+
+    def _known_ids(self, ids: list[str]) -> set[str]:
+        valid = []
+        for ref in ids:
+            try:
+                valid.append(UUID(ref))
+            except ValueError:
+                continue
+        return {str(i) for i in self.ledger.recorded(valid)}
+
+    async def _read_ifs_period(self, period: Any, invoices: dict[str, dict[str, Any]],
+                               expect_voucher: bool) -> tuple[Any, int, tuple[int, int]]:
+        from adapters.ifs.reconcile import IfsPeriodReader
+        from ledger.ports import ErpFailure
+        from projections.reconcile import Documents, invoice_date_window
+
+        erp = self.erp()
+        reader = IfsPeriodReader(erp)
+        first, last = invoice_date_window(invoices, period)
+        before = reader.requests
+        try:
+            found = await reader.invoices(period.company, first, last)
+            vouchers = await reader.vouchers(period.company, first, last) if expect_voucher \
+                else []
+            docs = Documents(found, vouchers)
+            posted = [i for i, inv in invoices.items()
+                      if (inv.get("status") or {}).get("state") == "posted"]
+            extra = await reader.invoices_by_ref(
+                period.company, [i for i in posted if i not in docs.invoices])
+            extra_v = await reader.vouchers_by_ref(
+                period.company, [i for i in posted if i not in docs.vouchers]) \
+                if expect_voucher else []
+            docs.add(extra, extra_v)
+        except ErpFailure as exc:
+            raise LedgerError(f"reading IFS for the reconciliation failed: {exc}; nothing was"
+                              " recorded, run it again once IFS answers") from None
+        finally:
+            await erp.close()
+        return (docs, reader.requests - before,
+                (len(found) + len(extra), len(vouchers) + len(extra_v)))
+
+    # ------------------------------------------------------------------ notifications
+
+    def notifications(self) -> Any:
+        """The notifier when `[notify]` is configured and `notify.urls` holds a destination."""
+        if getattr(self, "_notices", None) is not None or self.settings.notify is None:
+            return getattr(self, "_notices", None)
+        from datetime import datetime, time, timezone
+        from zoneinfo import ZoneInfo
+
+        from adapters.notify import AppriseSender, parse_urls
+        from ledger.notices import Notifications, Policy
+
+        urls = parse_urls(self.secrets.get("notify.urls") or "")
+        if not urls:
+            return None
+        n = self.settings.notify
+        hour, minute = (int(x) for x in n.digest_at.split(":"))
+        policy = Policy(new_exceptions=n.new_exceptions, max_listed=n.max_listed,
+                        trouble=n.trouble, trouble_cycles=n.trouble_cycles, stalled=n.stalled,
+                        stalled_after=parse_duration(n.stalled_after), digest=n.digest,
+                        digest_at=time(hour, minute),
+                        tz=ZoneInfo(self.settings.connector.timezone),
+                        workspace_url=n.workspace_url)
+        self._notices = Notifications(self.ledger, AppriseSender(urls, n), policy,
+                                      clock=lambda: datetime.now(timezone.utc))
+        return self._notices
+
+    def notify_after_cycle(self, notices: Any, report: Any, error: str = "") -> list:
+        from projections.digest import invoice_details
+
+        from projections.notices import read_pending
+
+        self.projector.catch_up()
+        with self.projector.store.transaction() as cur:
+            notices.restore_pending(read_pending(cur))
+
+        def lookup(ref: str) -> tuple[str, str]:
+            with self.projector.store.transaction() as cur:
+                return invoice_details(cur, ref)
+
+        return notices.after_cycle(report, error, lookup)
+
+    def notify_tick(self, notices: Any) -> None:
+        """The daemon's own checks between cycles: stalled, and the digest when it is due."""
+        from projections.digest import compose_digest
+
+        notices.check_stalled()
+        key = notices.digest_key()
+        if key is not None:
+            self.projector.catch_up()
+            with self.projector.store.transaction() as cur:
+                subject, body = compose_digest(cur, notices.clock(), notices.policy.tz,
+                                               notices.policy.workspace_url)
+            notices.send_digest(key, subject, body)
+
+
+def datetime_now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,73 +1,76 @@
-"""When the daemon runs: an interval ("15m") or a five-field cron line
-("*/15 6-20 * * 1-5": minute hour day-of-month month day-of-week, 0 = Sunday)."""
+"""When the daemon runs: an interval ("15m") or a cron line read by croniter: five fields
+(minute hour day-of-month month day-of-week), names (`MON-FRI`, `JAN`), `@hourly`/`@daily`/
+`@weekly`/`@monthly`, and cron's day rule (when both day fields are restricted, either one
+matching is enough). A cron line is read in `connector.timezone`: "0 7 * * MON-FRI" is 07:00
+local time before and after a daylight-saving change; a local time that does not exist that
+day (skipped by the clock change) fires once at the first instant after it, one that occurs
+twice fires once."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import CroniterError, croniter
 
 from adapters.settings import parse_duration
-
-_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
 
 
 class ScheduleError(ValueError):
     pass
 
 
-def _field(text: str, low: int, high: int) -> set[int]:
-    values: set[int] = set()
-    for part in text.split(","):
-        step = 1
-        if "/" in part:
-            part, step_text = part.split("/", 1)
-            step = int(step_text)
-            if step < 1:
-                raise ScheduleError(f"step must be positive in {text!r}")
-        if part == "*":
-            start, end = low, high
-        elif "-" in part:
-            start, end = (int(x) for x in part.split("-", 1))
-        else:
-            start = end = int(part)
-        if not (low <= start <= end <= high):
-            raise ScheduleError(f"{text!r} is outside {low}-{high}")
-        values.update(range(start, end + 1, step))
-    return values
-
-
 class Schedule:
-    def __init__(self, spec: str) -> None:
+    def __init__(self, spec: str, tz: str = "UTC") -> None:
         self.spec = spec.strip()
         self.interval: float | None = None
+        try:
+            self.tz = ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ScheduleError(f"{tz!r} is not an IANA time zone") from None
         try:
             self.interval = parse_duration(self.spec)
             return
         except ValueError:
             pass
         fields = self.spec.split()
-        if len(fields) != 5:
+        if not (self.spec.startswith("@") and len(fields) == 1) and len(fields) != 5:
             raise ScheduleError(f"schedule {spec!r} is neither a duration (15m) nor a cron line"
-                                " of five fields (*/15 6-20 * * 1-5)")
+                                " of five fields (*/15 6-20 * * MON-FRI) or @daily/@hourly")
         try:
-            self.minutes, self.hours, self.days, self.months, dow = (
-                _field(f, *r) for f, r in zip(fields, _RANGES))
-        except ValueError as exc:
-            raise ScheduleError(f"schedule {spec!r}: {exc}") from None
-        self.weekdays = {d % 7 for d in dow}
-        self._any_day, self._any_dow = fields[2] == "*", fields[4] == "*"
-
-    def _day_matches(self, t: datetime) -> bool:
-        dom, dow = t.day in self.days, (t.isoweekday() % 7) in self.weekdays
-        if self._any_day or self._any_dow:       # cron: when one is *, the other decides
-            return dom and dow
-        return dom or dow
+            valid = croniter.is_valid(self.spec)
+        except (CroniterError, ValueError):
+            valid = False
+        if not valid:
+            raise ScheduleError(f"schedule {spec!r} is not a valid cron line (minute hour"
+                                " day-of-month month day-of-week, e.g. */15 6-20 * * MON-FRI)")
+        try:
+            self.next_after(datetime.now(timezone.utc))
+        except (CroniterError, ValueError) as exc:
+            raise ScheduleError(f"schedule {spec!r} never fires ({exc})") from None
 
     def next_after(self, now: datetime) -> datetime:
+        """The next run strictly after `now` (an aware datetime), in UTC."""
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=timezone.utc)
         if self.interval is not None:
             return now + timedelta(seconds=self.interval)
-        t = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
-        for _ in range(366 * 24 * 60):
-            if (t.month in self.months and self._day_matches(t) and t.hour in self.hours
-                    and t.minute in self.minutes):
-                return t
-            t += timedelta(minutes=1)
-        raise ScheduleError(f"schedule {self.spec!r} never fires")
+        runs = croniter(self.spec, now.astimezone(self.tz), max_years_between_matches=5)
+        while True:
+            following = runs.get_next(datetime)
+            if not (self._fixed_hours and _second_occurrence(following, self.tz)):
+                return following.astimezone(timezone.utc)
+            # 01:30 on the night the clock goes back happens twice: a job at a fixed hour
+            # runs at the first one only (as cron does); hourly patterns keep both.
+
+    @property
+    def _fixed_hours(self) -> bool:
+        if self.spec.startswith("@"):
+            return self.spec.lower() != "@hourly"
+        hours = self.spec.split()[1]
+        return "*" not in hours and "/" not in hours
+
+
+def _second_occurrence(moment: datetime, tz: ZoneInfo) -> bool:
+    """True when this wall-clock time happened earlier that night with another offset."""
+    first = moment.replace(tzinfo=None).replace(tzinfo=tz, fold=0)
+    return first.utcoffset() != moment.utcoffset()

@@ -53,6 +53,7 @@ class ConnectorSettings(_Section, kw_only=True):
     # Bounds on one cycle against a hung IFS (issue 17): after this long the cycle stops
     # calling IFS and says so; the next cycle carries on.
     cycle_timeout: str = "10m"
+    timezone: str = "UTC"              # IANA name: report dates, the digest time, cron lines
     # Go-live cutover: invoices approved (or dated, per cutover_date) before this ISO date are
     # recorded as Skipped and never posted: they were keyed in IFS by hand before go-live.
     ignore_approved_before: str = ""
@@ -150,10 +151,25 @@ class IfsSettings(_Section, kw_only=True):
     batch_mode: Literal["auto", "references", "portable", "off"] = "auto"
 
 
+class NotifySettings(_Section, kw_only=True):
+    """What is sent to the destinations in the secret `notify.urls` (apprise URLs)."""
+    new_exceptions: bool = True
+    max_listed: int = 10               # failures listed in one message, then "and N more"
+    trouble: bool = True
+    trouble_cycles: int = 3            # SFTP/IFS unreachable or a rejected file, in a row
+    stalled: bool = True
+    stalled_after: str = "2h"          # no successful cycle for this long (the daemon checks)
+    digest: bool = True
+    digest_at: str = "08:00"           # local time (connector.timezone)
+    workspace_url: str = ""            # linked from the digest when set
+    timeout: str = "20s"
+
+
 class Settings(_Section, kw_only=True):
     connector: ConnectorSettings
     stampli: StampliSettings | None = None
     ifs: IfsSettings | None = None
+    notify: NotifySettings | None = None
     source: str = ""                   # the file it was read from (set by load_settings)
 
     @property
@@ -212,6 +228,10 @@ RANGES: dict[str, tuple[int, int] | tuple[str, str]] = {
     "ifs.backoff_cap": ("0s", "1h"),
     "ifs.retries": (0, 100),
     "ifs.breaker_after": (1, 1000),
+    "notify.max_listed": (1, 1000),
+    "notify.trouble_cycles": (1, 1000),
+    "notify.stalled_after": ("1m", "7d"),
+    "notify.timeout": ("1s", "10m"),
 }
 _CRON_KEYS = {"connector.schedule"}            # may be a cron line instead of an interval
 _ISO_DAY = re.compile(r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
@@ -267,6 +287,20 @@ def settings_from_dict(raw: dict[str, Any], source: str = "") -> Settings:
     return settings
 
 
+def _check_time_settings(settings: Settings) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(settings.connector.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"`connector.timezone`: {settings.connector.timezone!r} is not an"
+                         " IANA time zone (e.g. UTC, Europe/Berlin, America/New_York)") from None
+    if settings.notify is not None and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d",
+                                                        settings.notify.digest_at):
+        raise ValueError(f"`notify.digest_at`: expected a local time HH:MM, got"
+                         f" {settings.notify.digest_at!r}")
+
+
 def _check_values(settings: Settings) -> None:
     """What the types let through but would stop the program later, checked at load: the
     schedule's cron line, each file kind's encoding and delimiter, the CA bundle (made
@@ -274,8 +308,9 @@ def _check_values(settings: Settings) -> None:
     from adapters.ifs.endpoints import default_map
     from adapters.schedule import Schedule
 
+    _check_time_settings(settings)
     try:
-        Schedule(settings.connector.schedule)
+        Schedule(settings.connector.schedule, settings.connector.timezone)
     except ValueError as exc:
         raise ValueError(f"`connector.schedule`: {exc}") from None
     _check_postgres(settings)
@@ -365,7 +400,7 @@ def _check_ranges(settings: Settings) -> None:
 
 
 def _looks_like_cron(value: str) -> bool:
-    return len(value.split()) == 5
+    return len(value.split()) == 5 or value.strip().startswith("@")
 
 
 def _explain(exc: msgspec.ValidationError) -> str:

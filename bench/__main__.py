@@ -29,6 +29,7 @@ FIGURES: dict[str, list[str]] = {
     "ingest": ["bench.ingest"],
     "pg_ingest": ["bench.ingest", "--backend", "postgres"],
     "rebuild": ["bench.rebuild"],
+    "reconcile": ["bench.reconcile"],
     "memory": ["bench.memory"],
 }
 RESERVE = 15.0                         # seconds for starting the last process, the table

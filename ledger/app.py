@@ -19,7 +19,7 @@ from eventsourcing.persistence import IntegrityError, Transcoder
 from ledger import replay
 from ledger.codec import OrjsonTranscoder, event_type
 from ledger.files import ExportFile, PollRun
-from ledger.invoice import Invoice, InvoiceRuleError
+from ledger.invoice import Invoice, InvoiceRuleError, who_and_why
 from ledger.model import DOCUMENT_TYPES, invoice_id, vendor_stream_id
 from ledger.private import create_private_file, make_private_dir
 from ledger.signing import EventKeys, KeyUnavailable, SigningMapper
@@ -227,6 +227,10 @@ class Ledger(Application[UUID]):
     def posting_path(self, service: str) -> PostingPath | None:
         return self._find(posting_path_id(service))
 
+    def find(self, id: UUID) -> Any:
+        """Any aggregate by its stream id (users, the user directory), None when absent."""
+        return self._find(id)
+
     def _get(self, id: UUID, cls: type) -> Any:
         try:
             aggregate = self.repository.get(id)
@@ -308,13 +312,16 @@ class Ledger(Application[UUID]):
         self._notify(recordings)
         self.notify(processing.events)
 
-    def request_replay(self, id: UUID, from_version: int | None, reason: str, *,
+    def request_replay(self, id: UUID, from_version: int | None, reason: str, *, operator: str,
                        approved_statuses: Collection[str] | None = None) -> tuple[Invoice, int]:
-        """Records the replay; returns the invoice and the event number it went back to.
+        """Records the replay (Retried, naming who and why); returns the invoice and the event
+        number it went back to. Raises InvoiceRuleError when its state allows no retry.
         A target that would skip or undo the approval, resurrect replaced content or post
         twice is refused (ledger/replay.py), naming the events it may go back to.
         `approved_statuses`: the configured ones (None: only the recorded judgement)."""
         invoice = self.invoice(id)
+        who_and_why(operator, reason)
+        invoice.require_action("retry")
         if from_version is None:
             from_version = invoice.version_before_failures
         events = [self.mapper.to_domain_event(item) for item in self.recorder.select_events(id)]
@@ -325,7 +332,7 @@ class Ledger(Application[UUID]):
         refusal = replay.why_not(steps, from_version, standing)
         if refusal:
             raise LedgerError(f"{refusal} ({replay.describe(replay.allowed(steps, standing))})")
-        invoice.request_replay(from_version, steps[from_version - 1].state, reason)
+        invoice.retry(from_version, steps[from_version - 1].state, operator, reason)
         self.save_all([invoice])
         return invoice, from_version
 

@@ -14,7 +14,8 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.utils import get_topic
 
 from ledger import __version__
-from ledger.status import AMENDABLE, STAGE_OF_STATE, empty_row, transition
+from ledger.status import (ACTION_STATES, AMENDABLE, RESTORED_ON_REOPEN, STAGE_OF_STATE,
+                           empty_row, transition)
 
 
 class InvoiceRuleError(Exception):
@@ -25,6 +26,43 @@ class NotApproved(InvoiceRuleError):
     """The invoice's current content is not approved in Stampli: it may not go to IFS."""
 
 
+class ActionNotAllowed(InvoiceRuleError):
+    """An operator action the invoice's state does not allow; names the states that do."""
+
+    def __init__(self, message: str, *, action: str, state: str,
+                 allowed_states: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.action, self.state, self.allowed_states = action, state, allowed_states
+
+
+class BadOperatorInput(InvoiceRuleError):
+    """An operator or a reason that cannot be recorded (empty, too long, control characters)."""
+
+
+REASON_MAX = 2000                      # characters: a paragraph, not a document
+OPERATOR_MAX = 100
+
+
+def who_and_why(operator: str, reason: str) -> tuple[str, str]:
+    """The operator and reason as recorded (trimmed), or BadOperatorInput saying what to fix."""
+    operator, reason = (operator or "").strip(), (reason or "").strip()
+    if not operator:
+        raise BadOperatorInput("no operator: say who acts (--by NAME)")
+    if not reason:
+        raise BadOperatorInput("no reason: say why (--reason TEXT); it is recorded with the"
+                               " operator's name for the audit")
+    for what, text, limit in (("operator", operator, OPERATOR_MAX),
+                              ("reason", reason, REASON_MAX)):
+        if len(text) > limit:
+            raise BadOperatorInput(f"the {what} is {len(text)} characters long; at most"
+                                   f" {limit} are recorded: shorten it")
+        if any(ord(c) < 32 and c not in "\n\t" or ord(c) == 127 for c in text):
+            raise BadOperatorInput(f"the {what} holds control characters; use plain text")
+    if "\n" in operator or "\t" in operator:
+        raise BadOperatorInput("the operator is one name on one line")
+    return operator, reason
+
+
 class Invoice(Aggregate):
     TOPIC = "ml_connector.Invoice"
 
@@ -33,6 +71,9 @@ class Invoice(Aggregate):
 
         def apply(self, aggregate: Invoice) -> None:
             data = vars(self)
+            if type(self).__name__ == "Dismissed":      # what a reopen goes back to
+                aggregate.before_dismissal = {k: aggregate.row[k] for k in RESTORED_ON_REOPEN}
+                aggregate.before_dismissal["content_hash"] = aggregate.row["content_hash"]
             aggregate.row = transition(aggregate.row, type(self).__name__, data,
                                        self.originator_version, self.timestamp.isoformat())
             aggregate.on(type(self).__name__, data)
@@ -141,6 +182,46 @@ class Invoice(Aggregate):
         restored_state: str
         reason: str
 
+    # ---------------------------------------------------------- operator actions
+    # Each names the person who acted (`operator`) and why (`reason`): an auditor reads them
+    # in `history` and `audit export`, under the same hash chain as every other event.
+
+    class Retried(Event):
+        """`replay` by a person: back to the state after event `from_version`."""
+        TOPIC = "ml_connector.invoice.Retried"
+        from_version: int
+        restored_state: str
+        operator: str
+        reason: str
+
+    class ResolvedManually(Event):
+        """A person entered this invoice in IFS by hand: it is never posted by the connector.
+        `differences` is what the IFS document says otherwise than the invoice's content
+        (`content_hash`); `forced` when a person resolved it in spite of them."""
+        TOPIC = "ml_connector.invoice.ResolvedManually"
+        ifs_invoice_id: str
+        operator: str
+        reason: str
+        matches: bool
+        forced: bool
+        differences: list[dict[str, Any]]
+        ifs_document: dict[str, Any]
+        content_hash: str
+
+    class Dismissed(Event):
+        """This invoice must never go to IFS (a test, a duplicate sent by mistake)."""
+        TOPIC = "ml_connector.invoice.Dismissed"
+        operator: str
+        reason: str
+
+    class ReopenedAfterDismissal(Event):
+        """Undoes a Dismissed: `restored` is the status the invoice goes back to. (Named apart
+        from the export file's Reopened; people say "reopen".)"""
+        TOPIC = "ml_connector.invoice.ReopenedAfterDismissal"
+        operator: str
+        reason: str
+        restored: dict[str, Any]
+
     # ---- go-live cutover (issue 14)
     class Skipped(Event):
         """Never to be posted: approved (or dated) before `connector.ignore_approved_before`,
@@ -169,9 +250,11 @@ class Invoice(Aggregate):
         # The content hash an AwaitingApproval was recorded for: that content was judged not
         # approved, and no replay of an earlier state changes the judgement.
         self.withheld_hash = ""
+        # The status columns (and content hash) just before the latest Dismissed.
+        self.before_dismissal: dict[str, Any] = {}
 
     def on(self, event: str, data: dict[str, Any]) -> None:
-        if event not in ("Failed", "ReplayRequested"):
+        if event not in _NOT_A_STEP:
             self.version_before_failures = data["originator_version"]
         if event in ("Parsed", "Amended"):
             self.content, self.violations = data["invoice"], data["violations"]
@@ -258,7 +341,13 @@ class Invoice(Aggregate):
         elif content_hash == self.content_hash:
             self._record(self.SeenAgain, locations=list(locations), **source)
             return "duplicate"
-        elif self.posted is not None or self.state in ("posting", "posted", "needs_attention"):
+        elif self.state == "dismissed":
+            # recorded, not judged: the invoice stays dismissed; a reopen takes it from here
+            self._record(self.Amended, invoice=invoice, content_hash=content_hash,
+                         previous_hash=self.content_hash, violations=violations, **source)
+            return "amended"
+        elif self.posted is not None or self.state in ("posting", "posted", "needs_attention",
+                                                       "resolved"):
             self._record(self.ChangedAfterPosting, invoice=invoice, content_hash=content_hash,
                          message=_changed_after_posting_message(self, file_name), **source)
             return "changed_after_posting"
@@ -335,6 +424,57 @@ class Invoice(Aggregate):
         self._record(self.ReplayRequested, from_version=from_version,
                      restored_state=restored_state, reason=reason)
 
+    def retry(self, from_version: int, restored_state: str, operator: str, reason: str) -> None:
+        operator, reason = who_and_why(operator, reason)
+        self.require_action("retry")
+        self._record(self.Retried, from_version=from_version, restored_state=restored_state,
+                     operator=operator, reason=reason)
+
+    def resolve_manually(self, ifs_invoice_id: str, operator: str, reason: str, *,
+                         ifs_document: dict[str, Any], differences: list[dict[str, Any]],
+                         force: bool) -> None:
+        operator, reason = who_and_why(operator, reason)
+        self.require_action("resolve")
+        if differences and not force:
+            raise InvoiceRuleError(f"IFS InvoiceId {ifs_invoice_id} differs from invoice"
+                                   f" {self.ref}; resolving it anyway needs force")
+        self._record(self.ResolvedManually, ifs_invoice_id=str(ifs_invoice_id),
+                     operator=operator, reason=reason, matches=not differences,
+                     forced=bool(differences), differences=differences,
+                     ifs_document=ifs_document, content_hash=self.content_hash)
+
+    def dismiss(self, operator: str, reason: str) -> None:
+        operator, reason = who_and_why(operator, reason)
+        self.require_action("dismiss")
+        if self.open_intent is not None:
+            raise InvoiceRuleError(self.open_intent_problem())
+        self._record(self.Dismissed, operator=operator, reason=reason)
+
+    def reopen(self, operator: str, reason: str) -> None:
+        operator, reason = who_and_why(operator, reason)
+        self.require_action("reopen")
+        before = self.before_dismissal
+        restored = {k: before.get(k, "") for k in RESTORED_ON_REOPEN}
+        if before.get("content_hash") != self.content_hash:
+            # Stampli sent new content while it was dismissed: the earlier state judged the
+            # earlier content, so the new one starts from parsed (validate judges it)
+            restored = dict(state="parsed", stage="", failure_kind="", failure_message="",
+                            next_retry_at=None)
+        self._record(self.ReopenedAfterDismissal, operator=operator, reason=reason,
+                     restored=restored)
+
+    def open_intent_problem(self) -> str:
+        return (f"invoice {self.ref} has a posting attempt whose outcome is unknown: IFS may"
+                f" hold it; look up ExternalRef {self.id} in IFS (if it is there, resolve it"
+                " with its InvoiceId; if not, retry it)")
+
+    def require_action(self, action: str) -> None:
+        allowed = ACTION_STATES[action]
+        if self.state not in allowed:
+            raise ActionNotAllowed(f"invoice {self.ref} is {self.state}; {action} is allowed"
+                                   f" only when it is {', '.join(allowed)}", action=action,
+                                   state=self.state, allowed_states=allowed)
+
     # ---- go-live cutover (issue 14)
     def cutover_date(self, date_field: str) -> str:
         """The ISO day the cutover compares ("" when the export gave none)."""
@@ -363,6 +503,9 @@ class Invoice(Aggregate):
 
 
 _TOPIC = get_topic(Invoice)
+# Events after which a replay without --from does not go back to (see version_before_failures).
+_NOT_A_STEP = frozenset({"Failed", "ReplayRequested", "Retried", "Dismissed",
+                         "ReopenedAfterDismissal"})
 
 
 def _violations_message(violations: list[dict[str, Any]]) -> str:
@@ -375,6 +518,11 @@ def _violations_message(violations: list[dict[str, Any]]) -> str:
 
 
 def _changed_after_posting_message(invoice: Invoice, file_name: str) -> str:
+    if invoice.state == "resolved":
+        return (f"{file_name} changes invoice {invoice.ref}, which a person entered in IFS by"
+                f" hand (InvoiceId {invoice.row.get('ifs_invoice_id') or '?'}); it will not be"
+                " posted: correct that document in IFS if needed, then `ml-connector resolve"
+                f" {invoice.ref} --ifs-invoice-id N --reason ...` records it again")
     if invoice.posted is None:     # state "posting": an attempt was under way, its fate unknown
         return (f"{file_name} changes invoice {invoice.ref} while it was being posted to IFS;"
                 " IFS may already hold the earlier content, so neither version is posted"

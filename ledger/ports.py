@@ -96,6 +96,22 @@ class PostingResult(msgspec.Struct, frozen=True):
     found_existing: bool = False       # True when recovered by lookup after a crash
 
 
+class ErpDocument(msgspec.Struct, frozen=True):
+    """A supplier invoice header as IFS holds it: what a manual resolution is checked against.
+    Amounts are the text IFS answered (compared as Decimal, stored as read)."""
+    ifs_invoice_id: str
+    company: str
+    supplier_id: str
+    invoice_number: str
+    invoice_type: str
+    currency: str
+    net: str
+    tax: str
+    gross: str
+    state: str
+    external_ref: str = ""
+
+
 class Erp(Protocol):
     async def validate(self, invoice: CanonicalInvoice) -> ValidationOutcome:
         """Raises ErpFailure(kind="reference"|"data", ...) naming the line and the value."""
@@ -111,6 +127,10 @@ class Erp(Protocol):
 
     async def post(self, requests: list[PostingRequest]) -> list[PostingResult | ErpFailure]:
         """Create and post each document; one result per request, in order."""
+
+    async def read_invoice(self, company: str, ifs_invoice_id: int) -> ErpDocument | None:
+        """The supplier invoice with this InvoiceId in this company, None when IFS has none.
+        Raises ErpFailure when IFS cannot be asked."""
 
     async def close(self) -> None: ...
 

@@ -11,7 +11,8 @@ it would act on something other than that content as the ledger last judged it:
   no stage acts on (posted, needs attention);
 - content that is not approved moved anywhere but `awaiting_approval`: only an approved export
   moves it on;
-- N that recorded a failure (the invoice would stay parked; the step before it is the retry).
+- N that recorded a failure (the invoice would stay parked; the step before it is the retry);
+- N that left it resolved or dismissed (only a person's resolve or dismiss does that).
 """
 from __future__ import annotations
 
@@ -59,6 +60,9 @@ def why_not(steps: list[Step], target: int, standing: Standing) -> str:
     if standing.ifs_invoice_id is not None and step.state not in AT_REST:
         return (f"invoice {ref} is already posted in IFS (InvoiceId {standing.ifs_invoice_id});"
                 f" replaying it to '{step.state}' could post it twice, so it is refused")
+    if step.state in ("resolved", "dismissed"):
+        return (f"event {target} of {ref} left it {step.state}; only a person's"
+                f" {'dismiss' if step.state == 'dismissed' else 'resolve'} puts it there")
     if step.state == "discovered":
         return (f"event {target} of {ref} is before its content was parsed; there is nothing"
                 " to act on there")

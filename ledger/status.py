@@ -9,7 +9,30 @@ from __future__ import annotations
 from typing import Any
 
 STATES = ("discovered", "parsed", "awaiting_approval", "validated", "vendor_resolved",
-          "posting", "posted", "retry_scheduled", "failed", "needs_attention")
+          "posting", "posted", "retry_scheduled", "failed", "needs_attention", "resolved",
+          "dismissed")
+
+# Operator actions (retry, resolve, dismiss, reopen) and the states that allow each. No stage
+# acts on `resolved` (a person entered it in IFS) or `dismissed` (it must never go to IFS).
+# `posting` is excluded from resolve and dismiss: an attempt may be writing to IFS right now.
+ACTION_STATES = {
+    "retry": ("parsed", "awaiting_approval", "validated", "vendor_resolved", "posting",
+              "posted", "retry_scheduled", "failed", "needs_attention"),
+    "resolve": ("parsed", "awaiting_approval", "validated", "vendor_resolved",
+                "retry_scheduled", "failed", "needs_attention"),
+    "dismiss": ("parsed", "awaiting_approval", "validated", "vendor_resolved",
+                "retry_scheduled", "failed"),
+    "reopen": ("dismissed",),
+}
+
+
+# What a reopen puts back: the columns a dismissal changed.
+RESTORED_ON_REOPEN = ("state", "stage", "failure_kind", "failure_message", "next_retry_at")
+
+
+def allowed_actions(state: str) -> list[str]:
+    """The operator actions an invoice in this state allows, in ACTION_STATES order."""
+    return [action for action, states in ACTION_STATES.items() if state in states]
 
 # Which stage acts on an invoice in each state (retry_scheduled/failed: the failed stage).
 STAGE_OF_STATE = {"parsed": "validate", "validated": "resolve_vendor",
@@ -24,6 +47,9 @@ AMENDABLE = frozenset({"discovered", "parsed", "awaiting_approval", "validated",
 SKIPPED = "skipped"
 STATES = (*STATES, SKIPPED)
 AMENDABLE = AMENDABLE | {SKIPPED}
+# a person may still record it as entered by hand (resolve) or never to be sent (dismiss)
+ACTION_STATES = {**ACTION_STATES, "resolve": (*ACTION_STATES["resolve"], SKIPPED),
+                 "dismiss": (*ACTION_STATES["dismiss"], SKIPPED)}
 
 COLUMNS = ("id", "company", "vendor_id", "document_type", "invoice_number", "currency", "total",
            "state", "stage", "failure_kind", "failure_message", "ifs_invoice_id",
@@ -43,8 +69,9 @@ def _content(row: dict[str, Any], data: dict[str, Any]) -> None:
                approval_status=invoice.get("approval_status", ""),
                content_hash=data["content_hash"], file_name=data.get("file_name", ""),
                invoice_number=invoice.get("invoice_number", row["invoice_number"]),
-               state="parsed", stage="", failure_kind="", failure_message="", attempts=0,
-               next_retry_at=None)
+               # content recorded while dismissed keeps it dismissed: only reopen moves it
+               state="dismissed" if row["state"] == "dismissed" else "parsed", stage="",
+               failure_kind="", failure_message="", attempts=0, next_retry_at=None)
 
 
 def _clear_failure(row: dict[str, Any]) -> None:
@@ -86,9 +113,18 @@ def transition(row: dict[str, Any], event: str, data: dict[str, Any], version: i
     elif event == "ChangedAfterPosting":
         row.update(state="needs_attention", failure_kind="conflict",
                    failure_message=data["message"])
-    elif event == "ReplayRequested":
+    elif event in ("ReplayRequested", "Retried"):
         row.update(state=data["restored_state"], stage="", attempts=0)
         _clear_failure(row)
+    elif event == "ResolvedManually":
+        row.update(state="resolved", stage="", ifs_invoice_id=str(data["ifs_invoice_id"]))
+        _clear_failure(row)
+    elif event == "Dismissed":
+        row.update(state="dismissed", stage="")
+        _clear_failure(row)
+    elif event == "ReopenedAfterDismissal":
+        # back to the row as it was before the dismissal (the event carries it)
+        row.update({k: data["restored"][k] for k in RESTORED_ON_REOPEN})
     elif event == "Skipped":
         row.update(state=SKIPPED, stage="", failure_message=data["reason"])
     row["version"] = version

@@ -1,8 +1,6 @@
 """The ledger as data: every event in notification order, for `audit export`."""
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime, timezone
 from collections.abc import Iterator
 from typing import Any
@@ -10,6 +8,7 @@ from typing import Any
 import orjson
 
 from ledger.app import Ledger
+from projections.csvsafe import csv_line
 from projections.runner import decode_notifications
 
 CSV_FIELDS = ("position", "stream_id", "stream", "version", "type", "recorded_at",
@@ -43,18 +42,12 @@ def to_jsonl(event: dict[str, Any]) -> str:
 
 
 def csv_header() -> str:
-    return _csv_line(CSV_FIELDS)
+    return csv_line(CSV_FIELDS)
 
 
 def to_csv(event: dict[str, Any]) -> str:
     values = [event[f] for f in CSV_FIELDS[:-1]] + [orjson.dumps(event["data"]).decode()]
-    return _csv_line(values)
-
-
-def _csv_line(values: Any) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(values)
-    return buffer.getvalue()
+    return csv_line(values)
 
 
 def normalize_time(value: str) -> str:

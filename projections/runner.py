@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 import ledger.files  # noqa: F401  (registers the explicit topics)
 import ledger.invoice  # noqa: F401
+import ledger.notices  # noqa: F401
 import ledger.vendor  # noqa: F401
 from ledger.app import SCHEMA_LOCK_KEY, Ledger
 from ledger.codec import decode_state, event_type, upcast
@@ -16,6 +17,7 @@ from ledger.gcpause import gc_paused
 from projections.audit import AuditChainProjection
 from projections.base import LedgerEvent, Projection
 from projections.files import FilesProjection, VendorsProjection
+from projections.notices import PendingNoticesProjection
 from projections.status import StatusProjection
 from projections.store import Cursor, ViewStore, open_view_store
 
@@ -27,7 +29,8 @@ Progress = Callable[[int, int], None]
 
 
 def default_projections() -> list[Projection]:
-    return [StatusProjection(), FilesProjection(), VendorsProjection(), AuditChainProjection()]
+    return [StatusProjection(), FilesProjection(), VendorsProjection(), AuditChainProjection(),
+            PendingNoticesProjection()]
 
 
 def decode_notifications(notifications: Sequence) -> list[LedgerEvent]:

@@ -14,8 +14,8 @@ from adapters.ifs.reference import replay_hint
 from adapters.ifs.suppliers import vendor_fields
 from adapters.settings import PostingSettings
 from ledger.model import CanonicalInvoice, VendorRecord
-from ledger.ports import (DownloadedFile, ErpFailure, PostingRequest, PostingResult,
-                          RemoteFile, SupplierResolution, ValidationOutcome)
+from ledger.ports import (DownloadedFile, ErpDocument, ErpFailure, PostingRequest,
+                          PostingResult, RemoteFile, SupplierResolution, ValidationOutcome)
 
 
 class FolderSource:
@@ -198,7 +198,9 @@ class FakeErp:
         self.documents[request.ledger_id] = {
             "id": str(1000 + number), "voucher": number, "company": request.invoice.company,
             "supplier_id": request.supplier_id,
-            "invoice_number": request.invoice.invoice_number, **_amounts(request.invoice)}
+            "invoice_number": request.invoice.invoice_number, **_amounts(request.invoice),
+            "currency": request.invoice.currency,
+            "invoice_type": mapping.invoice_type(request.invoice)}
         if self.commit_then_drop:
             self.commit_then_drop -= 1
             return ErpFailure("transient", "connection reset after sending")
@@ -207,6 +209,29 @@ class FakeErp:
 
     async def post(self, requests: list[PostingRequest]) -> list[PostingResult | ErpFailure]:
         return [await self._post_one(request) for request in requests]
+
+    def enter_by_hand(self, company: str, supplier_id: str, invoice_number: str,
+                      currency: str, net: str, tax: str, gross: str) -> str:
+        """A supplier invoice a person typed into IFS (no ExternalRef). Returns its InvoiceId."""
+        ifs_id = str(1000 + len(self.documents) + 1)
+        self.documents[f"by-hand-{ifs_id}"] = {
+            "id": ifs_id, "voucher": 0, "company": company, "supplier_id": supplier_id,
+            "invoice_number": invoice_number, "currency": currency, "invoice_type": "INVOICE",
+            "NetCurrAmount": Decimal(net), "VatCurrAmount": Decimal(tax),
+            "GrossCurrAmount": Decimal(gross), "external_ref": ""}
+        return ifs_id
+
+    async def read_invoice(self, company: str, ifs_invoice_id: int) -> ErpDocument | None:
+        for ledger_id, doc in self.documents.items():
+            if doc["id"] == str(ifs_invoice_id) and doc["company"] == company:
+                return ErpDocument(
+                    ifs_invoice_id=doc["id"], company=company, supplier_id=doc["supplier_id"],
+                    invoice_number=doc["invoice_number"], invoice_type=doc["invoice_type"],
+                    currency=doc["currency"], net=str(doc["NetCurrAmount"]),
+                    tax=str(doc["VatCurrAmount"]), gross=str(doc["GrossCurrAmount"]),
+                    state="Posted" if doc["voucher"] else "Preliminary",
+                    external_ref=doc.get("external_ref", ledger_id))
+        return None
 
     async def close(self) -> None:
         pass

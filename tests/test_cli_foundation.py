@@ -76,17 +76,20 @@ def test_history_lists_events_in_order_with_times_and_data(project):
 
 
 def test_replay_appends_and_status_reflects_it(project):
-    result = run("replay", "V00231/INV-2026-0117")
+    result = run("replay", "V00231/INV-2026-0117", "--reason", "account created", "--by", "ann")
     assert result.exit_code == 0 and "back to parsed" in result.output
     events = json.loads(run("history", "V00231/INV-2026-0117", "--json").output)
-    assert [e["type"] for e in events][-2:] == ["Failed", "ReplayRequested"]
+    assert [e["type"] for e in events][-2:] == ["Failed", "Retried"]
+    assert (events[-1]["data"]["operator"], events[-1]["data"]["reason"]) == (
+        "ann", "account created")
     rows = {r["invoice_number"]: r for r in json.loads(run("status", "--json").output)}
     assert rows["INV-2026-0117"]["state"] == "parsed"
 
 
 def test_replay_failed_by_kind(project):
-    assert json.loads(run("replay", "--failed", "--kind", "data", "--json").output) == []
-    done = json.loads(run("replay", "--failed", "--kind", "reference", "--json").output)
+    why = ("--reason", "fixed in IFS")
+    assert json.loads(run("replay", "--failed", "--kind", "data", "--json", *why).output) == []
+    done = json.loads(run("replay", "--failed", "--kind", "reference", "--json", *why).output)
     assert [d["ref"] for d in done] == ["V00231/INV-2026-0117"]
 
 

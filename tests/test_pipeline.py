@@ -161,7 +161,8 @@ def test_transient_failures_retry_then_park_then_replay(tmp_path, outbound):
     assert len(parked) == 1 and parked[0]["attempts"] == 3
     assert "gave up after 3 attempts" in parked[0]["failure_message"]
     rt = make_runtime(tmp_path, outbound, erp)
-    assert [d["restored_state"] for d in rt.replay_failed("transient")] == ["posting"]
+    replayed = rt.replay_failed("transient", "IFS is back", "tester")["replayed"]
+    assert [d["restored_state"] for d in replayed] == ["posting"]
     rt.close()
     _, rows = sync(tmp_path, outbound, erp)
     assert sum(r["state"] == "posted" for r in rows.values()) == 4

@@ -15,6 +15,7 @@ import aiohttp
 
 from adapters.ifs import mapping
 from adapters.ifs.auth import TokenProvider
+from adapters.ifs.documents import read_invoice
 from adapters.ifs.endpoints import Endpoint, as_settings, effective_map
 from adapters.ifs.limiter import Backoff, SlidingWindowLimiter
 from adapters.ifs.metadata import Model, compare
@@ -24,8 +25,8 @@ from adapters.ifs.reference import ReferenceCache
 from adapters.ifs.suppliers import Suppliers
 from adapters.settings import EndpointSettings, IfsSettings, parse_duration
 from ledger.model import CanonicalInvoice, VendorRecord
-from ledger.ports import (ErpFailure, PostingRequest, PostingResult, SupplierResolution,
-                          ValidationOutcome)
+from ledger.ports import (ErpDocument, ErpFailure, PostingRequest, PostingResult,
+                          SupplierResolution, ValidationOutcome)
 
 CheckItem = tuple[str, bool, str]
 
@@ -139,6 +140,10 @@ class IfsErp:
         learned, self._poster.paths.learned = self._poster.paths.learned, []
         return [(self.odata.service_url(projection), path, why)
                 for projection, path, why in learned]
+
+    async def read_invoice(self, company: str, ifs_invoice_id: int) -> ErpDocument | None:
+        return await read_invoice(self.odata, self.endpoints["invoice"], company,
+                                  ifs_invoice_id)
 
     # ------------------------------------------------------------------ operations
 

@@ -49,6 +49,26 @@ def _fault(emu: "IfsEmulator", spec: dict[str, Any]) -> dict[str, Any]:
     return emu.add_fault(kind, count, **spec)
 
 
+def _tamper(emu: "IfsEmulator", spec: dict[str, Any]) -> dict[str, Any]:
+    """What a person does by hand in IFS, behind the connector's back (for reconciliation
+    tests): {"entity": "invoice", "key": {...}, "delete": true} removes a document with its
+    children; {"entity": ..., "key": ..., "set": {field: value}} edits fields in place."""
+    from .checks import coerce
+    from .schema import ENTITIES
+
+    edef = ENTITIES[spec["entity"]]
+    key = tuple(coerce(edef, spec["key"])[k] for k in edef.keys)
+    row = emu.store.get(edef.name, key)
+    if row is None:
+        raise KeyError(f"no {edef.name} {spec['key']}")
+    if spec.get("delete"):
+        emu.store.delete(edef.name, key)
+        return {"deleted": spec["key"]}
+    changes = coerce(edef, spec.get("set") or {})
+    emu.store.put(edef.name, {**row, **changes})
+    return {"updated": spec["key"], "fields": sorted(changes)}
+
+
 def admin_routes(emu: "IfsEmulator") -> list[web.RouteDef]:
     @_guard
     async def state(request: web.Request) -> Any:
@@ -106,7 +126,13 @@ def admin_routes(emu: "IfsEmulator") -> list[web.RouteDef]:
         emu.advance_clock(float(body.get("advance", 0)))
         return {"advanced": float(body.get("advance", 0))}
 
+    @_guard
+    async def tamper(request: web.Request) -> Any:
+        body = await _body(request)
+        return _tamper(emu, body if isinstance(body, dict) else {})
+
     return [
+        web.post("/_emulator/tamper", tamper),
         web.get("/_emulator/state", state),
         web.get("/_emulator/requests", requests),
         web.delete("/_emulator/requests", clear_requests),

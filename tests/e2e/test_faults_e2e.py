@@ -81,7 +81,8 @@ def test_replay_of_a_parked_transient_failure(make_world):
     assert failed and all(r["failure_kind"] == "transient" for r in failed)
     assert world.ifs_invoices() == []
     world.ifs.clear_faults()
-    replayed = json.loads(world.cli("replay", "--failed", "--json").stdout)
+    replayed = json.loads(world.cli("replay", "--failed", "--json",
+                                    "--reason", "IFS is back").stdout)
     assert len(replayed) == len(failed)
     world.cli("sync")
     assert_each_posted_once(world)

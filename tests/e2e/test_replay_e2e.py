@@ -32,6 +32,9 @@ def in_world_dir(tmp_path, monkeypatch):
     monkeypatch.delenv("ML_CONNECTOR_MASTER_KEY", raising=False)
 
 
+WHY = ("--reason", "coding fixed in IFS")
+
+
 def cli(world, *args: str):
     return CliRunner().invoke(main, ["--config", str(world.config), *args])
 
@@ -55,7 +58,8 @@ def test_a_pending_invoice_replayed_past_its_approval_is_refused_and_never_poste
     before = history(world, "V00231/7781")
     assert [e["type"] for e in before] == ["Discovered", "Parsed", "AwaitingApproval"]
 
-    result = installed(world, "replay", "V00231/7781", "--from", "2")
+    result = installed(world, "replay", "V00231/7781", "--from", "2",
+                       "--reason", "skip the approval")
     assert result.returncode == 1, result.stdout
     assert "not approved" in result.stderr and "'Pending'" in result.stderr
     assert "--from 3" in result.stderr and "Traceback" not in result.stderr
@@ -136,24 +140,24 @@ def test_every_from_of_a_realistic_stream(make_world, tmp_path):
     sent = len(world.ifs.requests())
 
     for n, why in REFUSED.items():
-        result = cli(world, "replay", "V00231/R-X", "--from", str(n))
+        result = cli(world, "replay", "V00231/R-X", "--from", str(n), *WHY)
         assert result.exit_code == 1, (n, result.output)
         assert why in result.stderr and "(allowed: --from 4..7)" in result.stderr, (n, result)
         assert "Traceback" not in result.stderr
     assert history(world, "V00231/R-X") == stream              # nothing recorded
     for n, state in RESTORED.items():
-        result = cli(world, "replay", f"V00231/R-{n}", "--from", str(n))
+        result = cli(world, "replay", f"V00231/R-{n}", "--from", str(n), *WHY)
         assert result.exit_code == 0, (n, result.output)
         assert result.stdout.strip() == f"V00231/R-{n}: back to {state} (after event {n})"
 
     pending = history(world, "V00231/R-P")                     # 1 Discovered 2 Parsed 3 Awaiting
     for n, why in {1: "before its content was parsed", 2: "not approved",
                    4: "has events 1..3"}.items():
-        result = cli(world, "replay", "V00231/R-P", "--from", str(n))
+        result = cli(world, "replay", "V00231/R-P", "--from", str(n), *WHY)
         assert result.exit_code == 1 and why in result.stderr, (n, result.output)
         assert "(allowed: --from 3)" in result.stderr
     assert history(world, "V00231/R-P") == pending
-    assert cli(world, "replay", "V00231/R-P", "--from", "3").exit_code == 0
+    assert cli(world, "replay", "V00231/R-P", "--from", "3", *WHY).exit_code == 0
     assert len(world.ifs.requests()) == sent                   # a replay never calls IFS
 
     assert installed(world, "sync").returncode == 0
@@ -164,7 +168,7 @@ def test_every_from_of_a_realistic_stream(make_world, tmp_path):
                       "R-P": "awaiting_approval"}
     for n, expected in NEXT_EVENTS.items():
         events = history(world, f"V00231/R-{n}")
-        assert events[8]["type"] == "ReplayRequested"
+        assert events[8]["type"] == "Retried"
         assert (events[8]["data"]["from_version"], events[8]["data"]["restored_state"]) == \
             (n, RESTORED[n])
         assert [e["type"] for e in events[9:]] == expected

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from ledger.model import VendorRecord
-from ledger.ports import ErpFailure, PostingResult, SupplierResolution, ValidationOutcome
+from decimal import Decimal
+
+from ledger.ports import ErpDocument, ErpFailure, PostingResult, SupplierResolution, ValidationOutcome
 from tests.fakes import FakeErp
 
 from .helpers import make_invoice, request, run, simple, vendor_record
@@ -31,6 +33,10 @@ class FakeIfs:
         self.erp.suppliers[supplier_id] = {"Name": name}
         self.erp.links[supplier_id] = set()
 
+    def enter_by_hand(self, company: str, supplier_id: str, number: str, currency: str,
+                      net: str, tax: str, gross: str) -> str:
+        return self.erp.enter_by_hand(company, supplier_id, number, currency, net, tax, gross)
+
 
 class EmulatedIfs:
     def __init__(self, emu: Any) -> None:
@@ -41,6 +47,17 @@ class EmulatedIfs:
 
     def add_supplier(self, supplier_id: str, name: str) -> None:
         self.emu.seed({"suppliers": [{"SupplierId": supplier_id, "Name": name}]})
+
+    def enter_by_hand(self, company: str, supplier_id: str, number: str, currency: str,
+                      net: str, tax: str, gross: str) -> str:
+        """As a person typing it into IFS: the emulator's own create rule, no ExternalRef."""
+        from sandbox.ifs.rules import create_invoice
+
+        rec = create_invoice(self.emu.store, {
+            "Company": company, "Identity": supplier_id, "InvoiceNo": number,
+            "InvoiceDate": "2026-11-04", "Currency": currency, "NetCurrAmount": net,
+            "VatCurrAmount": tax, "GrossCurrAmount": gross})
+        return str(rec["InvoiceId"])
 
 
 Body = Callable[[Any, Any], Awaitable[None]]
@@ -216,4 +233,26 @@ def test_a_document_ifs_holds_with_other_amounts_is_a_conflict_not_found(on_erp)
         [result] = await erp.post([amended])
         assert isinstance(result, ErpFailure) and result.kind == "conflict"
         assert ifs.documents() == [("led-INV-1", "INV-1")]
+    on_erp(body)
+
+
+# ---------------------------------------------------------------------- reading one document
+
+def test_read_invoice_by_its_invoice_id(on_erp):
+    async def body(erp, ifs):
+        ifs_id = ifs.enter_by_hand("10", "V00231", "HAND-1", "USD", "100.00", "8.00", "108.00")
+        doc = await erp.read_invoice("10", int(ifs_id))
+        assert isinstance(doc, ErpDocument)
+        assert (doc.ifs_invoice_id, doc.company, doc.supplier_id, doc.invoice_number,
+                doc.currency, doc.invoice_type, doc.state) == (
+            ifs_id, "10", "V00231", "HAND-1", "USD", "INVOICE", "Preliminary")
+        assert [Decimal(x) for x in (doc.net, doc.tax, doc.gross)] == [
+            Decimal("100.00"), Decimal("8.00"), Decimal("108.00")]
+        assert await erp.read_invoice("10", 999999) is None
+        [posted] = await erp.post([request(simple())])
+        assert isinstance(posted, PostingResult)
+        doc = await erp.read_invoice("10", int(posted.ifs_invoice_id))
+        assert doc is not None and (doc.invoice_number, doc.state) == ("INV-0117", "Posted")
+        assert doc.external_ref == "led-INV-0117"
+        assert Decimal(doc.gross) == Decimal("810.00")
     on_erp(body)

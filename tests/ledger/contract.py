@@ -170,11 +170,12 @@ class LedgerContract:
         ledger.record(agg)
         before = ledger.history(inv.id)
         assert self.status(projector)["INV-1"]["state"] == "failed"
-        ledger.request_replay(inv.id, None, "test")
+        ledger.request_replay(inv.id, None, "test", operator="tester")
         after = ledger.history(inv.id)
         assert after[:len(before)] == before                      # history never rewritten
-        assert after[-1]["type"] == "ReplayRequested"
+        assert after[-1]["type"] == "Retried"
         assert after[-1]["data"]["restored_state"] == "parsed"
+        assert (after[-1]["data"]["operator"], after[-1]["data"]["reason"]) == ("tester", "test")
         row = self.status(projector)["INV-1"]
         assert (row["state"], row["failure_kind"]) == ("parsed", "")
 
@@ -186,15 +187,15 @@ class LedgerContract:
         agg.resolve_vendor("V00231", "existing")                   # event 4
         agg.fail("post", "transient", "IFS answered 503")
         ledger.record(agg)
-        _, went_back_to = ledger.request_replay(inv.id, None, "first")
+        _, went_back_to = ledger.request_replay(inv.id, None, "first", operator="tester")
         agg = ledger.invoice(inv.id)
         agg.fail("post", "transient", "IFS answered 503 again")
         agg.fail("post", "transient", "and again")
         ledger.record(agg)
-        _, second = ledger.request_replay(inv.id, None, "second")
+        _, second = ledger.request_replay(inv.id, None, "second", operator="tester")
         assert went_back_to == second == 4
         assert [e["type"] for e in ledger.history(inv.id)][4:] == [
-            "Failed", "ReplayRequested", "Failed", "Failed", "ReplayRequested"]
+            "Failed", "Retried", "Failed", "Failed", "Retried"]
         assert self.status(projector)["INV-1"]["state"] == "vendor_resolved"
 
     def test_replay_from_an_event_number(self, ledger, projector):
@@ -204,7 +205,8 @@ class LedgerContract:
         agg.validate(["x"], "s")
         agg.resolve_vendor("V00231", "existing")
         ledger.record(agg)
-        ledger.request_replay(inv.id, 3, "re-check references")   # after Validated
+        ledger.request_replay(inv.id, 3, "re-check references",   # after Validated
+                             operator="tester")
         assert self.status(projector)["INV-1"]["state"] == "validated"
 
     def test_replay_that_could_post_twice_is_refused(self, ledger):
@@ -212,7 +214,7 @@ class LedgerContract:
         self.ingest(ledger, parsed(inv))
         self._post(ledger, inv.id)
         with pytest.raises(LedgerError, match="already posted"):
-            ledger.request_replay(inv.id, 2, "test")
+            ledger.request_replay(inv.id, 2, "test", operator="tester")
 
     # ------------------------------------------------------------------ the approval gate
 
@@ -230,12 +232,15 @@ class LedgerContract:
         self.ingest(ledger, parsed(inv))                 # 1 Discovered 2 Parsed 3 Awaiting
         for target in (1, 2, 4):
             with pytest.raises(LedgerError, match=r"\(allowed: --from 3\)"):
-                ledger.request_replay(inv.id, target, "test", approved_statuses=APPROVED)
+                ledger.request_replay(inv.id, target, "test", approved_statuses=APPROVED,
+                                      operator="tester")
         with pytest.raises(LedgerError, match="not approved in Stampli .approval status"
                            " 'Pending'.*replaying it to 'parsed' would skip the approval"):
-            ledger.request_replay(inv.id, 2, "test")      # the recorded judgement suffices
+            # the recorded judgement suffices
+            ledger.request_replay(inv.id, 2, "test", operator="tester")
         assert [e["type"] for e in ledger.history(inv.id)][-1] == "AwaitingApproval"
-        _, went_back_to = ledger.request_replay(inv.id, None, "test", approved_statuses=APPROVED)
+        _, went_back_to = ledger.request_replay(inv.id, None, "test", approved_statuses=APPROVED,
+                                      operator="tester")
         assert went_back_to == 3                         # a no-op: it still waits
         assert self.status(projector)["INV-1"]["state"] == "awaiting_approval"
 
@@ -244,15 +249,17 @@ class LedgerContract:
         for target, why in ((2, "before event 4 .Amended"), (3, "before event 4 .Amended"),
                             (4, "not approved"), (6, "has events 1..5")):
             with pytest.raises(LedgerError, match=why):
-                ledger.request_replay(inv_id, target, "test", approved_statuses=APPROVED)
+                ledger.request_replay(inv_id, target, "test", approved_statuses=APPROVED,
+                                      operator="tester")
         assert self.status(projector)["INV-1"]["state"] == "awaiting_approval"
 
     def test_content_the_settings_do_not_approve_cannot_be_replayed_on(self, ledger):
         inv = invoice("INV-1", approval="Approved")
         self.ingest(ledger, parsed(inv))
         with pytest.raises(LedgerError, match="approval status 'Approved'"):
-            ledger.request_replay(inv.id, 2, "test", approved_statuses=["Final"])
-        ledger.request_replay(inv.id, 2, "test", approved_statuses=APPROVED)
+            ledger.request_replay(inv.id, 2, "test", approved_statuses=["Final"], operator="tester")
+        ledger.request_replay(inv.id, 2, "test", approved_statuses=APPROVED,
+                                      operator="tester")
 
     def test_a_replay_to_a_failure_names_the_step_before(self, ledger):
         inv = invoice("INV-1")
@@ -262,8 +269,10 @@ class LedgerContract:
         agg.fail("resolve_vendor", "rejected", "IFS refused the supplier")   # event 4
         ledger.record(agg)
         with pytest.raises(LedgerError, match=r"recorded a failure.*\(allowed: --from 2..3\)"):
-            ledger.request_replay(inv.id, 4, "test", approved_statuses=APPROVED)
-        _, went_back_to = ledger.request_replay(inv.id, None, "test", approved_statuses=APPROVED)
+            ledger.request_replay(inv.id, 4, "test", approved_statuses=APPROVED,
+                                      operator="tester")
+        _, went_back_to = ledger.request_replay(inv.id, None, "test", approved_statuses=APPROVED,
+                                      operator="tester")
         assert went_back_to == 3
 
     def test_the_posting_intent_refuses_content_that_is_not_approved(self, ledger):

@@ -44,7 +44,7 @@ def _scenario(url: str) -> list[dict]:
         inv3 = ledger.invoice(invoice("INV-3", currency="JPY").id)
         inv3.fail("validate", "reference", "cost center CC999 unknown")
         ledger.record(inv3)
-        ledger.request_replay(inv3.id, None, "x")
+        ledger.request_replay(inv3.id, None, "x", operator="tester")
         projector.catch_up()
         with projector.store.transaction() as cur:
             rows = read_status(cur)

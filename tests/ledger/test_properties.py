@@ -56,7 +56,7 @@ def _apply(ledger: Ledger, projector: Projector, step: str, number: str, n: int)
             projector.catch_up()
             return
         if step == "replay":
-            ledger.request_replay(inv.id, None, "property")
+            ledger.request_replay(inv.id, None, "property", operator="tester")
             return
         agg = ledger.invoice(inv.id)
         if step == "validate":
