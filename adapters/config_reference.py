@@ -31,6 +31,7 @@ SECTIONS = {
     "stampli.invoices": "Invoice files only.",
     "ifs": "IFS Cloud's OData API. Secret: `ifs.client_secret`.",
     "ifs.posting": "How an invoice becomes IFS documents.",
+    "notify": "Messages to people (destinations: the secret `notify.urls`, apprise URLs).",
     f"ifs.endpoints.{ROLE}": "Where each IFS entity lives, when a tenant differs from the"
                              " defaults (`ml-connector check` compares them with `$metadata`).",
 }
@@ -61,6 +62,8 @@ DOCS: dict[str, tuple[str, str]] = {
     "connector.ignore_approved_before": (
         "Go-live cutover (ISO date): invoices approved (or dated, see `cutover_date`) before"
         " it are recorded as `skipped` and never posted. Empty: none.", '"2026-12-01"'),
+    "connector.timezone": ("IANA time zone for report dates, the digest time and cron lines.",
+                           '"Europe/Berlin"'),
     "connector.schema": ("PostgreSQL only: the schema holding this connector's tables, so"
                          " several connectors (tenants) can share one database. Created if"
                          " missing. The password is the secret `ledger.password`; libpq options"
@@ -139,6 +142,20 @@ DOCS: dict[str, tuple[str, str]] = {
                                           " (B -> CodeB).", '"B"'),
     "ifs.posting.tax_accounts": ("Tax code -> the GL account its tax amount is posted to.",
                                  '{ TX8 = "2640", VAT19 = "2641" }'),
+    "notify.new_exceptions": ("Send a message when invoices newly need a person.", "true"),
+    "notify.max_listed": ("Failures listed in one message, then \"and N more\".", "10"),
+    "notify.trouble": ("Send a message when SFTP or IFS stays unreachable, or files are"
+                       " rejected, `trouble_cycles` cycles in a row.", "true"),
+    "notify.trouble_cycles": ("Cycles in a row before `trouble` is sent.", "3"),
+    "notify.stalled": ("Send a message when no cycle has succeeded for `stalled_after`"
+                       " (the daemon checks).", "true"),
+    "notify.stalled_after": ("How long without a successful cycle counts as stalled.", '"2h"'),
+    "notify.digest": ("Send a daily digest.", "true"),
+    "notify.digest_at": ("Local time (connector.timezone) of the daily digest, HH:MM.",
+                         '"07:30"'),
+    "notify.workspace_url": ("Linked from the digest when set (the web workspace).",
+                             '"https://mlc.acme.internal"'),
+    "notify.timeout": ("Longest wait for one notification to be delivered.", '"20s"'),
     f"ifs.endpoints.{ROLE}.projection": ("The OData projection (service) of this entity.",
                                          '"SupplierHandling.svc"'),
     f"ifs.endpoints.{ROLE}.entity_set": ("The entity set inside it.", '"SupplierSet"'),
@@ -314,6 +331,8 @@ def needed_secrets(settings: Settings) -> list[tuple[str, str]]:
                 ("stampli.private_key_passphrase", "only if that private key is encrypted")]
     elif st is not None:
         out.append(("stampli.password", f"SFTP password login as {st.username}@{st.host}"))
+    if settings.notify is not None:
+        out.append(("notify.urls", "where notifications go (apprise URLs)"))
     if settings.ifs is not None:
         out.append(("ifs.client_secret", f"IAM client {settings.ifs.client_id} at"
                                          f" {settings.ifs.base_url}"))
