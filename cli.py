@@ -11,10 +11,11 @@ import click
 from adapters import actions_cli, console, users_cli
 from adapters.secrets import KNOWN_NAMES, SecretsError
 from adapters.settings import ConfigError, find_config, load_settings
-from ledger.app import LedgerError
+from ledger.errors import LedgerError
 from ledger.ports import SourceError
 from ledger.status import STATES
 from projections.export import csv_header, iter_events, normalize_time, to_csv, to_jsonl
+from projections.redact import redacted
 from runtime import Runtime, init_project
 from runtime import demo as run_demo
 
@@ -512,7 +513,8 @@ def _public(row: dict) -> dict:
 @click.pass_context
 def history(ctx: click.Context, ref: str, as_json: bool) -> None:
     rt = runtime(ctx)
-    events = _ledger_call(lambda: rt.ledger.history(rt.resolve(ref)))
+    events = [dict(e, data=redacted(e["data"]))
+              for e in _ledger_call(lambda: rt.ledger.history(rt.resolve(ref)))]
     if as_json:
         click.echo(console.dumps(events))
         return
@@ -567,7 +569,8 @@ def replay(ctx: click.Context, ref: str | None, from_version: int | None, failed
     if result["left"].get("data"):
         say(f"left {result['left']['data']} invoice(s) failed on `data`: they fail again at"
             " once unless Stampli sends new content (which moves them on by itself); correct"
-            " them in Stampli, or `replay --failed --kind data` once the cause is fixed")
+            " them in Stampli, or `ml-connector replay --failed --kind data --reason \"...\"`"
+            " once the cause is fixed")
 
 
 @main.group(help="Rebuild the read models from the ledger." + EXAMPLE
@@ -634,7 +637,7 @@ def audit() -> None:
                + "ml-connector audit digest > digest-2026-11-24.json")
 @click.pass_context
 def audit_digest(ctx: click.Context) -> None:
-    from projections.audit import current_digest
+    from projections.audit_digest import current_digest
 
     rt = runtime(ctx)
     store = rt.projector.store

@@ -12,7 +12,9 @@ from typing import Any
 from adapters.audit_keys import AuditKeyStore
 from adapters.secrets import SecretsError, SecretStore
 from ledger import audit_trail
-from ledger.app import Ledger, LedgerError, redact_url
+from ledger.app import Ledger
+from ledger.errors import LedgerError
+from ledger.persistence import redact_url
 from projections.audit import recompute
 from projections.audit_guard import CHAIN, chain_state, last_failure, lost_chain
 from projections.audit_macs import MacPolicy

@@ -20,7 +20,9 @@ from adapters.secrets import SecretsError, SecretStore, create_master_key
 from adapters.settings import (InvoiceFileSettings, Settings, ledger_url, parse_duration,
                                resolve_path)
 from ledger.actions import OperatorActions, checked_who_and_why, parse_ifs_invoice_id
-from ledger.app import Ledger, LedgerError, connection_url
+from ledger.app import Ledger
+from ledger.errors import LedgerError
+from ledger.persistence import connection_url
 from ledger.users import LoginPolicy, Users
 from ledger.pipeline import CycleReport, Pipeline, PipelineSettings
 from ledger.poller import Poller, PollSettings

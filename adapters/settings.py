@@ -357,7 +357,8 @@ def _check_postgres(settings: Settings) -> None:
         if urlparse(c.ledger).password:
             raise ValueError("`connector.ledger`: the URL holds a password; remove it and store"
                              " it with `ml-connector secrets set ledger.password`")
-        from ledger.app import LedgerError, postgres_options
+        from ledger.errors import LedgerError
+        from ledger.persistence import postgres_options
 
         try:
             postgres_options(c.ledger)

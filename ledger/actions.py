@@ -13,7 +13,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from uuid import UUID
 
-from ledger.app import ConcurrentChange, Ledger, LedgerError
+from ledger.app import Ledger
+from ledger.errors import ConcurrentChange, LedgerError
 from ledger.invoice import (ActionNotAllowed, BadOperatorInput, Invoice, InvoiceRuleError,
                             who_and_why)
 from ledger.model import normalize_invoice_number

@@ -11,7 +11,8 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate
 
 from ledger import __version__
-from ledger.app import ConcurrentChange, Ledger
+from ledger.app import Ledger
+from ledger.errors import ConcurrentChange
 
 AUDIT_TRAIL_ID: UUID = uuid5(NAMESPACE_URL, "ml-connector:audit-trail")
 CHAIN_STARTED_TOPIC = "ml_connector.audit.ChainStarted"

@@ -8,7 +8,8 @@ import os
 import sqlite3
 from pathlib import Path
 
-from ledger.app import LedgerError, redact_url
+from ledger.errors import LedgerError
+from ledger.persistence import redact_url
 
 
 def backup_sqlite(url: str, target: Path) -> int:

@@ -18,6 +18,19 @@ from eventsourcing.utils import TopicError, resolve_topic
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS
 MAC_FIELD = "mlc_mac"                  # see ledger/signing.py
+_TOPICS: dict[str, bytes] = {}          # topic -> its length-prefixed bytes (a few dozen)
+
+
+def topic_bytes(topic: str) -> bytes:
+    """A topic as the MACs and the audit chain cover it: its UTF-8 length in 4 bytes,
+    big-endian, then the UTF-8."""
+    t = _TOPICS.get(topic)
+    if t is None:
+        raw = topic.encode()
+        t = len(raw).to_bytes(4, "big") + raw
+        if len(_TOPICS) < 1000:                # a tampered table cannot grow it unbounded
+            _TOPICS[topic] = t
+    return t
 
 
 def _default(obj: Any) -> Any:

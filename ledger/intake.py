@@ -13,12 +13,13 @@ from uuid import UUID
 
 import msgspec
 
-from ledger.app import Ledger, iter_chunks
+from ledger.app import Ledger
 from ledger.files import ExportFile
 from ledger.gcpause import gc_paused
 from ledger.invoice import Invoice
 from ledger.model import (ParsedInvoice, RejectedRow, VendorRecord, invoice_data_and_hash,
                           vendor_stream_id)
+from ledger.persistence import iter_chunks
 from ledger.vendor import Vendor
 
 BATCH_SIZE = 2000                      # invoices per transaction: each commit is an fsync

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from eventsourcing.domain import Aggregate
 
 from ledger import __version__
-from ledger.app import ConcurrentChange
+from ledger.errors import ConcurrentChange
 
 NOTICE_NAMESPACE = uuid.UUID("5d0c3f7e-9a21-5b64-8c1e-7f2a4b6d8e90")
 

@@ -24,11 +24,13 @@ from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
 
-from ledger.app import ConcurrentChange, Ledger
+from ledger.app import Ledger
+from ledger.errors import ConcurrentChange
 from ledger.invoice import Invoice, InvoiceRuleError
 from ledger.model import VendorRecord, invoice_from_data
 from ledger.poller import Poller
 from ledger.posting_path import PostingPath
+from ledger.replay import replay_command
 from ledger.ports import (Erp, ErpFailure, ErpUnavailable, PostingRequest, PostingResult,
                           SourceError, SupplierResolution, WorkQueue)
 from ledger.vendor import Vendor
@@ -143,8 +145,8 @@ class Pipeline:
                 delay = min(self.settings.retry_max, self.settings.retry_base * 2 ** (attempt - 1))
                 retry_at = _iso(self.clock() + delay * (0.5 + self.jitter() / 2))
             else:
-                message += (f" (gave up after {attempt} attempts; `ml-connector replay"
-                            f" {invoice.ref}` once IFS answers again)")
+                message += (f" (gave up after {attempt} attempts; {replay_command(invoice.ref)}"
+                            " once IFS answers again)")
         elif failure.kind == "reference" and stage == "post":
             # IFS refused something the cached reference data could not show (a tax code, a
             # blocked account): often put right in IFS soon after. Tried again once per

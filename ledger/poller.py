@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from ledger.app import ConcurrentChange, Ledger
+from ledger.app import Ledger
+from ledger.errors import ConcurrentChange
 from ledger.files import ExportFile, PollRun
 from ledger.intake import record_invoice_file, record_vendor_file
 from ledger.invoice import Invoice

@@ -16,10 +16,18 @@ it would act on something other than that content as the ledger last judged it:
 """
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from typing import Any
 
 from ledger.status import empty_row, transition
+
+
+def replay_command(ref: str) -> str:
+    """The replay a failure message tells a person to run, as it can be pasted: quoted, and
+    with the --reason replay requires (the "..." is theirs to fill)."""
+    return f'`ml-connector replay {shlex.quote(ref)} --reason "..."`'
+
 
 CONTENT_EVENTS = ("Parsed", "Amended")
 AT_REST = ("posted", "needs_attention")          # states no stage acts on

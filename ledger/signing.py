@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.utils import get_topic
 
-from ledger.codec import MAC_FIELD
+from ledger.codec import MAC_FIELD, topic_bytes
 _DOMAIN = b"mlc-mac-v1"
 _OPEN = b',"' + MAC_FIELD.encode() + b'":"'
 KEY_ID_LENGTH = 8
@@ -53,19 +53,10 @@ def split(state: bytes) -> Seal | None:
     return Seal(state[:-_SUFFIX_LENGTH] + b"}", key_id, mac)
 
 
-_TOPICS: dict[str, bytes] = {}
-
-
 def _header(originator_id: Any, version: int, topic: str) -> bytes:
     """What the MAC covers before the body: domain, stream, version, topic."""
     oid = originator_id if isinstance(originator_id, uuid.UUID) else uuid.UUID(str(originator_id))
-    t = _TOPICS.get(topic)
-    if t is None:
-        raw = topic.encode()
-        t = len(raw).to_bytes(4, "big") + raw
-        if len(_TOPICS) < 1000:                  # a tampered table cannot grow it unbounded
-            _TOPICS[topic] = t
-    return b"".join((_DOMAIN, oid.bytes, version.to_bytes(8, "big"), t))
+    return b"".join((_DOMAIN, oid.bytes, version.to_bytes(8, "big"), topic_bytes(topic)))
 
 
 class _Hmac:

@@ -18,7 +18,8 @@ from typing import Any
 from eventsourcing.domain import Aggregate
 
 from ledger import __version__
-from ledger.app import ConcurrentChange, Ledger, LedgerError
+from ledger.app import Ledger
+from ledger.errors import ConcurrentChange, LedgerError
 from ledger.passwords import (SCRYPT_N, WeakPassword, burn_time, check_strength,
                               hash_password, verify_password)
 

@@ -22,9 +22,9 @@ An auditor can recompute it with nothing but the database and these lines:
         head = pos.to_bytes(8, "big") + uuid.UUID(str(oid)).bytes + ver.to_bytes(8, "big")
         link = hashlib.sha256(link + head + len(t).to_bytes(4, "big") + t + state).digest()
 
-A digest (`current_digest`) is {"chain", "position", "hash", "events", "time"}: the link at
-`position` in hex, and how many events the chain had covered. Kept outside the system, it
-proves later that nothing at or before `position` changed; appending events never breaks it.
+A digest (`current_digest`, projections/audit_digest.py) is {"chain", "position", "hash",
+"events", "time"}: the link at `position` in hex, and how many events the chain had covered.
+Kept outside the system, it proves later that nothing at or before `position` changed; appending events never breaks it.
 
 The projection's tables only help to localise a break and to make a digest cheap; they are
 never trusted by `verify` (projections/audit_verify.py), which recomputes from the events:
@@ -47,9 +47,10 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
-from ledger.app import LedgerError
-from projections.base import LedgerEvent, Projection
-from projections.store import Cursor, ViewStore, open_view_store
+from ledger.codec import topic_bytes
+from ledger.errors import LedgerError
+from projections.base import POSITIONS, LedgerEvent, Projection
+from projections.store import Cursor, ViewStore
 
 CHAIN_ID = "mlc-audit-v1"
 CHECKPOINTS = "mlc_audit_checkpoint"
@@ -68,20 +69,13 @@ class AuditChainError(LedgerError):
 
 # ---------------------------------------------------------------------- encoding
 
-_TOPICS: dict[str, bytes] = {}          # topic -> its length-prefixed bytes (a few dozen)
-
 
 def header(position: int, originator_id: uuid.UUID | str, version: int, topic: str) -> bytes:
     """The canonical bytes of (position, originator_id, originator_version, topic)."""
     oid = (originator_id if isinstance(originator_id, uuid.UUID)
            else uuid.UUID(originator_id)).bytes
-    t = _TOPICS.get(topic)
-    if t is None:
-        raw = topic.encode()
-        t = len(raw).to_bytes(4, "big") + raw
-        if len(_TOPICS) < 1000:                # a tampered table cannot grow it unbounded
-            _TOPICS[topic] = t
-    return b"".join((position.to_bytes(8, "big"), oid, version.to_bytes(8, "big"), t))
+    return b"".join((position.to_bytes(8, "big"), oid, version.to_bytes(8, "big"),
+                     topic_bytes(topic)))
 
 
 def next_link(link: bytes, head: bytes, state: bytes) -> bytes:
@@ -245,7 +239,6 @@ class AuditChainProjection(Projection):
     def _refuse_lost_head(self, cur: Cursor) -> None:
         """Without its head the chain would restart from link_0 part-way through the ledger
         and every digest would fail: if the projector has been here before, stop instead."""
-        from projections.runner import POSITIONS     # the runner imports the projections
         row = cur.execute(f"SELECT position FROM {POSITIONS} WHERE name = ?",
                           (self.name,)).fetchone()
         if row and int(row[0]) > 0:
@@ -272,28 +265,3 @@ def recompute(ledger: Any, upto: int | None = None,
             link = next_link(link, header(n.id, n.originator_id, n.originator_version,
                                           n.topic), n.state)
         position, count, start = page[-1].id, count + len(page), page[-1].id + 1
-
-
-def current_digest(ledger: Any, store: ViewStore | None = None, *,
-                   catch_up: bool = True) -> dict[str, Any]:
-    """The chain's head as a small document to keep outside the system. With catch_up the
-    audit projection is brought up to date first (created if need be); without it, or if it
-    cannot be read, the chain is recomputed from the events."""
-    own = store is None
-    store = store or open_view_store(ledger.url)
-    try:
-        head = None
-        if catch_up:
-            from projections.runner import Projector   # runner imports the projections
-            Projector(ledger, store, [AuditChainProjection()]).catch_up()
-        head = load_head(store)
-        if head is not None:
-            position, link_hex, count = head.position, head.link_hex, head.events
-        else:
-            position, link, count = recompute(ledger)
-            link_hex = link.hex()
-    finally:
-        if own:
-            store.close()
-    return {"chain": CHAIN_ID, "position": position, "hash": link_hex, "events": count,
-            "time": now_iso()}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from projections.audit import HEAD, now_iso, read_head, table_exists
-from projections.runner import POSITIONS
+from projections.base import POSITIONS
 from projections.store import ViewStore
 
 VERDICT = "mlc_audit_verdict"

@@ -10,6 +10,8 @@ from typing import Any, NamedTuple
 
 from projections.store import Cursor
 
+POSITIONS = "mlc_projection_position"   # each projection's position, kept by the runner
+
 
 class LedgerEvent(NamedTuple):
     position: int                      # notification id: the global order

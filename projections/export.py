@@ -9,6 +9,7 @@ import orjson
 
 from ledger.app import Ledger
 from projections.csvsafe import csv_line
+from projections.redact import redacted
 from projections.runner import decode_notifications
 
 CSV_FIELDS = ("position", "stream_id", "stream", "version", "type", "recorded_at",
@@ -17,7 +18,8 @@ CSV_FIELDS = ("position", "stream_id", "stream", "version", "type", "recorded_at
 
 def iter_events(ledger: Ledger, since: str = "", until: str = "",
                 page_size: int = 2000) -> Iterator[dict[str, Any]]:
-    """Events with since <= recorded_at < until (ISO strings; a date means its midnight UTC)."""
+    """Events with since <= recorded_at < until (ISO strings; a date means its midnight UTC),
+    password hashes shown as a marker (projections/redact.py)."""
     start = 1
     while True:
         page = ledger.recorder.select_notifications(start, page_size)
@@ -28,8 +30,8 @@ def iter_events(ledger: Ledger, since: str = "", until: str = "",
                 continue
             if until and event.recorded_at >= until:
                 continue
-            data = {k: v for k, v in event.data.items()
-                    if k not in ("timestamp", "originator_topic", "connector_version")}
+            data = redacted({k: v for k, v in event.data.items()
+                             if k not in ("timestamp", "originator_topic", "connector_version")})
             yield {"position": event.position, "stream_id": event.stream_id,
                    "stream": event.topic.split(".")[1], "version": event.version,
                    "type": event.type, "recorded_at": event.recorded_at,

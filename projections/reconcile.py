@@ -28,13 +28,18 @@ MISSING_OR_CHANGED = "posted_missing_or_changed_in_ifs"
 UNKNOWN = "in_ifs_unknown_to_ledger"
 VOUCHER = "voucher_missing_or_not_approved"
 BY_HAND = "resolved_by_hand"
-CATEGORIES = (MATCHED, NOT_IN_IFS, MISSING_OR_CHANGED, UNKNOWN, VOUCHER, BY_HAND)
+DISMISSED = "dismissed"
+CATEGORIES = (MATCHED, NOT_IN_IFS, MISSING_OR_CHANGED, UNKNOWN, VOUCHER, BY_HAND, DISMISSED)
 TITLES = {MATCHED: "Matched", NOT_IN_IFS: "Approved but not in IFS",
           MISSING_OR_CHANGED: "Posted in the ledger but missing or changed in IFS",
           UNKNOWN: "In IFS with our ExternalRef but unknown to the ledger",
-          VOUCHER: "GL voucher missing or not approved", BY_HAND: "Resolved by hand"}
+          VOUCHER: "GL voucher missing or not approved", BY_HAND: "Resolved by hand",
+          DISMISSED: "Dismissed (never to go to IFS)"}
 DISCREPANCIES = frozenset({NOT_IN_IFS, MISSING_OR_CHANGED, UNKNOWN, VOUCHER})
 _CONTENT_TOPICS = {"ml_connector.invoice.Parsed", "ml_connector.invoice.Amended"}
+# What a person did instead of the connector: shown with the invoice while it is so.
+_OPERATOR_TOPICS = {"ml_connector.invoice.ResolvedManually": "resolved",
+                    "ml_connector.invoice.Dismissed": "dismissed"}
 
 
 @dataclass(slots=True)
@@ -86,12 +91,16 @@ def period_invoices(ledger: Ledger, store: ViewStore, period: Period,
     """The period's approved invoices of the company: latest content plus status row, by
     ledger id. Memory holds the period's invoices only."""
     content: dict[str, dict[str, Any]] = {}
+    handled: dict[str, dict[str, Any]] = {}     # ledger id -> its last operator event's data
     start = 1
     while True:
         page = ledger.notification_rows(start, page_size)
         if not page:
             break
         for _, stream_id, _, topic, state in page:
+            if topic in _OPERATOR_TOPICS and stream_id in content:
+                handled[stream_id] = {**upcast(topic, decode_state(state)),
+                                      "state": _OPERATOR_TOPICS[topic]}
             if topic not in _CONTENT_TOPICS:
                 continue
             invoice = upcast(topic, decode_state(state))["invoice"]
@@ -109,6 +118,9 @@ def period_invoices(ledger: Ledger, store: ViewStore, period: Period,
     for row in rows:
         status = dict(zip(STATUS_COLUMNS, row))
         content[status["id"]]["status"] = status
+    for ledger_id, data in handled.items():
+        if ledger_id in content:
+            content[ledger_id]["handled"] = data
     return content
 
 
@@ -204,7 +216,10 @@ def compare(invoices: dict[str, dict[str, Any]], docs: Documents,
         item.voucher = _voucher_text(docs.vouchers.get(ledger_id))
         if doc is not None and doc.get("ExternalRef"):
             used.add(doc["ExternalRef"])
-        if status["state"] != "posted":
+        handled = inv.get("handled") or {}
+        if status["state"] in ("resolved", "dismissed") and handled.get("state") == status["state"]:
+            _by_a_person(item, handled, doc, how)
+        elif status["state"] != "posted":
             item.category = NOT_IN_IFS
             reason = status.get("failure_message") or f"ledger state {status['state']}"
             if status.get("failure_kind"):
@@ -249,6 +264,29 @@ def compare(invoices: dict[str, dict[str, Any]], docs: Documents,
                               reason="IFS holds this document with an ExternalRef the ledger"
                                      " never recorded (another connector or a restored ledger?)"))
     return items
+
+
+def _by_a_person(item: Item, handled: dict[str, Any], doc: dict[str, Any] | None,
+                 how: str) -> None:
+    """An invoice a person resolved in IFS by hand, or dismissed: who, why, and for a
+    resolution the matching recorded when it was made (not a discrepancy: a person decided)."""
+    who = f"by {handled.get('operator', '')}: {handled.get('reason', '')}"
+    if handled["state"] == "dismissed":
+        item.category, item.reason = DISMISSED, f"dismissed {who}"
+        if doc is not None:
+            item.reason += (f"; IFS holds InvoiceId {doc.get('InvoiceId')} for it (found by"
+                            f" {how}): resolve it instead?")
+        return
+    item.category = BY_HAND
+    item.ifs_invoice_id = str(handled.get("ifs_invoice_id", ""))
+    item.differences = [{"field": d.get("field", ""), "ledger": d.get("invoice", ""),
+                         "ifs": d.get("ifs", "")} for d in handled.get("differences") or ()]
+    if handled.get("matches"):
+        item.reason = f"IFS InvoiceId {item.ifs_invoice_id} matches the invoice; resolved {who}"
+    else:
+        item.reason = (f"IFS InvoiceId {item.ifs_invoice_id} differs from the invoice"
+                       f" ({', '.join(d['field'] for d in item.differences)}); "
+                       f"{'forced' if handled.get('forced') else 'resolved'} {who}")
 
 
 def summarize(items: list[Item]) -> tuple[dict[str, int], list[dict[str, Any]]]:

@@ -1,6 +1,7 @@
 """The reconciliation report in four forms: a table for the terminal, JSON for scripts, CSV
 (one row per invoice, spreadsheet-safe) and a self-contained HTML page a controller can open
-and print (summary first, then each discrepancy; no script, no outside resource)."""
+and print (summary first, then each discrepancy and each invoice a person resolved or
+dismissed; no script, no outside resource)."""
 from __future__ import annotations
 
 import html
@@ -12,7 +13,7 @@ from typing import Any
 import orjson
 
 from projections.csvsafe import CsvWriter
-from projections.reconcile import CATEGORIES, DISCREPANCIES, TITLES, Item
+from projections.reconcile import CATEGORIES, DISCREPANCIES, MATCHED, TITLES, Item
 
 CSV_COLUMNS = ("category", "ledger_id", "company", "vendor_id", "invoice_number",
                "document_type", "currency", "total", "state", "ifs_invoice_id", "voucher",
@@ -79,7 +80,7 @@ def _table(report: dict[str, Any]) -> str:
     if not report["totals"]:
         lines.append("no approved invoices in the period")
     for category in CATEGORIES:
-        if category not in DISCREPANCIES or not report["counts"][category]:
+        if category == MATCHED or not report["counts"][category]:    # listed: who, why
             continue
         lines += ["", f"{TITLES[category]} ({report['counts'][category]}):"]
         for item in report["items"]:
@@ -124,7 +125,7 @@ def _html(report: dict[str, Any]) -> str:
                    f"<td class=\"n\">{e(row['total'])}</td></tr>")
     out.append("</table>")
     for category in CATEGORIES:
-        if category not in DISCREPANCIES or not report["counts"][category]:
+        if category == MATCHED or not report["counts"][category]:    # listed: who, why
             continue
         out.append(f"<h2>{e(TITLES[category])} ({report['counts'][category]})</h2><table><tr>"
                    "<th>Vendor</th><th>Invoice</th><th>Type</th><th>Currency</th><th>Total</th>"

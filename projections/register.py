@@ -2,10 +2,11 @@
 
 Rows come from the ledger's notification log in recorded order. Each kind of row is one small
 function keyed by the event topic that makes it (`ROW_SOURCES`): a Posted event gives a
-"posted" row; an operator event (resolved by hand, dismissed) would add one function and one
-entry. A row needs the invoice's content as it was posted, so its stream is read when its
-Posted event is met: memory holds one page of the log and one stream, whatever the size of
-the ledger (a million rows stream through in bounded memory)."""
+"posted" row, a ResolvedManually a "resolved_by_hand" row and a Dismissed a "dismissed" row
+(operator, reason, when). A row needs the invoice's content as it was posted (or handled),
+so its stream is read when that event is met: memory holds one page of the log and one
+stream, whatever the size of the ledger (a million rows stream through in bounded
+memory)."""
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -26,7 +27,8 @@ COLUMNS = ("kind", "company", "vendor_id", "vendor_name", "ifs_supplier", "invoi
            "document_type", "invoice_date", "due_date", "approved_at", "approved_by",
            "currency", "net", "tax", "total", "ifs_invoice_id", "voucher_year", "voucher_type",
            "voucher_no", "posted_at", "found_existing", "source_file", "source_sha256",
-           "line_count", "operator", "reason", "ledger_id", "connector_version")
+           "line_count", "operator", "reason", "matching", "handled_at", "ledger_id",
+           "connector_version")
 AMOUNTS = ("net", "tax", "total")
 _INVOICE_TOPICS = "ml_connector.invoice."
 
@@ -123,10 +125,37 @@ def posted_row(ledger: Ledger, event: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-# Topic of the event that makes a row -> the function that builds it. Resolved-by-hand and
-# dismissed rows (operator, reason) belong here once those operator events exist.
+def _operator_row(ledger: Ledger, event: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The invoice as Stampli approved it, and who handled it instead of the connector."""
+    data = event["data"]
+    events = event.get("recent") or stream_events(ledger, event["stream_id"], event["version"])
+    row = _base_row(event["stream_id"], events)
+    row.update(kind=kind, operator=data.get("operator", ""), reason=data.get("reason", ""),
+               handled_at=event["recorded_at"], connector_version=data.get("connector_version", ""))
+    return row
+
+
+def resolved_row(ledger: Ledger, event: dict[str, Any]) -> dict[str, Any]:
+    """A person entered the invoice in IFS: its InvoiceId, and whether it matched the invoice
+    or was resolved in spite of differences (`forced: field, ...`)."""
+    data = event["data"]
+    row = _operator_row(ledger, event, "resolved_by_hand")
+    differing = ", ".join(d.get("field", "") for d in data.get("differences") or ())
+    row.update(ifs_invoice_id=str(data.get("ifs_invoice_id", "")),
+               matching="matches" if data.get("matches") else
+               f"{'forced' if data.get('forced') else 'differs'}: {differing}")
+    return row
+
+
+def dismissed_row(ledger: Ledger, event: dict[str, Any]) -> dict[str, Any]:
+    return _operator_row(ledger, event, "dismissed")
+
+
+# Topic of the event that makes a row -> the function that builds it.
 ROW_SOURCES: dict[str, Callable[[Ledger, dict[str, Any]], dict[str, Any]]] = {
     "ml_connector.invoice.Posted": posted_row,
+    "ml_connector.invoice.ResolvedManually": resolved_row,
+    "ml_connector.invoice.Dismissed": dismissed_row,
 }
 
 

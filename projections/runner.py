@@ -11,17 +11,17 @@ import ledger.files  # noqa: F401  (registers the explicit topics)
 import ledger.invoice  # noqa: F401
 import ledger.notices  # noqa: F401
 import ledger.vendor  # noqa: F401
-from ledger.app import SCHEMA_LOCK_KEY, Ledger
+from ledger.app import Ledger
 from ledger.codec import decode_state, event_type, upcast
 from ledger.gcpause import gc_paused
+from ledger.persistence import SCHEMA_LOCK_KEY
 from projections.audit import AuditChainProjection
-from projections.base import LedgerEvent, Projection
+from projections.base import POSITIONS, LedgerEvent, Projection
 from projections.files import FilesProjection, VendorsProjection
 from projections.notices import PendingNoticesProjection
 from projections.status import StatusProjection
 from projections.store import Cursor, ViewStore, open_view_store
 
-POSITIONS = "mlc_projection_position"
 SCHEMA_VERSIONS = "mlc_projection_schema"       # name -> the schema_version its tables hold
 log = logging.getLogger("ml_connector.projections")
 REBUILD_PAGE = 20_000    # fewer, larger transactions when replaying the whole log (10k: -8%)
@@ -60,7 +60,7 @@ class Projector:
         if self._tables_ready:
             return
         with self.store.transaction() as cur:
-            if self.store.dialect == "postgres":   # see ledger.app.schema_lock
+            if self.store.dialect == "postgres":   # see ledger.persistence.schema_lock
                 cur.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK_KEY,))
             cur.execute(f"CREATE TABLE IF NOT EXISTS {POSITIONS} (name TEXT PRIMARY KEY,"
                         " position BIGINT NOT NULL)")

@@ -99,7 +99,7 @@ class PostgresViewStore(ViewStore):
     def __init__(self, url: str) -> None:
         import psycopg
 
-        from ledger.app import postgres_options
+        from ledger.persistence import postgres_options
 
         parts = urlparse(url)
         self.schema, options = postgres_options(url)

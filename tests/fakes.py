@@ -160,7 +160,8 @@ class FakeErp:
                 "conflict", f"IFS already holds supplier invoice {inv.ref} (ExternalRef"
                 f" {request.ledger_id}, InvoiceId {doc['id']}, Posted) with {', '.join(differ)}:"
                 " it was amended after an earlier attempt reached IFS; correct the document in"
-                f" IFS, then `ml-connector replay {inv.ref}`", code="CONTENT_DIFFERS")
+                f" IFS, then `ml-connector replay {inv.ref} --reason \"...\"`",
+                code="CONTENT_DIFFERS")
         return PostingResult(doc["id"], {"VoucherNo": doc["voucher"]}, {}, [], found_existing=True)
 
     def _refused(self, request: PostingRequest) -> ErpFailure | None:

@@ -5,6 +5,8 @@ actions against the IFS emulator through the installed command: tests/e2e/test_r
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import shutil
 
 import pytest
@@ -301,5 +303,7 @@ def test_cli_replay_failed_leaves_data_failures_and_says_why(project):
         "Retried", "ann", "accounts fixed")
     d1 = json.loads(cli("history", "V00231/D-1", "--json").output)
     assert d1[-1]["type"] == "Failed"                                  # left alone
-    result = cli("replay", "--failed", "--kind", "data", "--reason", "tax accounts set")
-    assert "V00231/D-1: back to" in result.output
+    hint = re.search(r"`(ml-connector replay [^`]*)`", result.output)
+    assert hint, result.output
+    result = cli(*shlex.split(hint.group(1))[1:])         # the command printed, as pasted
+    assert "V00231/D-1: back to" in result.output, result.output

@@ -17,9 +17,11 @@ from adapters.ifs import mapping
 from adapters.ifs.endpoints import ACTIONS, Endpoint, key_predicate, literal
 from adapters.ifs.errors import (REREAD, RETRY, UNKNOWN, OutcomeUnknown, PreconditionFailed,
                                  classify, failure)
-from adapters.ifs.odata import ODataClient, encode_path
+from adapters.ifs.exchange import encode_path
+from adapters.ifs.odata import ODataClient
 from adapters.settings import PostingSettings
 from ledger.ports import ErpFailure, PostingRequest, PostingResult
+from ledger.replay import replay_command
 
 HEADER_AMOUNTS = ("NetCurrAmount", "VatCurrAmount", "GrossCurrAmount")
 ROUNDS = 3                             # re-read / re-check rounds after 412 or an unknown outcome
@@ -311,5 +313,5 @@ def _same_amounts(request: PostingRequest, sent: dict[str, Any], held: dict[str,
             "conflict", f"IFS already holds supplier invoice {request.invoice.ref} (ExternalRef "
             f"{request.ledger_id}, InvoiceId {held.get('InvoiceId')}, {held.get('Objstate')}) "
             f"with {', '.join(differ)}: it was amended after an earlier attempt reached IFS; "
-            f"correct the document in IFS, then `ml-connector replay {request.invoice.ref}`",
+            f"correct the document in IFS, then {replay_command(request.invoice.ref)}",
             code="CONTENT_DIFFERS", exchanges=record)

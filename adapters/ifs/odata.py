@@ -1,4 +1,4 @@
-"""The OData client: headers, token, rate budget, retries, paging, ETags, exchange records.
+"""The OData client: headers, token, rate budget, retries, paging, ETags.
 
 Retry policy (decided by errors.classify, applied here):
 - 401: new token, retry once.
@@ -8,8 +8,7 @@ Retry policy (decided by errors.classify, applied here):
   OutcomeUnknown tells the caller to look the document up first.
 - 412: PreconditionFailed; the caller re-reads, re-checks and retries with the new ETag.
 
-Every exchange can be recorded into a list the caller passes (`record=`): method, url,
-request headers that matter (never Authorization), request body, status, response body, ETag.
+One exchange as data (reply, URL encoding, its record): adapters/ifs/exchange.py.
 """
 from __future__ import annotations
 
@@ -17,9 +16,8 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import quote, urljoin
+from urllib.parse import urljoin
 
 import aiohttp
 import orjson
@@ -29,44 +27,15 @@ from adapters.ifs.auth import TokenProvider
 from adapters.ifs.errors import (REAUTH, REREAD, RETRY, UNKNOWN, BadAnswer, OutcomeUnknown,
                                  PreconditionFailed, RedirectRefused, classify, describe,
                                  endpoint_missing, failure, is_odata_error, parse_error)
+from adapters.ifs.exchange import (JSON, Reply, Request, encode_path, encode_query,
+                                   record_exchange, without_bodies)
 from adapters.ifs.guard import CycleGuard, bad_answer, is_breakdown
 from adapters.ifs.limiter import Backoff, SlidingWindowLimiter
 from adapters.settings import IfsSettings, parse_duration
 from ledger.ports import ErpFailure, ErpUnavailable
 
 log = logging.getLogger("ml_connector.ifs")
-JSON = "application/json;IEEE754Compatible=true"
 MAX_PAGE = 5000
-_PATH_SAFE = "/'(),=$.:@-_~!*;+"
-_RECORDED_HEADERS = ("If-Match", "Prefer", "Content-Type", "Content-ID")
-
-
-class Reply:
-    __slots__ = ("status", "headers", "body", "parsed")
-
-    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
-        self.status = status
-        self.headers = headers
-        self.body = body
-        self.parsed: Any = None                 # the JSON, once send() checked it
-
-    def json(self) -> Any:
-        if self.parsed is not None:
-            return self.parsed
-        return orjson.loads(self.body) if self.body.strip() else None
-
-    @property
-    def etag(self) -> str:
-        return self.headers.get("etag", "")
-
-
-def encode_path(path: str) -> str:
-    """Percent-encode a path (key predicates keep their quotes, commas and parentheses)."""
-    return quote(path, safe=_PATH_SAFE)
-
-
-def encode_query(params: dict[str, str]) -> str:
-    return "&".join(f"{k}={quote(str(v), safe=chr(39) + '(),$:/')}" for k, v in params.items())
 
 
 class ODataClient:
@@ -102,134 +71,161 @@ class ODataClient:
         """Send with the retry policy. Returns a 2xx reply (or one in ok_statuses); raises
         ErpFailure, OutcomeUnknown or PreconditionFailed otherwise. `expect` is what a 2xx
         answer must be (guard.bad_answer); anything else is a BadAnswer, never trusted."""
-        attempt = 0
-        reauthed = False
         base_headers = {"Accept": JSON, "OData-Version": "4.0", **(headers or {})}
         if body is not None and "Content-Type" not in base_headers:
             base_headers["Content-Type"] = JSON
         assert base_headers.get("If-Match") != "*", "the connector never switches ETags off"
+        request = Request(method, url, what, projection, body, base_headers, write, ok_statuses,
+                          record, expect)
+        attempt = 0
+        reauthed = False
         self.guard.before_request(what)
         while True:
             self.guard.before_try(what)
-            slot = await self.limiter.acquire()
-            error: BaseException | None = None
-            try:
-                token = await self.tokens.get()
-                sent_headers = {**base_headers, "Authorization": f"Bearer {token}"}
-                started = time.monotonic()
-                self.sent += 1
-                self.sent_by_method[method] = self.sent_by_method.get(method, 0) + 1
-                try:
-                    # Never follow a redirect: it would carry the token and the body elsewhere.
-                    async with self._session().request(method, yarl.URL(url, encoded=True),
-                                                       data=body, headers=sent_headers,
-                                                       allow_redirects=False,
-                                                       **self._timeout()) as resp:
-                        reply = Reply(resp.status,
-                                      {k.lower(): v for k, v in resp.headers.items()},
-                                      await resp.read())
-                except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
-                    error = exc
-            finally:
-                self.limiter.release(slot)
-            if error is not None:
-                # Refused before connecting: nothing reached IFS, a write may be re-sent.
-                reached = not isinstance(error, aiohttp.ClientConnectorError)
-                self._record(record, method, url, base_headers, body, 0,
-                             f"{type(error).__name__}: {error}".encode(), "", started)
-                self.guard.failed(f"{type(error).__name__} while {what}")
-                action = classify(0, None, method=method, during_write=write and reached)
-                if action == UNKNOWN:
-                    raise OutcomeUnknown(
-                        f"the connection to IFS was lost while {what} ({type(error).__name__})"
-                        "; whether IFS applied it is unknown: the connector looks the document "
-                        "up before sending anything again", exchanges=record)
-                if attempt >= self.backoff.attempts:
-                    raise ErpUnavailable("transient", f"IFS could not be reached while {what} "
-                                         f"after {attempt + 1} tries: {type(error).__name__} "
-                                         f"{error}".strip(), code="CONNECTION",
-                                         exchanges=record)
-                wait = self._capped(self.backoff.wait(attempt))
-                log.warning("IFS unreachable while %s (%s); retry %d in %.1fs", what,
-                            type(error).__name__, attempt + 1, wait)
-                await self._sleep(wait)
-                attempt += 1
-                continue
-            self._record(record, method, url, base_headers, body, reply.status, reply.body,
-                         reply.etag, started)
-            if 300 <= reply.status < 400:
-                raise RedirectRefused(url, reply.headers.get("location", ""), reply.status,
-                                      what=what)
-            if 200 <= reply.status < 300:
-                ctype = reply.headers.get("content-type", "")
-                problem, reply.parsed = bad_answer(reply.status, ctype, reply.body, expect)
-                if not problem:
-                    self.guard.answered()
-                    return reply
-                self.guard.failed(f"HTTP {reply.status} {ctype or '(no content type)'} "
-                                  f"instead of OData from {url}")
-                bad = BadAnswer(
-                    f"IFS answered HTTP {reply.status} {ctype or '(no content type)'} from {url} "
-                    f"while {what}: {problem}, not the OData answer expected (a proxy or "
-                    "maintenance page?)" + ("; whether IFS applied the change is unknown: the "
-                                           "connector looks the document up before sending "
-                                           "anything again" if write else ""),
-                    url=url, content_type=ctype, status=reply.status, exchanges=record)
-                if write or attempt >= self.backoff.attempts:
-                    raise bad
-                wait = self._capped(self.backoff.wait(attempt))
-                log.warning("%s; retry %d in %.1fs", bad, attempt + 1, wait)
-                await self._sleep(wait)
-                attempt += 1
-                continue
-            if reply.status in ok_statuses:
-                return reply
-            action = classify(reply.status, reply.body, method=method, during_write=write)
-            if is_breakdown(reply.status, parse_error(reply.body).business_code):
-                self.guard.failed(f"HTTP {reply.status} while {what}")
-            else:
-                self.guard.answered()
-            if action == REAUTH:
+            token, reply = await self._exchange(request)
+            verdict = (self._lost(request, reply, attempt) if not isinstance(reply, Reply)
+                       else self._judge(request, reply, attempt))
+            if isinstance(verdict, Reply):
+                return verdict
+            if verdict == REAUTH:
                 log.info("IFS refused the token while %s (HTTP 401); fetching a new one", what)
                 self.tokens.invalidate(token)
                 if reauthed:
+                    assert isinstance(reply, Reply)
                     raise failure("rejected", reply.status, reply.body, projection=projection,
                                   what=f"{what} (a fresh token was refused too: check the "
                                        "client's roles in IFS IAM)", exchanges=record)
                 reauthed = True
                 continue
-            if action == RETRY:
-                # Under a 429 nothing was applied and IFS is fine: within a cycle's deadline,
-                # wait for the budget as long as it takes rather than give the work up.
-                waits_for_budget = reply.status == 429 and self.guard.remaining() is not None
-                if attempt >= self.backoff.attempts and not waits_for_budget:
-                    code, text = describe(reply.status, reply.body, what=what)
-                    raise ErpFailure("transient", f"{text} (still failing after {attempt + 1} "
-                                     "tries; the connector retries later)", code=code,
-                                     status=reply.status, exchanges=record)
-                retry_after = Backoff.parse_retry_after(reply.headers.get("retry-after"))
-                wait = self._capped(self.backoff.wait(attempt, retry_after))
-                if reply.status == 429:
-                    self.limiter.penalize(wait)
-                log.warning("IFS answered HTTP %s %s while %s; retry %d in %.1fs", reply.status,
-                            parse_error(reply.body).business_code, what, attempt + 1, wait)
-                await self._sleep(wait)
-                attempt += 1
-                continue
-            if action == REREAD:
-                raise PreconditionFailed(f"IFS says the entity changed since it was read while "
-                                         f"{what} (HTTP 412)", exchanges=record)
-            if action == UNKNOWN:
+            await self._sleep(verdict)
+            attempt += 1
+
+    async def _exchange(self, request: Request) -> tuple[str, Reply | BaseException]:
+        """One HTTP exchange within the rate budget, recorded: (the token it carried, the
+        reply, or the error that left no reply)."""
+        slot = await self.limiter.acquire()
+        try:
+            token = await self.tokens.get()
+            sent_headers = {**request.headers, "Authorization": f"Bearer {token}"}
+            started = time.monotonic()
+            self.sent += 1
+            self.sent_by_method[request.method] = self.sent_by_method.get(request.method, 0) + 1
+            try:
+                # Never follow a redirect: it would carry the token and the body elsewhere.
+                async with self._session().request(request.method,
+                                                   yarl.URL(request.url, encoded=True),
+                                                   data=request.body, headers=sent_headers,
+                                                   allow_redirects=False,
+                                                   **self._timeout()) as resp:
+                    reply: Reply | BaseException = Reply(
+                        resp.status, {k.lower(): v for k, v in resp.headers.items()},
+                        await resp.read())
+            except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+                reply = exc
+        finally:
+            self.limiter.release(slot)
+        if isinstance(reply, Reply):
+            record_exchange(request, reply.status, reply.body, reply.etag, started)
+        else:
+            record_exchange(request, 0, f"{type(reply).__name__}: {reply}".encode(), "",
+                            started)
+        return token, reply
+
+    def _lost(self, request: Request, error: BaseException, attempt: int) -> float:
+        """No reply: the seconds to wait before the next try, or the error to raise."""
+        what = request.what
+        # Refused before connecting: nothing reached IFS, a write may be re-sent.
+        reached = not isinstance(error, aiohttp.ClientConnectorError)
+        self.guard.failed(f"{type(error).__name__} while {what}")
+        action = classify(0, None, method=request.method, during_write=request.write and reached)
+        if action == UNKNOWN:
+            raise OutcomeUnknown(
+                f"the connection to IFS was lost while {what} ({type(error).__name__})"
+                "; whether IFS applied it is unknown: the connector looks the document "
+                "up before sending anything again", exchanges=request.record)
+        if attempt >= self.backoff.attempts:
+            raise ErpUnavailable("transient", f"IFS could not be reached while {what} "
+                                 f"after {attempt + 1} tries: {type(error).__name__} "
+                                 f"{error}".strip(), code="CONNECTION",
+                                 exchanges=request.record)
+        wait = self._capped(self.backoff.wait(attempt))
+        log.warning("IFS unreachable while %s (%s); retry %d in %.1fs", what,
+                    type(error).__name__, attempt + 1, wait)
+        return wait
+
+    def _judge(self, request: Request, reply: Reply, attempt: int) -> Reply | str | float:
+        """A reply: itself when it is the answer, REAUTH, the seconds to wait before the next
+        try, or the error to raise, by classify()'s verdict."""
+        what, url, record = request.what, request.url, request.record
+        if 300 <= reply.status < 400:
+            raise RedirectRefused(url, reply.headers.get("location", ""), reply.status,
+                                  what=what)
+        if 200 <= reply.status < 300:
+            return self._checked(request, reply, attempt)
+        if reply.status in request.ok_statuses:
+            return reply
+        action = classify(reply.status, reply.body, method=request.method,
+                          during_write=request.write)
+        if is_breakdown(reply.status, parse_error(reply.body).business_code):
+            self.guard.failed(f"HTTP {reply.status} while {what}")
+        else:
+            self.guard.answered()
+        if action == REAUTH:
+            return REAUTH
+        if action == RETRY:
+            # Under a 429 nothing was applied and IFS is fine: within a cycle's deadline,
+            # wait for the budget as long as it takes rather than give the work up.
+            waits_for_budget = reply.status == 429 and self.guard.remaining() is not None
+            if attempt >= self.backoff.attempts and not waits_for_budget:
                 code, text = describe(reply.status, reply.body, what=what)
-                raise OutcomeUnknown(f"{text}; whether IFS applied it is unknown: the connector "
-                                     "looks the document up before sending anything again",
-                                     status=reply.status, code=code, exchanges=record)
-            if reply.status == 404 and (method == "GET" or not is_odata_error(reply.body)):
-                # A collection (or an HTML page) that is not there: the map is wrong.
-                raise endpoint_missing(url, 404, what=what, projection=projection,
-                                       exchanges=record)
-            raise failure(action, reply.status, reply.body, what=what, projection=projection,
-                          exchanges=record)
+                raise ErpFailure("transient", f"{text} (still failing after {attempt + 1} "
+                                 "tries; the connector retries later)", code=code,
+                                 status=reply.status, exchanges=record)
+            retry_after = Backoff.parse_retry_after(reply.headers.get("retry-after"))
+            wait = self._capped(self.backoff.wait(attempt, retry_after))
+            if reply.status == 429:
+                self.limiter.penalize(wait)
+            log.warning("IFS answered HTTP %s %s while %s; retry %d in %.1fs", reply.status,
+                        parse_error(reply.body).business_code, what, attempt + 1, wait)
+            return wait
+        if action == REREAD:
+            raise PreconditionFailed(f"IFS says the entity changed since it was read while "
+                                     f"{what} (HTTP 412)", exchanges=record)
+        if action == UNKNOWN:
+            code, text = describe(reply.status, reply.body, what=what)
+            raise OutcomeUnknown(f"{text}; whether IFS applied it is unknown: the connector "
+                                 "looks the document up before sending anything again",
+                                 status=reply.status, code=code, exchanges=record)
+        if reply.status == 404 and (request.method == "GET" or not is_odata_error(reply.body)):
+            # A collection (or an HTML page) that is not there: the map is wrong.
+            raise endpoint_missing(url, 404, what=what, projection=request.projection,
+                                   exchanges=record)
+        raise failure(action, reply.status, reply.body, what=what,
+                      projection=request.projection, exchanges=record)
+
+    def _checked(self, request: Request, reply: Reply, attempt: int) -> Reply | float:
+        """A 2xx reply: itself if it is the OData answer expected, else (a proxy's page...)
+        the seconds to wait before reading again, or a BadAnswer for a write."""
+        ctype = reply.headers.get("content-type", "")
+        problem, reply.parsed = bad_answer(reply.status, ctype, reply.body, request.expect)
+        if not problem:
+            self.guard.answered()
+            return reply
+        url = request.url
+        self.guard.failed(f"HTTP {reply.status} {ctype or '(no content type)'} "
+                          f"instead of OData from {url}")
+        bad = BadAnswer(
+            f"IFS answered HTTP {reply.status} {ctype or '(no content type)'} from {url} "
+            f"while {request.what}: {problem}, not the OData answer expected (a proxy or "
+            "maintenance page?)" + ("; whether IFS applied the change is unknown: the "
+                                   "connector looks the document up before sending "
+                                   "anything again" if request.write else ""),
+            url=url, content_type=ctype, status=reply.status, exchanges=request.record)
+        if request.write or attempt >= self.backoff.attempts:
+            raise bad
+        wait = self._capped(self.backoff.wait(attempt))
+        log.warning("%s; retry %d in %.1fs", bad, attempt + 1, wait)
+        return wait
 
     def _timeout(self) -> dict[str, Any]:
         """A request never outlives the cycle's deadline."""
@@ -242,24 +238,6 @@ class ODataClient:
     def _capped(self, wait: float) -> float:
         remaining = self.guard.remaining()
         return wait if remaining is None else min(wait, remaining)
-
-    @staticmethod
-    def _record(record: list[dict[str, Any]] | None, method: str, url: str,
-                headers: dict[str, str], body: bytes | None, status: int, response: bytes,
-                etag: str, started: float) -> None:
-        if record is None:
-            return
-        record.append({
-            "at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-            "method": method,
-            "url": url,
-            "request_headers": {k: v for k, v in headers.items() if k in _RECORDED_HEADERS},
-            "request_body": body.decode("utf-8", "replace") if body is not None else None,
-            "status": status,
-            "response_body": response.decode("utf-8", "replace"),
-            "etag": etag,
-            "elapsed_ms": round((time.monotonic() - started) * 1000, 1),
-        })
 
     # ------------------------------------------------------------------ reads
 
@@ -378,17 +356,13 @@ class ODataClient:
                                     projection=projection, body=body, headers=headers,
                                     write=True, record=local, expect="multipart")
         except ErpFailure as exc:
-            exc.exchanges = [_without_bodies(x) | {"response_body": x["response_body"][:2000]}
+            exc.exchanges = [without_bodies(x) | {"response_body": x["response_body"][:2000]}
                              for x in local]
             raise
-        return reply, _without_bodies(local[-1])
+        return reply, without_bodies(local[-1])
 
     async def metadata(self, projection: str) -> bytes:
         reply = await self.send("GET", self.service_url(projection) + "$metadata",
                                 what=f"reading $metadata of {projection}", projection=projection,
                                 headers={"Accept": "application/xml"}, expect="")
         return reply.body
-
-
-def _without_bodies(exchange: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in exchange.items() if k not in ("request_body", "response_body")}

@@ -7,7 +7,6 @@ refresh, and a parked "reference" failure clears as soon as the data exists.
 """
 from __future__ import annotations
 
-import shlex
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -17,6 +16,7 @@ from adapters.ifs.endpoints import Endpoint, key_predicate, literal
 from adapters.ifs.odata import ODataClient
 from adapters.settings import PostingSettings
 from ledger.model import CanonicalInvoice
+from ledger.replay import replay_command
 from ledger.ports import ErpFailure
 
 # Only what validation needs: smaller pages, faster loads.
@@ -31,7 +31,7 @@ def replay_hint(invoice: CanonicalInvoice, default_company: str | None) -> str:
     else:
         ref = f"{invoice.company}/{invoice.vendor_id}/{invoice.document_type}/" \
               f"{invoice.invoice_number}"
-    return f"`ml-connector replay {shlex.quote(ref)}`"
+    return replay_command(ref)
 
 
 def _now_iso() -> str:
@@ -116,33 +116,29 @@ class ReferenceCache:
     # ------------------------------------------------------------------ lookups
 
     async def account(self, company: str, account: str) -> dict[str, Any] | None:
-        data = await self.company(company)
-        if account not in data.accounts:
-            row = await self._by_key("account", {"Company": company, "Account": account})
-            if row is None:
-                return None
-            data.accounts[account] = row
-        return data.accounts[account]
+        return await self._cached(company, "accounts", account, "account",
+                                  {"Company": company, "Account": account})
 
     async def cost_center(self, company: str, value: str) -> dict[str, Any] | None:
-        data = await self.company(company)
-        if value not in data.cost_centers:
-            code = self._ep["cost_center"].keys[-1]
-            row = await self._by_key("cost_center", {"Company": company, code: value})
-            if row is None:
-                return None
-            data.cost_centers[value] = row
-        return data.cost_centers[value]
+        code = self._ep["cost_center"].keys[-1]
+        return await self._cached(company, "cost_centers", value, "cost_center",
+                                  {"Company": company, code: value})
 
     async def purchase_order(self, company: str, order_no: str) -> dict[str, Any] | None:
-        data = await self.company(company)
-        if order_no not in data.orders:
-            # POs of another company are not in this company's page: re-check by key.
-            row = await self._by_key("purchase_order", {"OrderNo": order_no})
+        # POs of another company are not in this company's page: re-check by key.
+        return await self._cached(company, "orders", order_no, "purchase_order",
+                                  {"OrderNo": order_no})
+
+    async def _cached(self, company: str, table: str, value: str, role: str,
+                      keys: dict[str, object]) -> dict[str, Any] | None:
+        """The row from the company's loaded data, else re-checked by key (and kept)."""
+        rows: dict[str, dict[str, Any]] = getattr(await self.company(company), table)
+        if value not in rows:
+            row = await self._by_key(role, keys)
             if row is None:
                 return None
-            data.orders[order_no] = row
-        return data.orders[order_no]
+            rows[value] = row
+        return rows[value]
 
     async def supplier(self, supplier_id: str, *, fresh: bool = False) -> dict[str, Any] | None:
         await self.load_suppliers()
@@ -178,92 +174,110 @@ class ReferenceCache:
                     ) -> tuple[list[str], str]:
         """(checks that passed, snapshot), or ErpFailure(kind="reference") naming each
         problem, the invoice and its lines, and what to do."""
-        company, day, letter = invoice.company, invoice.invoice_date, \
-            self._posting.cost_center_code_part.upper()
-        checks: list[str] = []
-        problems: dict[str, list[int]] = {}        # problem text -> lines
-        fixes: dict[str, None] = {}
-
-        def problem(text: str, fix: str, line: int = 0) -> None:
-            problems.setdefault(text, [])
-            if line:
-                problems[text].append(line)
-            fixes[fix] = None
-
-        accounts: dict[str, list[int]] = {}
-        centers: dict[str, list[int]] = {}
-        for ln in invoice.lines:
-            accounts.setdefault(ln.gl_account, []).append(ln.line_number)
-            centers.setdefault(ln.cost_center, []).append(ln.line_number)
-        coding = "create it in IFS or correct the coding in Stampli"
-        for account, lines in accounts.items():
-            row = await self.account(company, account)
-            if row is None:
-                for n in lines:
-                    problem(f"GL account {account} does not exist in IFS company {company}",
-                            coding, n)
-            elif not _valid_on(row, day):
-                for n in lines:
-                    problem(f"GL account {account} in IFS company {company} is valid "
-                            f"{_range(row)}, not on the invoice date {day}",
-                            "extend its validity in IFS or correct the coding in Stampli", n)
-            else:
-                checks.append(f"account {account} in company {company} valid on {day}")
-        for value, lines in centers.items():
-            row = await self.cost_center(company, value)
-            if row is None:
-                for n in lines:
-                    problem(f"cost center {value} (code part {letter}) does not exist in IFS "
-                            f"company {company}", coding, n)
-            elif not _valid_on(row, day):
-                for n in lines:
-                    problem(f"cost center {value} (code part {letter}) in IFS company {company}"
-                            f" is valid {_range(row)}, not on the invoice date {day}",
-                            "extend its validity in IFS or correct the coding in Stampli", n)
-            else:
-                checks.append(f"cost center {value} (code part {letter}) in company {company} "
-                              f"valid on {day}")
+        found = _Findings()
+        await self._check_accounts(invoice, found)
+        await self._check_cost_centers(invoice, found)
         if self._posting.post_voucher:
-            config = {self._posting.ap_liability_account: "ifs.posting.ap_liability_account"}
-            for ln in invoice.lines:
-                if ln.tax_code and ln.tax_code in self._posting.tax_accounts:
-                    config[self._posting.tax_accounts[ln.tax_code]] = \
-                        f"ifs.posting.tax_accounts.{ln.tax_code}"
-            for account, key in config.items():
-                row = await self.account(company, account)
-                if row is None or not _valid_on(row, day):
-                    state = "does not exist" if row is None else f"is valid {_range(row)}"
-                    problem(f"GL account {account} (`{key}`) {state} in IFS company {company}"
-                            + ("" if row is None else f", not on {day}"),
-                            f"create it in IFS or correct `{key}` in the configuration")
-                else:
-                    checks.append(f"account {account} ({key}) in company {company} "
-                                  f"valid on {day}")
+            await self._check_configured_accounts(invoice, found)
         if invoice.po_number:
-            po = await self.purchase_order(company, invoice.po_number)
-            if po is None:
-                problem(f"purchase order {invoice.po_number} does not exist in IFS",
-                        "correct the PO number in Stampli or create the order in IFS")
-            elif po.get("Company") != company or po.get("VendorNo") != invoice.vendor_id:
-                problem(f"purchase order {invoice.po_number} belongs to supplier "
-                        f"{po.get('VendorNo')} in company {po.get('Company')}, not to "
-                        f"{invoice.vendor_id} in company {company}",
-                        "correct the PO number or the vendor in Stampli")
+            await self._check_purchase_order(invoice, found)
+        if found.problems:
+            raise found.failure(invoice, default_company)
+        return found.checks, self.snapshot(invoice.company)
+
+    async def _check_accounts(self, invoice: CanonicalInvoice, found: _Findings) -> None:
+        by_account: dict[str, list[int]] = {}
+        for ln in invoice.lines:
+            by_account.setdefault(ln.gl_account, []).append(ln.line_number)
+        for account, lines in by_account.items():
+            row = await self.account(invoice.company, account)
+            found.coding(row, invoice, f"GL account {account}", f"account {account}", lines)
+
+    async def _check_cost_centers(self, invoice: CanonicalInvoice, found: _Findings) -> None:
+        letter = self._posting.cost_center_code_part.upper()
+        by_value: dict[str, list[int]] = {}
+        for ln in invoice.lines:
+            by_value.setdefault(ln.cost_center, []).append(ln.line_number)
+        for value, lines in by_value.items():
+            row = await self.cost_center(invoice.company, value)
+            name = f"cost center {value} (code part {letter})"
+            found.coding(row, invoice, name, name, lines)
+
+    async def _check_configured_accounts(self, invoice: CanonicalInvoice,
+                                         found: _Findings) -> None:
+        """The accounts the voucher posts to: from the configuration, not from Stampli."""
+        company, day = invoice.company, invoice.invoice_date
+        config = {self._posting.ap_liability_account: "ifs.posting.ap_liability_account"}
+        for ln in invoice.lines:
+            if ln.tax_code and ln.tax_code in self._posting.tax_accounts:
+                config[self._posting.tax_accounts[ln.tax_code]] = \
+                    f"ifs.posting.tax_accounts.{ln.tax_code}"
+        for account, key in config.items():
+            row = await self.account(company, account)
+            if row is None or not _valid_on(row, day):
+                state = "does not exist" if row is None else f"is valid {_range(row)}"
+                found.problem(f"GL account {account} (`{key}`) {state} in IFS company {company}"
+                              + ("" if row is None else f", not on {day}"),
+                              f"create it in IFS or correct `{key}` in the configuration")
             else:
-                checks.append(f"purchase order {invoice.po_number} of supplier "
-                              f"{invoice.vendor_id} in company {company}")
-        if problems:
-            parts = []
-            for text, lines in problems.items():
-                where = f"invoice {invoice.ref}"
-                if lines:
-                    where += f", line{'s' if len(lines) > 1 else ''} " \
-                             f"{', '.join(map(str, sorted(set(lines))))}"
-                parts.append(f"{text} ({where})")
-            message = "; ".join(parts) + "; " + " / ".join(fixes) + ", then " + \
-                replay_hint(invoice, default_company)
-            raise ErpFailure("reference", message, code="REFERENCE")
-        return checks, self.snapshot(company)
+                found.checks.append(f"account {account} ({key}) in company {company} "
+                                    f"valid on {day}")
+
+    async def _check_purchase_order(self, invoice: CanonicalInvoice, found: _Findings) -> None:
+        company = invoice.company
+        po = await self.purchase_order(company, invoice.po_number)
+        if po is None:
+            found.problem(f"purchase order {invoice.po_number} does not exist in IFS",
+                          "correct the PO number in Stampli or create the order in IFS")
+        elif po.get("Company") != company or po.get("VendorNo") != invoice.vendor_id:
+            found.problem(f"purchase order {invoice.po_number} belongs to supplier "
+                          f"{po.get('VendorNo')} in company {po.get('Company')}, not to "
+                          f"{invoice.vendor_id} in company {company}",
+                          "correct the PO number or the vendor in Stampli")
+        else:
+            found.checks.append(f"purchase order {invoice.po_number} of supplier "
+                                f"{invoice.vendor_id} in company {company}")
+
+
+class _Findings:
+    """What ReferenceCache.check found: the checks that passed, and each problem (in the
+    order found) with the invoice lines it concerns and what fixes it."""
+
+    def __init__(self) -> None:
+        self.checks: list[str] = []
+        self.problems: dict[str, list[int]] = {}   # problem text -> lines
+        self.fixes: dict[str, None] = {}
+
+    def problem(self, text: str, fix: str, lines: list[int] | None = None) -> None:
+        self.problems.setdefault(text, []).extend(n for n in lines or () if n)
+        self.fixes[fix] = None
+
+    def coding(self, row: dict[str, Any] | None, invoice: CanonicalInvoice, name: str,
+               checked: str, lines: list[int]) -> None:
+        """One coded value of the invoice's lines (an account, a cost center): it must exist
+        in the invoice's company and be valid on the invoice date."""
+        company, day = invoice.company, invoice.invoice_date
+        if row is None:
+            self.problem(f"{name} does not exist in IFS company {company}",
+                         "create it in IFS or correct the coding in Stampli", lines)
+        elif not _valid_on(row, day):
+            self.problem(f"{name} in IFS company {company} is valid {_range(row)}, not on the "
+                         f"invoice date {day}",
+                         "extend its validity in IFS or correct the coding in Stampli", lines)
+        else:
+            self.checks.append(f"{checked} in company {company} valid on {day}")
+
+    def failure(self, invoice: CanonicalInvoice, default_company: str | None) -> ErpFailure:
+        parts = []
+        for text, lines in self.problems.items():
+            where = f"invoice {invoice.ref}"
+            if lines:
+                where += f", line{'s' if len(lines) > 1 else ''} " \
+                         f"{', '.join(map(str, sorted(set(lines))))}"
+            parts.append(f"{text} ({where})")
+        message = "; ".join(parts) + "; " + " / ".join(self.fixes) + ", then " + \
+            replay_hint(invoice, default_company)
+        return ErpFailure("reference", message, code="REFERENCE")
 
 
 def _valid_on(row: dict[str, Any], day: str) -> bool:

@@ -14,7 +14,7 @@ RejectedRow. Every other problem is a RuleViolation on its invoice.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,8 @@ from typing import Any
 from adapters.settings import InvoiceFileSettings
 from adapters.stampli import worker
 from adapters.stampli.csvfile import BrokenRecord, CsvExport
-from adapters.stampli.rules import Context, Row, build_invoice
-from adapters.stampli.spill import Spill
+from adapters.stampli.invoice_groups import company_of
+from adapters.stampli.spill import Spill, two_pass
 from adapters.stampli.templates import INVOICES, Template
 from adapters.stampli.values import Formats
 from ledger.model import ParsedInvoice, RejectedRow, invoice_identity
@@ -31,58 +31,28 @@ from ledger.model import ParsedInvoice, RejectedRow, invoice_identity
 IDENTITY = ("invoice_number", "vendor_id", "document_type")
 
 
-def company_of(stampli_company: str, default_company: str, companies: dict[str, str]) -> str:
-    """The IFS company: the configured mapping of Stampli's CompanyID, else the default."""
-    return companies.get(stampli_company.strip(), default_company) if stampli_company \
-        else default_company
-
-
 def read_csv_invoices(path: Path, settings: InvoiceFileSettings, *, default_company: str,
                       companies: dict[str, str]) -> Iterator[ParsedInvoice | RejectedRow]:
     path = Path(path)
     formats = Formats.of(settings, INVOICES.config_key, path.name)
-    spill = Spill()
-    try:
-        # ---- pass 1: validate the whole file, spill rows by identity
+
+    def pass_1(spill: Spill) -> tuple[Spill, Template]:
+        """Validate the whole file, spill rows by identity."""
         with CsvExport(path, settings, INVOICES) as export:
             template = export.template
             assert template is not None
             _spill_rows(export, template, settings.delimiter, spill, default_company, companies)
-        # ---- pass 2: one invoice at a time, first-seen order; in a worker process when
-        # the file is large and there is a core to spare (see worker.py)
-        fields, labels = tuple(template.index), template.labels
-        if worker.worth_it(spill.count):
-            yield from worker.pass_2(spill, fields, labels, formats, default_company, companies)
-            return
-        groups = spill.groups()
-        try:
-            yield from build_groups(groups, fields, labels, formats, default_company,
-                                    companies)
-        finally:
-            groups.close()
-    finally:
-        spill.close()
+        return spill, template
 
+    def pass_2(found: tuple[Spill, Template], groups: Iterator[list[Any]]
+               ) -> Iterator[ParsedInvoice | RejectedRow]:
+        """One invoice at a time, first-seen order; in a worker process when the file is
+        large and there is a core to spare (see worker.py)."""
+        spill, template = found
+        return worker.pass_2(spill, groups, tuple(template.index), template.labels, formats,
+                             default_company, companies)
 
-def build_groups(groups: Iterable[list[Any]], fields: tuple[str, ...], labels: dict[str, str],
-                 formats: Formats, default_company: str, companies: dict[str, str]
-                 ) -> Iterator[ParsedInvoice | RejectedRow]:
-    """Pass 2: each spilled group (the rows of one invoice, or one unattributable row)
-    becomes a ParsedInvoice or a RejectedRow."""
-    contexts: dict[str, Context] = {}
-    for group in groups:
-        if group[0][0] == "rejected":
-            _kind, line, name, message = group[0]
-            yield RejectedRow(line=line, field=name, message=message)
-            continue
-        rows = [Row(line, dict(zip(fields, vals)), [("row_shape", "", shape)] if shape else [])
-                for _kind, line, vals, shape in group]
-        company = company_of(rows[0].get("company_id"), default_company, companies)
-        context = contexts.get(company)
-        if context is None:
-            context = contexts[company] = Context(company=company, formats=formats,
-                                                  labels=labels)
-        yield build_invoice(rows, rows, context, [row.line for row in rows])
+    yield from two_pass(pass_1, pass_2)
 
 
 def _spill_rows(export: CsvExport, template: Template, delimiter: str, spill: Spill,

@@ -20,13 +20,17 @@ import csv
 import io
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from adapters.settings import FileKindSettings
 from adapters.stampli.errors import ExportFileError
+from adapters.stampli.spill import Spill
 from adapters.stampli.templates import Template, TemplateSpec, resolve
+from ledger.model import RejectedRow
+
+T = TypeVar("T")
 
 _ESCAPED = re.compile("[\udc80-\udcff]")
 FIELD_LIMIT = csv.field_size_limit()       # 128 KiB: the cap on one value, CSV and XML alike
@@ -222,6 +226,30 @@ class CsvExport:
         except (UnicodeError, csv.Error):
             pass  # e.g. UTF-16 with a bad low byte: no line to point at
         return ExportFileError(self.name, 0, "", f"bytes that are not valid {enc}; {advice}")
+
+
+def spill_records(path: Path, settings: FileKindSettings, spec: TemplateSpec,
+                  spill: Spill) -> dict[str, str]:
+    """Pass 1 of the readers with one record per row (vendors, purchase orders): each row's
+    template values spilled alone, a broken row as its message. Returns the column labels."""
+    with CsvExport(path, settings, spec) as export:
+        template = export.template
+        assert template is not None
+        for line, cells in export.records():
+            if isinstance(cells, BrokenRecord):
+                spill.add(None, (line, None, f"the row {cells.message}"))
+            else:
+                spill.add(None, (line, template.pick(cells)))
+    return template.labels
+
+
+def one_per_record(groups: Iterator[list[Any]], build: Callable[[int, dict[str, str]], T]
+                   ) -> Iterator[T | RejectedRow]:
+    """Pass 2 of those readers: build(line, values) per spilled record, a broken row rejected."""
+    for group in groups:
+        line, values, *broken = group[0]
+        yield RejectedRow(line=line, field="row", message=broken[0]) if broken else \
+            build(line, values)
 
 
 def _clean(text: str) -> str:

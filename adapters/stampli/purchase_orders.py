@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from adapters.settings import PurchaseOrderFileSettings
-from adapters.stampli.csvfile import BrokenRecord, CsvExport
-from adapters.stampli.spill import Spill
+from adapters.stampli.csvfile import one_per_record, spill_records
+from adapters.stampli.spill import two_pass
 from adapters.stampli.templates import PURCHASE_ORDERS
 from adapters.stampli.values import Formats, ValueProblem, line_number
 from ledger.model import PurchaseOrderLine, RejectedRow
@@ -24,26 +26,13 @@ def read_csv_purchase_orders(path: Path, settings: PurchaseOrderFileSettings
                              ) -> Iterator[PurchaseOrderLine | RejectedRow]:
     path = Path(path)
     formats = Formats.of(settings, PURCHASE_ORDERS.config_key, path.name)
-    spill = Spill()
-    try:
-        with CsvExport(path, settings, PURCHASE_ORDERS) as export:
-            template = export.template
-            assert template is not None
-            for line, cells in export.records():
-                if isinstance(cells, BrokenRecord):
-                    spill.add(None, (line, None, f"the row {cells.message}"))
-                else:
-                    spill.add(None, (line, template.pick(cells)))
-        groups = spill.groups()
-        try:
-            for group in groups:
-                line, values, *broken = group[0]
-                yield RejectedRow(line=line, field="row", message=broken[0]) if broken else \
-                    _po_line(line, values, template.labels, formats)
-        finally:
-            groups.close()
-    finally:
-        spill.close()
+
+    def pass_2(labels: dict[str, str], groups: Iterator[list[Any]]
+               ) -> Iterator[PurchaseOrderLine | RejectedRow]:
+        return one_per_record(groups, lambda line, values: _po_line(line, values, labels,
+                                                                     formats))
+
+    yield from two_pass(partial(spill_records, path, settings, PURCHASE_ORDERS), pass_2)
 
 
 def _po_line(line: int, values: dict[str, str], labels: dict[str, str], formats: Formats

@@ -16,9 +16,10 @@ from __future__ import annotations
 import sqlite3
 import tempfile
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -26,6 +27,9 @@ _BATCH = 5000         # stored rows per executemany
 _BATCH_BYTES = 4 << 20  # ... or fewer, when the encoded rows add up to this much
 _RECENT = 4096        # identities remembered in memory; adjacent rows rarely hit SQLite
 _RUN = 256            # records of one key stored together at most (bounds one blob)
+
+T = TypeVar("T")
+Y = TypeVar("Y")
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
@@ -178,3 +182,18 @@ def read_groups(db: sqlite3.Connection, in_order: bool) -> Iterator[list[Any]]:
         group.extend(_decode(data))
     if group:
         yield group
+
+
+def two_pass(pass_1: Callable[[Spill], T],
+             pass_2: Callable[[T, Iterator[list[Any]]], Iterator[Y]]) -> Iterator[Y]:
+    """Every reader's skeleton. Pass 1, `pass_1(spill)`, reads the whole file into a new spill
+    (a file that cannot be read raises there, before anything is yielded) and returns what
+    pass 2 needs; pass 2, `pass_2(that, groups)`, yields one item per group, groups in
+    first-seen order. The groups and the spill are closed however the caller stops."""
+    spill = Spill()
+    try:
+        found = pass_1(spill)
+        with closing(spill.groups()) as groups:
+            yield from pass_2(found, groups)
+    finally:
+        spill.close()

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from adapters.settings import VendorFileSettings
-from adapters.stampli.csvfile import FIELD_LIMIT, BrokenRecord, CsvExport
-from adapters.stampli.spill import Spill
+from adapters.stampli.csvfile import FIELD_LIMIT, one_per_record, spill_records
+from adapters.stampli.spill import Spill, two_pass
 from adapters.stampli.templates import VENDORS
 from adapters.stampli.xmlfile import children, iter_records, text_of
 from ledger.model import RejectedRow, VendorRecord
@@ -32,28 +34,15 @@ XML_ELEMENTS = {
 
 def read_csv_vendors(path: Path, settings: VendorFileSettings
                      ) -> Iterator[VendorRecord | RejectedRow]:
-    path = Path(path)
-    spill = Spill()
-    try:
-        with CsvExport(path, settings, VENDORS) as export:
-            template = export.template
-            assert template is not None
-            for line, cells in export.records():
-                if isinstance(cells, BrokenRecord):
-                    spill.add(None, (line, None, f"the row {cells.message}"))
-                else:
-                    spill.add(None, (line, template.pick(cells)))
-        yield from _emit(spill, template.labels)
-    finally:
-        spill.close()
+    yield from two_pass(partial(spill_records, Path(path), settings, VENDORS), _emit)
 
 
 def read_xml_vendors(path: Path, settings: VendorFileSettings
                      ) -> Iterator[VendorRecord | RejectedRow]:
     path = Path(path)
-    spill = Spill()
     labels = {"vendor_id": "Vendor@id", **{f: names[0] for f, names in XML_ELEMENTS.items()}}
-    try:
+
+    def pass_1(spill: Spill) -> dict[str, str]:
         for index, element, _root in iter_records(path, settings.encoding, "Vendor", "Vendor",
                                                   VENDORS.config_key):
             kids = children(element)
@@ -70,20 +59,14 @@ def read_xml_vendors(path: Path, settings: VendorFileSettings
                                  f"export again"))
                 continue
             spill.add(None, (index, values))
-        yield from _emit(spill, labels)
-    finally:
-        spill.close()
+        return labels
+
+    yield from two_pass(pass_1, _emit)
 
 
-def _emit(spill: Spill, labels: dict[str, str]) -> Iterator[VendorRecord | RejectedRow]:
-    groups = spill.groups()
-    try:
-        for group in groups:
-            line, values, *broken = group[0]
-            yield RejectedRow(line=line, field="row", message=broken[0]) if broken else \
-                vendor_record(line, values, labels)
-    finally:
-        groups.close()
+def _emit(labels: dict[str, str], groups: Iterator[list[Any]]
+          ) -> Iterator[VendorRecord | RejectedRow]:
+    return one_per_record(groups, lambda line, values: vendor_record(line, values, labels))
 
 
 def vendor_record(line: int, values: dict[str, str], labels: dict[str, str]

@@ -27,6 +27,7 @@ from typing import IO, Any
 
 import msgspec
 
+from adapters.stampli.invoice_groups import build_groups
 from adapters.stampli.spill import Spill, read_groups
 from adapters.stampli.values import Formats
 from ledger.model import ParsedInvoice, RejectedRow
@@ -47,29 +48,25 @@ def worth_it(rows: int) -> bool:
     return rows >= PARALLEL_ROWS and _cores() > 1
 
 
-def pass_2(spill: Spill, fields: tuple[str, ...], labels: dict[str, str], formats: Formats,
-           default_company: str, companies: dict[str, str]
-           ) -> Iterator[ParsedInvoice | RejectedRow]:
-    """What build_groups(spill.groups(), ...) yields, computed by a worker process; here when
-    no worker can be started or it fails before its first batch (nothing yielded yet)."""
-    path, in_order = spill.seal()
-    job = _encode({"spill": str(path), "in_order": in_order, "fields": list(fields),
-                   "labels": labels, "default_company": default_company,
-                   "companies": companies,
-                   "formats": [formats.decimal_separator, formats.thousands_separator,
-                               formats.date_format, formats.config_key]})
-    try:
-        yield from _from_worker(job, path.parent / "worker-errors.txt")
-    except _NoStart as exc:
-        from adapters.stampli.csv_invoices import build_groups
-
-        log.warning("Stampli pass 2 runs in this process: %s", exc)
-        groups = spill.groups()
+def pass_2(spill: Spill, groups: Iterator[list[Any]], fields: tuple[str, ...],
+           labels: dict[str, str], formats: Formats, default_company: str,
+           companies: dict[str, str]) -> Iterator[ParsedInvoice | RejectedRow]:
+    """What build_groups(groups, ...) yields: computed by a worker process when the spill is
+    large and there is a core to spare; here otherwise, or when no worker can be started or it
+    fails before its first batch (nothing yielded yet)."""
+    if worth_it(spill.count):
+        path, in_order = spill.seal()
+        job = _encode({"spill": str(path), "in_order": in_order, "fields": list(fields),
+                       "labels": labels, "default_company": default_company,
+                       "companies": companies,
+                       "formats": [formats.decimal_separator, formats.thousands_separator,
+                                   formats.date_format, formats.config_key]})
         try:
-            yield from build_groups(groups, fields, labels, formats, default_company,
-                                    companies)
-        finally:
-            groups.close()
+            yield from _from_worker(job, path.parent / "worker-errors.txt")
+            return
+        except _NoStart as exc:
+            log.warning("Stampli pass 2 runs in this process: %s", exc)
+    yield from build_groups(groups, fields, labels, formats, default_company, companies)
 
 
 class _NoStart(Exception):
@@ -187,8 +184,6 @@ def _env() -> dict[str, str]:
 
 def main() -> None:
     """The worker: reads the job on stdin, writes length-prefixed msgpack batches on stdout."""
-    from adapters.stampli.csv_invoices import build_groups
-
     job = msgspec.msgpack.decode(sys.stdin.buffer.read())
     db = sqlite3.connect(Path(job["spill"]).as_uri() + "?mode=ro", uri=True)
     out = sys.stdout.buffer

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from xml.etree.ElementTree import Element
 
 from adapters.settings import InvoiceFileSettings
-from adapters.stampli.csv_invoices import IDENTITY, company_of
+from adapters.stampli.csv_invoices import IDENTITY
+from adapters.stampli.invoice_groups import company_of
 from adapters.stampli.csvfile import FIELD_LIMIT
 from adapters.stampli.rules import Context, Row, build_invoice
-from adapters.stampli.spill import Spill
+from adapters.stampli.spill import Spill, two_pass
 from adapters.stampli.templates import INVOICES
 from adapters.stampli.values import XML_FORMATS
 from adapters.stampli.xmlfile import children, iter_records, local, text_of
@@ -41,8 +43,8 @@ LABELS = {
 def read_xml_invoices(path: Path, settings: InvoiceFileSettings, *, default_company: str,
                       companies: dict[str, str]) -> Iterator[ParsedInvoice | RejectedRow]:
     path = Path(path)
-    spill = Spill()
-    try:
+
+    def pass_1(spill: Spill) -> None:
         for index, element, root in iter_records(path, settings.encoding, "Invoice", "Invoice",
                                                  INVOICES.config_key):
             header, lines, problems = _invoice(element, root)
@@ -54,24 +56,22 @@ def read_xml_invoices(path: Path, settings: InvoiceFileSettings, *, default_comp
                     f"attributed to an invoice; fix it in Stampli and export again"))
             else:
                 spill.add(None, ("invoice", index, header, lines, problems))
-        groups = spill.groups()
-        try:
-            for group in groups:
-                record = group[0]
-                if record[0] == "rejected":
-                    _kind, index, name, message = record
-                    yield RejectedRow(line=index, field=name, message=message)
-                    continue
-                _kind, index, header, lines, problems = record
-                company = company_of(header.get("company_id", ""), default_company, companies)
-                context = Context(company=company, formats=XML_FORMATS, labels=LABELS)
-                head = Row(index, header, [tuple(p) for p in problems])
-                line_rows = [Row(index, values) for values in lines]
-                yield build_invoice([head], line_rows, context, [index])
-        finally:
-            groups.close()
-    finally:
-        spill.close()
+
+    def pass_2(_: None, groups: Iterator[list[Any]]) -> Iterator[ParsedInvoice | RejectedRow]:
+        for group in groups:
+            record = group[0]
+            if record[0] == "rejected":
+                _kind, index, name, message = record
+                yield RejectedRow(line=index, field=name, message=message)
+                continue
+            _kind, index, header, lines, problems = record
+            company = company_of(header.get("company_id", ""), default_company, companies)
+            context = Context(company=company, formats=XML_FORMATS, labels=LABELS)
+            head = Row(index, header, [tuple(p) for p in problems])
+            line_rows = [Row(index, values) for values in lines]
+            yield build_invoice([head], line_rows, context, [index])
+
+    yield from two_pass(pass_1, pass_2)
 
 
 def _invoice(element: Element, root: dict[str, str]

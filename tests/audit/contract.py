@@ -8,9 +8,9 @@ import pytest
 from ledger.app import Ledger
 from ledger.intake import record_invoice_file
 from projections import audit
-from projections.audit import (AuditChainError, AuditChainProjection, current_digest,
-                               recompute)
+from projections.audit import AuditChainError, AuditChainProjection, recompute
 from projections.audit_verify import verify
+from projections.audit_digest import current_digest
 from projections.runner import Projector, default_projections
 from tests.audit.tamper import Tamper
 from tests.builders import export_file, invoice, parsed

@@ -6,9 +6,10 @@ import uuid
 
 import pytest
 
-from projections.audit import (AuditChainProjection, current_digest, decode_ranges,
-                               encode_ranges, fingerprint, header, next_link)
+from projections.audit import (AuditChainProjection, decode_ranges, encode_ranges, fingerprint,
+                               header, next_link)
 from projections.audit_verify import check_digest, verify
+from projections.audit_digest import current_digest
 from ledger.app import Ledger
 
 OID = uuid.UUID("3652cd47-64ea-5590-a7c7-dc3112c31820")

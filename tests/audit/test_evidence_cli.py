@@ -12,7 +12,8 @@ from cryptography.fernet import Fernet
 from adapters.audit_keys import AuditKeyStore
 from adapters.secrets import SecretStore
 from adapters.settings import load_settings
-from ledger.app import Ledger, LedgerError
+from ledger.app import Ledger
+from ledger.errors import LedgerError
 from ledger.audit_trail import AUDIT_TRAIL_ID
 from ledger.signing import split
 from runtime import Runtime

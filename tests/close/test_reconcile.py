@@ -89,7 +89,8 @@ def test_deleted_and_edited_documents_are_named(close_world, tmp_path):
     assert report["counts"] == {"matched": 1, "approved_not_in_ifs": 0,
                                 "posted_missing_or_changed_in_ifs": 2,
                                 "in_ifs_unknown_to_ledger": 0,
-                                "voucher_missing_or_not_approved": 1, "resolved_by_hand": 0}
+                                "voucher_missing_or_not_approved": 1, "resolved_by_hand": 0,
+                                "dismissed": 0}
 
     table = close_world.cli("reconcile", *PERIOD)
     assert table.exit_code == 1

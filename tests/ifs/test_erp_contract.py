@@ -86,7 +86,7 @@ def test_validate_passes_and_names_a_missing_account(on_erp):
         assert err.value.kind == "reference"
         assert "GL account 6999 does not exist in IFS company 10 (invoice V00231/INV-0117, " \
                "line 1" in str(err.value)
-        assert "`ml-connector replay V00231/INV-0117`" in str(err.value)
+        assert "`ml-connector replay V00231/INV-0117 --reason \"...\"`" in str(err.value)
     on_erp(body)
 
 

@@ -63,7 +63,7 @@ def test_one_bad_document_fails_alone_with_ifs_text():
         assert isinstance(bad, ErpFailure) and bad.kind == "reference"
         assert "Account 6999 does not exist in company 10." in str(bad)
         assert bad.code == "ACCOUNT_NOT_FOUND" and bad.status == 500
-        assert "`ml-connector replay V00231/INV-B`" in str(bad)
+        assert "`ml-connector replay V00231/INV-B --reason \"...\"`" in str(bad)
         assert bad.exchanges and "INV-B" in bad.exchanges[0]["request_body"]
         assert sorted(i["InvoiceNo"] for i in state_invoices(emu)) == ["INV-A", "INV-C"]
         assert len(state_vouchers(emu)) == 2

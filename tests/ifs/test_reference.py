@@ -45,7 +45,7 @@ def test_unknown_account_then_created_in_ifs_passes_by_rechecking_the_key():
         assert str(err.value) == (
             "GL account 6999 does not exist in IFS company 10 (invoice V00231/INV-0117, "
             "line 2); create it in IFS or correct the coding in Stampli, then "
-            "`ml-connector replay V00231/INV-0117`")
+            "`ml-connector replay V00231/INV-0117 --reason \"...\"`")
         emu.seed({"accounts": [{"Company": "10", "Account": "6999", "Description": "new",
                                 "ValidFrom": "2026-01-01"}]})
         outcome = await erp.validate(inv)            # no refresh needed: the miss re-checks
@@ -68,7 +68,8 @@ def test_several_problems_are_named_with_their_lines():
                 "not on the invoice date 2026-11-04 (invoice V00231/INV-0117, lines 1, 2)") in text
         assert "cost center CC999 (code part B) does not exist in IFS company 10 " \
                "(invoice V00231/INV-0117, line 1)" in text
-        assert text.endswith("`ml-connector replay 10/V00231/CreditNote/INV-0117`")
+        assert text.endswith(
+            "`ml-connector replay 10/V00231/CreditNote/INV-0117 --reason \"...\"`")
     run(body)
 
 

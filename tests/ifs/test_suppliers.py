@@ -87,7 +87,7 @@ def test_missing_supplier_without_vendor_record_or_creation_is_reference():
         with pytest.raises(ErpFailure) as err:
             await erp.resolve_supplier(simple(vendor="V00999"), vendor("V00999"))
         assert "`ifs.create_missing_suppliers = true`" in str(err.value)
-        assert "`ml-connector replay V00999/INV-0117`" in str(err.value)
+        assert "`ml-connector replay V00999/INV-0117 --reason \"...\"`" in str(err.value)
     run(disabled, create_missing_suppliers=False)
 
 

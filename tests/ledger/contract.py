@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.app import ConcurrentChange, Ledger, LedgerError
+from ledger.app import Ledger
+from ledger.errors import ConcurrentChange, LedgerError
 from ledger.intake import record_invoice_file
 from ledger.invoice import NotApproved
 from ledger.model import RuleViolation

@@ -9,7 +9,8 @@ from uuid import UUID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.app import Ledger, LedgerError
+from ledger.app import Ledger
+from ledger.errors import LedgerError
 from ledger.codec import OrjsonTranscoder
 from ledger.intake import record_invoice_file
 from ledger.invoice import InvoiceRuleError

@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 
 from adapters.settings import InvoiceFileSettings, PurchaseOrderFileSettings, VendorFileSettings
-from adapters.stampli.reader import read_invoices, read_purchase_orders, read_vendors
+from adapters.stampli.configured import read_invoices, read_purchase_orders, read_vendors
 from ledger.model import ParsedInvoice, RejectedRow
 
 SAMPLES = Path(__file__).resolve().parent / "samples"      # copies of shared/data/stampli

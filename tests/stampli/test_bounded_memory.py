@@ -9,7 +9,8 @@ import pytest
 
 import adapters.stampli.spill as spill
 from adapters.settings import InvoiceFileSettings
-from adapters.stampli.reader import ExportFileError, read_invoices
+from adapters.stampli.configured import read_invoices
+from adapters.stampli.errors import ExportFileError
 from ledger.model import ParsedInvoice
 from tests.stampli.exports import csv_text, row, write
 from tests.stampli.test_xml_invoices import export, invoice_xml

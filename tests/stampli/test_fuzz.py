@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.settings import InvoiceFileSettings, PurchaseOrderFileSettings, VendorFileSettings
-from adapters.stampli.reader import (ExportFileError, read_invoices, read_purchase_orders,
-                                     read_vendors)
+from adapters.stampli.configured import read_invoices, read_purchase_orders, read_vendors
+from adapters.stampli.errors import ExportFileError
 from ledger.model import ParsedInvoice, PurchaseOrderLine, RejectedRow, VendorRecord
 from adapters.stampli.rules import MULTILINE_FIELDS
 from tests.stampli.exports import HEADER, SAMPLES, csv_text, row

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from adapters.stampli import worker
-from adapters.stampli.reader import ExportFileError
+from adapters.stampli.errors import ExportFileError
 from ledger.model import ParsedInvoice, RejectedRow
 from tests.stampli.exports import csv_text, read, row, rules, write
 from tests.stampli.test_xml_invoices import export, invoice_xml

@@ -5,7 +5,8 @@ from decimal import Decimal
 
 import pytest
 
-from adapters.stampli.reader import ExportFileError, read_purchase_orders
+from adapters.stampli.configured import read_purchase_orders
+from adapters.stampli.errors import ExportFileError
 from ledger.model import PurchaseOrderLine, RejectedRow, VendorRecord
 from tests.stampli.exports import csv_text, purchase_orders, vendors, write
 

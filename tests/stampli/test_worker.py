@@ -8,7 +8,7 @@ import pytest
 
 import adapters.stampli.worker as worker
 from adapters.settings import InvoiceFileSettings
-from adapters.stampli.reader import read_invoices
+from adapters.stampli.configured import read_invoices
 from tests.stampli.exports import csv_text, row, write
 
 

@@ -6,7 +6,8 @@ from decimal import Decimal
 import pytest
 
 from adapters.settings import InvoiceFileSettings
-from adapters.stampli.reader import ExportFileError, read_invoices
+from adapters.stampli.configured import read_invoices
+from adapters.stampli.errors import ExportFileError
 from ledger.model import ParsedInvoice, RejectedRow
 from tests.stampli.exports import read, rules, write
 

@@ -1,0 +1,38 @@
+"""Pass 2 of the invoice readers: the spilled rows of one invoice become a ParsedInvoice (or
+an unattributable row a RejectedRow). Used by csv_invoices.py in this process and by the
+worker process (worker.py); xml_invoices.py shares the company mapping."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from adapters.stampli.rules import Context, Row, build_invoice
+from adapters.stampli.values import Formats
+from ledger.model import ParsedInvoice, RejectedRow
+
+
+def company_of(stampli_company: str, default_company: str, companies: dict[str, str]) -> str:
+    """The IFS company: the configured mapping of Stampli's CompanyID, else the default."""
+    return companies.get(stampli_company.strip(), default_company) if stampli_company \
+        else default_company
+
+
+def build_groups(groups: Iterable[list[Any]], fields: tuple[str, ...], labels: dict[str, str],
+                 formats: Formats, default_company: str, companies: dict[str, str]
+                 ) -> Iterator[ParsedInvoice | RejectedRow]:
+    """Pass 2: each spilled group (the rows of one invoice, or one unattributable row)
+    becomes a ParsedInvoice or a RejectedRow."""
+    contexts: dict[str, Context] = {}
+    for group in groups:
+        if group[0][0] == "rejected":
+            _kind, line, name, message = group[0]
+            yield RejectedRow(line=line, field=name, message=message)
+            continue
+        rows = [Row(line, dict(zip(fields, vals)), [("row_shape", "", shape)] if shape else [])
+                for _kind, line, vals, shape in group]
+        company = company_of(rows[0].get("company_id"), default_company, companies)
+        context = contexts.get(company)
+        if context is None:
+            context = contexts[company] = Context(company=company, formats=formats,
+                                                  labels=labels)
+        yield build_invoice(rows, rows, context, [row.line for row in rows])

@@ -1,0 +1,213 @@
+"""Where the ledger is stored: the eventsourcing settings for a ledger URL, the schema lock,
+and the few reads done in each dialect's own SQL because the library's are too slow for them.
+The application (ledger/app.py) holds the use cases; this module, ledger/sqlite_store.py and
+ledger/postgres_store.py hold SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote, urlparse
+from uuid import UUID
+
+from ledger.errors import LedgerError
+from ledger.private import create_private_file, make_private_dir
+
+# eventsourcing's persistence, with faster bulk inserts (ledger/sqlite_store.py and
+# ledger/postgres_store.py). Named by topic, so only the backend in use is imported.
+SQLITE_FACTORY_TOPIC = "ledger.sqlite_store:LedgerSQLiteFactory"
+POSTGRES_FACTORY_TOPIC = "ledger.postgres_store:LedgerPostgresFactory"
+
+
+def environment_for(url: str) -> dict[str, str]:
+    """eventsourcing settings from a ledger URL."""
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///"):]
+        if path != ":memory:":
+            make_private_dir(os.path.dirname(os.path.abspath(path)))
+            create_private_file(path)     # vendor tax ids: 0600, and so its -wal and -shm
+        return {"PERSISTENCE_MODULE": SQLITE_FACTORY_TOPIC,
+                "SQLITE_DBNAME": path if path != ":memory:" else ":memory:",
+                "SQLITE_LOCK_TIMEOUT": "30"}
+    if url.startswith(("postgresql://", "postgres://")):
+        parts = urlparse(url)
+        schema, options = postgres_options(url)
+        return {"PERSISTENCE_MODULE": POSTGRES_FACTORY_TOPIC,
+                "POSTGRES_SCHEMA": schema, LIBPQ_OPTIONS_ENV: json.dumps(options),
+                "POSTGRES_DBNAME": (parts.path or "/").lstrip("/") or "postgres",
+                "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+                "POSTGRES_PORT": str(parts.port or 5432),
+                "POSTGRES_USER": unquote(parts.username or "postgres"),
+                "POSTGRES_PASSWORD": unquote(parts.password or ""),
+                "POSTGRES_CONNECT_TIMEOUT": "10",
+                "POSTGRES_LOCK_TIMEOUT": "30",
+                "POSTGRES_POOL_SIZE": "4"}
+    raise LedgerError(f"ledger URL {redact_url(url)!r} is neither sqlite:///PATH nor"
+                      " postgresql://USER@HOST:PORT/DB")
+
+
+# ---- PostgreSQL: a tenant's schema and libpq options (issue 14) ---------------------------
+# The ledger URL keeps libpq's own options (?sslmode=verify-full&sslrootcert=...), passed to
+# every connection; `schema` (connector.schema) puts this connector's tables in a schema of
+# their own, so several connectors (tenants) can share one database.
+LIBPQ_OPTIONS = frozenset({
+    "sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl", "sslpassword",
+    "sslcompression", "sslsni", "ssl_min_protocol_version", "ssl_max_protocol_version",
+    "channel_binding", "gssencmode", "krbsrvname", "application_name", "options",
+    "target_session_attrs", "keepalives", "keepalives_idle", "keepalives_interval",
+    "keepalives_count", "tcp_user_timeout", "connect_timeout", "requirepeer", "service"})
+LIBPQ_OPTIONS_ENV = "MLC_LIBPQ_OPTIONS"
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def postgres_options(url: str) -> tuple[str, dict[str, str]]:
+    """(schema, libpq options) from a postgresql:// URL's query."""
+    schema, options = "", {}
+    for key, value in parse_qsl(urlparse(url).query, keep_blank_values=True):
+        if key == "schema":
+            if not _SCHEMA_NAME.match(value):
+                raise LedgerError(f"schema {value!r}: use lower-case letters, digits and _"
+                                  " (a PostgreSQL identifier that needs no quoting)")
+            schema = value
+        elif key in LIBPQ_OPTIONS:
+            options[key] = value
+        else:
+            raise LedgerError(f"ledger URL option {key!r} is not a libpq connection option"
+                              f" ml-connector passes on; known: {', '.join(sorted(LIBPQ_OPTIONS))}")
+    return schema, options
+
+
+def connection_url(url: str, password: str = "", schema: str = "") -> str:
+    """The ledger URL a connection uses: the configured one, plus the password (kept as the
+    secret `ledger.password`, never in the TOML) and the tenant's schema."""
+    if not url.startswith(("postgresql://", "postgres://")) or not (password or schema):
+        return url
+    parts = urlparse(url)
+    netloc = parts.netloc
+    if password:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.split(':')[0] or 'postgres'}:{quote(password, safe='')}@{host}"
+    query = parts.query + ("&" if parts.query else "") + (f"schema={schema}" if schema else "")
+    return parts._replace(netloc=netloc, query=query).geturl()
+
+
+SCHEMA_LOCK_KEY = 0x6D6C63  # "mlc": serialises CREATE TABLE between processes starting at once
+
+
+@contextmanager
+def schema_lock(env: dict[str, str]) -> Iterator[None]:
+    """PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe against itself: two processes
+    creating the same tables at the same moment fail with a unique violation on pg_type.
+    Hold an advisory lock while the schema is made. SQLite needs nothing."""
+    if env.get("PERSISTENCE_MODULE") != POSTGRES_FACTORY_TOPIC:
+        yield
+        return
+    import psycopg
+
+    args = dict(dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"],
+                port=env["POSTGRES_PORT"], user=env["POSTGRES_USER"],
+                password=env["POSTGRES_PASSWORD"] or None,
+                connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]))
+    with psycopg.connect(**(args | json.loads(env.get(LIBPQ_OPTIONS_ENV) or "{}")),
+                         autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
+        try:
+            if env.get("POSTGRES_SCHEMA"):
+                from psycopg.sql import SQL, Identifier
+
+                conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                    Identifier(env["POSTGRES_SCHEMA"])))
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
+
+
+def redact_url(url: str) -> str:
+    parts = urlparse(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url
+
+
+# The SQLite recorder stores a UUID as 32 hex digits; str(UUID) has dashes. Done in SQL: a
+# rebuild reads a million ids, and one Python call per id showed in its profile.
+_DASHED_SQL = ("CASE WHEN length(originator_id) = 32 THEN substr(originator_id, 1, 8) || '-' ||"
+               " substr(originator_id, 9, 4) || '-' || substr(originator_id, 13, 4) || '-' ||"
+               " substr(originator_id, 17, 4) || '-' || substr(originator_id, 21)"
+               " ELSE originator_id END")
+
+
+_IDS_PER_QUERY = 500                   # well under SQLite's bound-parameter limit
+
+
+def recorded(recorder: Any, ids: Iterable[UUID]) -> set[UUID]:
+    """Which of these streams have any event: one query per few hundred ids."""
+    ids = list(ids)
+    found: set[UUID] = set()
+    for start in range(0, len(ids), _IDS_PER_QUERY):
+        found |= _recorded(recorder, ids[start:start + _IDS_PER_QUERY])
+    return found
+
+
+def notification_rows(recorder: Any, start: int,
+                      limit: int) -> list[tuple[int, str, int, str, bytes]]:
+    """The notification log from `start` as plain tuples (position, stream id, version,
+    topic, stored state). On SQLite it reads the table directly: the library's reader
+    builds a UUID and a Notification per row, which costs more than the projections' own
+    work on a rebuild. Same rows, same order (rowid is the notification id)."""
+    from eventsourcing.sqlite import SQLiteApplicationRecorder
+
+    if isinstance(recorder, SQLiteApplicationRecorder):
+        with recorder.datastore.transaction(commit=False) as wrapped:
+            cursor = wrapped.sqlite_cursor
+            cursor.row_factory = None      # plain tuples, not sqlite3.Row
+            cursor.execute(f"SELECT rowid, {_DASHED_SQL}, originator_version, topic, state"
+                           f" FROM {recorder.events_table_name} WHERE rowid >= ?"
+                           " ORDER BY rowid LIMIT ?", (start, limit))
+            return cursor.fetchall()
+    return [(n.id, str(n.originator_id), n.originator_version, n.topic, n.state)
+            for n in recorder.select_notifications(start, limit)]
+
+
+def _recorded(recorder: Any, ids: list[UUID]) -> set[UUID]:
+    """The ids with any event, asked of the recorder's table in one query (SQLite and
+    PostgreSQL); any other recorder is asked per id."""
+    from eventsourcing.sqlite import SQLiteAggregateRecorder
+
+    if not ids:
+        return set()
+    if isinstance(recorder, SQLiteAggregateRecorder):
+        # The SQLite recorder stores UUID originator ids as their hex text.
+        marks = ",".join("?" * len(ids))
+        with recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(f"SELECT DISTINCT originator_id FROM {recorder.events_table_name}"
+                           f" WHERE originator_id IN ({marks})", [i.hex for i in ids])
+            return {UUID(row[0]) for row in cursor.fetchall()}
+    postgres = sys.modules.get("eventsourcing.postgres")    # loaded if the ledger uses it
+    if postgres is not None and isinstance(recorder, postgres.PostgresAggregateRecorder):
+        from psycopg.sql import SQL, Identifier
+
+        as_text = recorder.datastore.originator_id_type == "text"
+        statement = SQL("SELECT DISTINCT originator_id FROM {schema}.{table}"
+                        " WHERE originator_id = ANY(%s)").format(
+            schema=Identifier(recorder.datastore.schema),
+            table=Identifier(recorder.events_table_name))
+        with recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(statement, ([str(i) for i in ids] if as_text else ids,))
+            return {UUID(str(row["originator_id"])) for row in cursor.fetchall()}
+    return {i for i in ids if recorder.select_events(i, limit=1)}
+
+
+def iter_chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
