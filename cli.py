@@ -62,6 +62,40 @@ class ConnectorCommand(click.Group):
                 " with -vv to see where, and report it") from None
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        from ledger import __version__
+
+        click.echo(f"ml-connector {__version__}")
+        ctx.exit()
+
+
+class VersionedCommand(click.Command):
+    """Every command takes --version (and -h, from the group's context settings)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.append(click.Option(["--version"], is_flag=True, expose_value=False,
+                                        is_eager=True, callback=_print_version,
+                                        help="Print the version and exit."))
+
+
+ConnectorCommand.command_class = VersionedCommand
+
+
+class ConnectorGroup(ConnectorCommand):
+    """Sub-groups (secrets, audit, ...): the same --version and error handling."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.append(click.Option(["--version"], is_flag=True, expose_value=False,
+                                        is_eager=True, callback=_print_version,
+                                        help="Print the version and exit."))
+
+
+ConnectorCommand.group_class = ConnectorGroup
+
+
 def _is_utf8(arg: str) -> bool:
     try:
         arg.encode("utf-8")
@@ -82,18 +116,21 @@ def runtime(ctx: click.Context) -> Runtime:
     return obj["runtime"]
 
 
-@click.group(cls=ConnectorCommand,
+@click.group(cls=ConnectorGroup, context_settings={"help_option_names": ["-h", "--help"]},
              help="Moves approved Stampli invoices into IFS Cloud, every step on record."
              + EXAMPLE + "ml-connector --config ml-connector.toml status")
 @click.option("--config", "config", metavar="PATH",
               help="Config file (default $ML_CONNECTOR_CONFIG, else ./ml-connector.toml).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
               help="Logs on stderr: text, or JSON lines for log collectors.")
-@click.option("-v", "--verbose", count=True, help="More log lines (-vv for debug).")
+@click.option("-v", "--verbose", count=True, help="More log lines: -v info, -vv debug (default:"
+              " warnings on a terminal, info otherwise).")
+@click.option("-q", "--quiet", is_flag=True, help="Errors only.")
 @click.pass_context
-def main(ctx: click.Context, config: str | None, log_format: str, verbose: int) -> None:
-    ctx.ensure_object(dict)["config"] = config
-    console.setup_logging(log_format, verbose)
+def main(ctx: click.Context, config: str | None, log_format: str, verbose: int,
+         quiet: bool) -> None:
+    ctx.ensure_object(dict).update(config=config, log_format=log_format, quiet=quiet)
+    console.setup_logging(log_format, verbose, quiet)
 
 
 @main.command(help="Write a commented ml-connector.toml, a master key and the audit key that"
@@ -109,9 +146,28 @@ def init(directory: str, force: bool) -> None:
         raise ConfigFailure(f"{exc} already exists; use --force to overwrite it") from None
     click.echo(f"wrote {config}\nmaster key in {key} (mode 0600; keep a copy somewhere safe)\n"
                "audit key stored as secret audit.key (keep a backup of the secrets store:"
-               " events cannot be verified without it)\n"
-               "next: edit the config, then `ml-connector secrets set ifs.client_secret`"
-               " and `ml-connector check`")
+               " events cannot be verified without it)")
+    click.echo("\n".join(_next_steps(config)))
+
+
+def _next_steps(config: Path) -> list[str]:
+    """What is left once `init` has written the files: every secret, and the host key pin."""
+    from adapters.config_reference import needed_secrets
+
+    at = f" --config {config}" if config.resolve() != Path("ml-connector.toml").resolve() else ""
+    out = ["", "next:", f"  1. edit {config} (every key: docs/configuration.md)",
+           "  2. store the secrets this config needs (hidden prompt, or stdin):"]
+    settings = load_settings(config)
+    for name, why in needed_secrets(settings):
+        if name != "audit.key":
+            out.append(f"       ml-connector{at} secrets set {name}    # {why}")
+    out += ["     (with stampli.auth = \"key\": stampli.private_key --from-file KEY, and"
+            " stampli.private_key_passphrase if the key is encrypted)",
+            "  3. pin Stampli's SFTP host key: connect once, compare the SHA256 fingerprint"
+            " with the one Stampli gives you, confirm:",
+            f"       ml-connector{at} known-hosts fetch",
+            f"  4. ml-connector{at} check"]
+    return out
 
 
 @main.group(help="Store and list secrets (encrypted; values are never shown)." + EXAMPLE
@@ -145,10 +201,37 @@ def secrets_set(ctx: click.Context, name: str, from_file: str | None) -> None:
 
 @secrets.command("list", help="List the names of stored secrets." + EXAMPLE
                  + "ml-connector secrets list")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array of names.")
 @click.pass_context
-def secrets_list(ctx: click.Context) -> None:
-    for name in runtime(ctx).secrets.names():
+def secrets_list(ctx: click.Context, as_json: bool) -> None:
+    names = runtime(ctx).secrets.names()
+    if as_json:
+        click.echo(console.dumps(names))
+        return
+    for name in names:
         click.echo(name)
+
+
+@secrets.command("delete", help="Remove a stored secret." + EXAMPLE
+                 + "ml-connector secrets delete stampli.password")
+@click.argument("name")
+@click.pass_context
+def secrets_delete(ctx: click.Context, name: str) -> None:
+    runtime(ctx).secrets.delete(name)
+    click.echo(f"deleted {name}")
+
+
+@secrets.command("rotate-key", help="Re-encrypt every secret under a new master key. The new"
+                 " store and key are written whole first; the old ones are kept as"
+                 " secrets.enc.old and master.key.old (delete them once the new key is backed"
+                 " up)." + EXAMPLE + "ml-connector secrets rotate-key")
+@click.pass_context
+def secrets_rotate_key(ctx: click.Context) -> None:
+    store = runtime(ctx).secrets
+    key = store.rotate_key()
+    click.echo(f"new master key in {key}; every secret re-encrypted under it.\n"
+               f"the old store and key are kept as {store.path.name}.old and {key.name}.old:"
+               " back up the new key, then delete them")
 
 
 def _report(report, rt: Runtime) -> dict:
@@ -157,19 +240,169 @@ def _report(report, rt: Runtime) -> dict:
 
 @main.command(help="One full cycle: poll Stampli, record new files, and move every ready"
               " invoice on until nothing is ready. Failed invoices are reported, not fatal."
-              + EXAMPLE + "ml-connector sync --json")
+              + EXAMPLE + "ml-connector sync --dry-run")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--dry-run", is_flag=True, help="Do everything up to the first write to IFS on a"
+              " scratch copy of the ledger and print what would be posted and created; IFS,"
+              " the ledger and the SFTP folder are left as they are.")
 @click.pass_context
-def sync(ctx: click.Context, as_json: bool) -> None:
+def sync(ctx: click.Context, as_json: bool, dry_run: bool) -> None:
+    if dry_run:
+        _dry_run(ctx, as_json)
+        return
     rt = runtime(ctx)
     try:
         # Progress on stderr, a line per stage, so a slow IFS is never silence.
-        data = _report(rt.sync_blocking(progress=lambda line: click.echo(line, err=True)), rt)
+        data = _report(rt.sync_blocking(progress=_progress(ctx)), rt)
     except (LedgerError, SourceError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(console.dumps(data)) if as_json else console.print_cycle(data)
     if data["errors"]:
         ctx.exit(1)
+
+
+def _progress(ctx: click.Context):
+    """sync's progress lines: plain on stderr; as JSON log lines with --log-format json (every
+    stderr line parses); none with -q."""
+    obj = ctx.ensure_object(dict)
+    if obj.get("quiet"):
+        return None
+    if obj.get("log_format") == "json":
+        log = logging.getLogger("ml_connector.progress")
+        return lambda line: log.info(line, extra={"event": "sync_progress"})
+    return lambda line: click.echo(line, err=True)
+
+
+def _dry_run(ctx: click.Context, as_json: bool) -> None:
+    from dry_run import describe
+    from dry_run import dry_run as plan_sync
+
+    path = find_config(ctx.ensure_object(dict).get("config"))
+    plan = plan_sync(load_settings(path))
+    click.echo(console.dumps(plan) if as_json else "\n".join(describe(plan)))
+    if plan["errors"]:
+        ctx.exit(1)
+
+
+@main.command(help="Record local export files exactly as if they had come from Stampli's SFTP"
+              " folder (same identity and dedupe, a kept copy, sha256), for a migration or a"
+              " file received by email. The files are left where they are; the next `sync`"
+              " posts their invoices." + EXAMPLE
+              + "ml-connector ingest ~/mail/invoices_C1042_20261106152500.csv")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def ingest(ctx: click.Context, files: tuple[str, ...], as_json: bool) -> None:
+    from backfill import ingest_files
+
+    result = ingest_files(runtime(ctx), [Path(f) for f in files])
+    if as_json:
+        click.echo(console.dumps(result))
+    else:
+        for taken in result["taken"]:
+            facts = ", ".join(f"{k} {v}" for k, v in taken.items()
+                              if k not in ("file", "failed") and v)
+            click.echo(f"recorded {taken['file']}" + (f": {facts}" if facts else ""))
+            for failed in taken.get("failed", []):
+                click.echo(f"  {failed['invoice']}: {failed['message']}")
+        for skipped in result["skipped"]:
+            click.echo(f"skipped {skipped['name']}: {skipped['reason']}")
+        for error in result["errors"]:
+            click.echo(f"error: {error}", err=True)
+    if result["errors"]:
+        ctx.exit(1)
+
+
+@main.group(help="The configuration in force." + EXAMPLE + "ml-connector config show --json")
+def config() -> None:
+    pass
+
+
+@config.command("show", help="Print the effective configuration: every key with its default"
+                " filled in, and each secret it needs as <set> or <missing> (values are never"
+                " shown). Reference: docs/configuration.md." + EXAMPLE
+                + "ml-connector config show")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def config_show(ctx: click.Context, as_json: bool) -> None:
+    from adapters.config_reference import as_toml, effective
+
+    from adapters.secrets import SecretStore
+
+    settings = load_settings(find_config(ctx.ensure_object(dict).get("config")))
+    try:
+        stored = set(SecretStore(settings.data_dir).names())
+    except SecretsError as exc:
+        stored = set()
+        click.echo(f"warning: secrets store not readable, so every secret shows <missing>:"
+                   f" {exc}", err=True)
+    shown = effective(settings, stored)
+    click.echo(console.dumps(shown) if as_json else as_toml(shown), nl=as_json)
+
+
+@main.group("known-hosts", help="Pin the SFTP server's host key." + EXAMPLE
+            + "ml-connector known-hosts fetch")
+def known_hosts() -> None:
+    pass
+
+
+@known_hosts.command("fetch", help="Connect once to the SFTP server (no login), show its host"
+                     " key's SHA256 fingerprint to compare with the one Stampli gives you, and"
+                     " write it to `stampli.known_hosts` after you confirm." + EXAMPLE
+                     + "ml-connector known-hosts fetch --yes")
+@click.option("--yes", is_flag=True, help="Write without asking (scripts: compare the printed"
+              " fingerprint yourself).")
+@click.option("--replace", is_flag=True, help="Replace a DIFFERENT key already pinned for this"
+              " host (only after Stampli confirmed the change).")
+@click.pass_context
+def known_hosts_fetch(ctx: click.Context, yes: bool, replace: bool) -> None:
+    from adapters.settings import parse_duration, resolve_path
+    from adapters.stampli.known_hosts import offer, pin
+
+    settings = load_settings(find_config(ctx.ensure_object(dict).get("config")))
+    st = settings.stampli
+    if st is None:
+        raise ConfigFailure("no [stampli] section in the config: nothing to connect to")
+    path = resolve_path(settings, st.known_hosts)
+    found = offer(st.host, st.port, path, parse_duration(st.connect_timeout))
+    click.echo(f"{found.name} presents this {found.key_type} host key:\n\n"
+               f"    {found.fingerprint}\n\n"
+               "Compare it with the fingerprint Stampli gives you (by a channel other than"
+               " this connection).")
+    if found.already:
+        click.echo(f"already pinned in {path}; nothing to do")
+        return
+    if found.replaces:
+        click.echo(f"WARNING: {path} pins a DIFFERENT key for {found.name}"
+                   f" ({', '.join(found.pinned)}). Either Stampli changed its key, or this"
+                   " is not the server you think.", err=True)
+        if not replace:
+            raise click.ClickException("not replaced; confirm the new key with Stampli, then"
+                                       " run again with --replace")
+    if not yes and not click.confirm(f"write it to {path}?", default=False):
+        raise click.ClickException("not written")
+    pin(found)
+    click.echo(f"pinned in {path}; next: `ml-connector check`")
+
+
+@main.command(help="A consistent copy of the SQLite ledger (events and read models), taken"
+              " with SQLite's online backup API while the daemon runs; `audit verify` passes on"
+              " it. For PostgreSQL it says to use pg_dump." + EXAMPLE
+              + "ml-connector backup /backup/ledger-$(date +%F).db")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def backup(ctx: click.Context, file: str, as_json: bool) -> None:
+    from adapters.settings import ledger_url
+    from ledger.backup import backup_sqlite
+
+    settings = load_settings(find_config(ctx.ensure_object(dict).get("config")))
+    size = _ledger_call(lambda: backup_sqlite(ledger_url(settings), Path(file)))
+    if as_json:
+        click.echo(console.dumps({"file": file, "bytes": size}))
+    else:
+        click.echo(f"wrote {file} ({size} bytes, mode 0600). To check it: point a config's"
+                   " `connector.ledger` at it and run `ml-connector audit verify`")
 
 
 @main.command(help="Ping your real systems: SFTP login, host key and listing; IFS token, one"
@@ -207,17 +440,17 @@ def run(ctx: click.Context, with_web: bool) -> None:
     log = logging.getLogger("ml_connector.run")
 
     def on_cycle(report) -> None:
-        log.info("cycle done: moved %s, %d failed, errors %s", report.moved,
-                 len(report.failed), report.errors)
+        pass                    # the cycle logs its own cycle_done line (runtime.py)
 
     def on_error(exc: Exception) -> None:
-        log.error("cycle failed: %s", exc)
+        log.error("cycle failed: %s", exc,
+                  extra={"event": "cycle_failed", "error_type": type(exc).__name__})
 
     try:
         asyncio.run(rt.run_daemon(on_cycle, on_error, serve=with_web))
     except (LedgerError, SourceError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-    log.info("stopped")
+    log.info("stopped", extra={"event": "stopped"})
 
 
 @main.command(help="Serve the exception workspace: a web page where the AP team sees, fixes"
@@ -379,9 +612,11 @@ def projections() -> None:
 @click.option("--force", is_flag=True, help="With --include-audit-chain: rebuild even though"
               " `audit verify` fails (needs --reason; recorded with who and why).")
 @click.option("--reason", default="", metavar="TEXT", help="Why (recorded with the rebuild).")
+@click.option("--json", "as_json", is_flag=True, help="The outcome as a JSON object.")
 @click.pass_context
 def projections_rebuild(ctx: click.Context, from_position: int | None,
-                        include_audit_chain: bool, force: bool, reason: str) -> None:
+                        include_audit_chain: bool, force: bool, reason: str,
+                        as_json: bool) -> None:
     if force and not (include_audit_chain and reason.strip()):
         raise click.UsageError("--force goes with --include-audit-chain and a --reason TEXT")
     rt = runtime(ctx)
@@ -389,6 +624,12 @@ def projections_rebuild(ctx: click.Context, from_position: int | None,
         count, failure = _ledger_call(lambda: rt.rebuild_projections(
             from_position, progress, include_audit_chain=include_audit_chain, force=force,
             reason=reason.strip()))
+    if as_json:
+        click.echo(console.dumps({"from_position": from_position, "events_applied": count,
+                                  "positions": rt.projector.positions(),
+                                  "audit_chain_rebuilt": include_audit_chain,
+                                  "verify_failure_overridden": failure or None}))
+        return
     if failure:
         click.echo(f"audit chain rebuilt although `audit verify` failed ({failure});"
                    " recorded in the ledger with who and why", err=True)

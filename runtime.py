@@ -11,15 +11,18 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 
 from adapters.audit_keys import AuditKeyStore
-from adapters.secrets import SecretStore, create_master_key
+from adapters.console import moved_sentence
+from adapters.secrets import SecretsError, SecretStore, create_master_key
 from adapters.settings import (InvoiceFileSettings, Settings, ledger_url, parse_duration,
                                resolve_path)
 from ledger.actions import OperatorActions, checked_who_and_why, parse_ifs_invoice_id
 from ledger.app import Ledger
 from ledger.errors import LedgerError
+from ledger.persistence import connection_url
 from ledger.users import LoginPolicy, Users
 from ledger.pipeline import CycleReport, Pipeline, PipelineSettings
 from ledger.poller import Poller, PollSettings
@@ -76,13 +79,16 @@ class Runtime:
         self.secrets = SecretStore(settings.data_dir)
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.cycle_observers: list[Any] = []     # called with (summary, pipeline) per cycle
-        self.evidence = Evidence(self.secrets, ledger.url if ledger else ledger_url(settings))
+        # The audit key is bound to the ledger as configured (tenant schema, no password).
+        self.evidence_url = ledger.url if ledger else connection_url(
+            ledger_url(settings), schema=settings.connector.schema)
+        self.evidence = Evidence(self.secrets, self.evidence_url)
         self._attached = False
 
     @property
     def ledger(self) -> Ledger:
         if self._ledger is None:
-            self._ledger = Ledger(ledger_url(self.settings))
+            self._ledger = Ledger(self.ledger_connection_url())
         if not self._attached:                  # the audit key, before anything is written
             self._attached = True
             self.evidence.attach(self._ledger)
@@ -94,6 +100,21 @@ class Runtime:
             self._projector = Projector(self.ledger)
             self.evidence.guard(self.ledger, self._projector)
         return self._projector
+
+    def ledger_connection_url(self) -> str:
+        """PostgreSQL: the password from the secret ledger.password, the tenant's schema."""
+        url = ledger_url(self.settings)
+        if not url.startswith(("postgresql://", "postgres://")):
+            return url
+        try:
+            password = self.secrets.get("ledger.password") or ""
+        except SecretsError as exc:
+            # Reads must work without the store (audit key unreadable, wrong master key): a
+            # database that needs the password then says so when it refuses the login.
+            logging.getLogger("ml_connector.secrets").debug("ledger.password unavailable: %s",
+                                                           exc)
+            password = ""
+        return connection_url(url, password, self.settings.connector.schema)
 
     def close(self) -> None:
         if self._source is not None:
@@ -258,7 +279,9 @@ class Runtime:
                                     retry_max=parse_duration(c.retry_max),
                                     intent_lease=parse_duration(c.intent_lease),
                                     post_batch=c.post_batch,
-                                    approved_statuses=self.approved_statuses())
+                                    approved_statuses=self.approved_statuses(),
+                                    ignore_before=c.ignore_approved_before,
+                                    cutover_date=c.cutover_date)
         if self.settings.ifs is not None:
             settings.reference_retry = parse_duration(self.settings.ifs.reference_refresh)
         return Pipeline(self.ledger, erp, queue, settings, poller=poller, progress=progress)
@@ -268,7 +291,14 @@ class Runtime:
         start_cycle = getattr(pipeline.erp, "start_cycle", None)
         if start_cycle is not None:
             start_cycle(parse_duration(self.settings.connector.cycle_timeout))
-        return await pipeline.cycle()
+        started = time.monotonic()
+        report = await pipeline.cycle()
+        logging.getLogger("ml_connector.cycle").info(
+            "cycle done: %s, %d failed", moved_sentence(report.moved), len(report.failed),
+            extra={"event": "cycle_done", "counts": report.moved, "failed": len(report.failed),
+                   "errors": report.errors,
+                   "duration_ms": round((time.monotonic() - started) * 1000)})
+        return report
 
     async def sync(self, pipeline: Pipeline | None = None, progress: Any = None) -> CycleReport:
         pipeline = pipeline or self.pipeline(progress)

@@ -73,31 +73,77 @@ def is_terminal(stream: Any = None) -> bool:
     return hasattr(stream, "isatty") and stream.isatty()
 
 
+# What a LogRecord holds by itself; anything else on it came as `extra=` facts.
+_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message", "asctime", "taskName", "event"}
+
+
+def event_name(record: logging.LogRecord) -> str:
+    """The line's stable name: `extra={"event": ...}` where the code gives one, else made from
+    the message's template (never from the facts put into it), so it does not change between
+    runs: "could not archive: %s" -> could_not_archive."""
+    given = getattr(record, "event", None)
+    if given:
+        return str(given)
+    words = re.sub(r"%[-#0 +]*\d*(?:\.\d+)?[sdrfgix]|[^A-Za-z]+", " ", str(record.msg)).split()
+    return "_".join(words[:5]).lower() or "log"
+
+
+def facts(record: logging.LogRecord) -> dict[str, Any]:
+    return {k: v for k, v in vars(record).items()
+            if k not in _RECORD_FIELDS and not k.startswith("_")}
+
+
+def _utc_ms(created: float) -> str:
+    from datetime import datetime, timezone
+
+    stamp = datetime.fromtimestamp(created, timezone.utc)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+
+
 class JsonLogFormatter(logging.Formatter):
-    """One JSON object per line, with the invoice or file the line is about."""
+    """One JSON object per line for log collectors: `ts` (UTC, RFC 3339, milliseconds),
+    `level`, `logger`, `event` (a stable name), `message`, and every fact (invoice, file,
+    counts, duration_ms, ...) as its own key. An error carries its exception type, and its
+    traceback when the log level is debug."""
 
     def format(self, record: logging.LogRecord) -> str:
-        data = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), "level": record.levelname,
-                "logger": record.name, "message": record.getMessage()}
-        for key in ("invoice", "file", "stage", "kind"):
-            value = getattr(record, key, None)
-            if value is not None:
-                data[key] = value
+        data = {"ts": _utc_ms(record.created), "level": record.levelname.lower(),
+                "logger": record.name, "event": event_name(record),
+                "message": record.getMessage()}
+        for key, value in facts(record).items():
+            data.setdefault(key, value)
         if record.exc_info and record.exc_info[0] is not None:
-            data["error"] = f"{record.exc_info[0].__name__}: {record.exc_info[1]}"
+            data["error_type"] = record.exc_info[0].__name__
+            data["error"] = str(record.exc_info[1])
+            if logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
+                data["traceback"] = self.formatException(record.exc_info)
         return orjson.dumps(data, default=str).decode()
 
 
 class TextLogFormatter(logging.Formatter):
+    """A sentence per line, then the facts it is about: `invoice=V1/INV-1 counts=...`."""
+
     def format(self, record: logging.LogRecord) -> str:
-        about = " ".join(f"{k}={getattr(record, k)}" for k in ("invoice", "file")
-                         if getattr(record, k, None) is not None)
+        about = " ".join(f"{k}={_fact(v)}" for k, v in facts(record).items())
         text = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname.lower():7} " \
                f"{record.getMessage()}"
+        if record.exc_info and record.exc_info[0] is not None:
+            text += f" ({record.exc_info[0].__name__}: {record.exc_info[1]})"
+            if logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
+                text += "\n" + self.formatException(record.exc_info)
         return f"{text} [{about}]" if about else text
 
 
-def setup_logging(fmt: str, verbose: int) -> None:
+def _fact(value: Any) -> str:
+    if isinstance(value, dict):
+        return ",".join(f"{k}:{v}" for k, v in value.items())
+    return str(value)
+
+
+def setup_logging(fmt: str, verbose: int, quiet: bool = False) -> None:
+    """-v info, -vv debug, -q errors only; by default warnings on a terminal (a person reads
+    the command's own output) and info otherwise (a daemon's journal)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLogFormatter() if fmt == "json" else TextLogFormatter())
     root = logging.getLogger()
@@ -105,7 +151,20 @@ def setup_logging(fmt: str, verbose: int) -> None:
     root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
     for noisy in ("paramiko", "aiohttp.access", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    logging.getLogger("ml_connector").setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+    if quiet:
+        ours = logging.ERROR
+    elif verbose:
+        ours = logging.DEBUG if verbose > 1 else logging.INFO
+    else:
+        ours = logging.WARNING if is_terminal() else logging.INFO
+    logging.getLogger("ml_connector").setLevel(ours)
+    if quiet:
+        root.setLevel(logging.ERROR)
+
+
+def moved_sentence(moved: dict[str, int]) -> str:
+    return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(moved.items())) \
+        or "nothing moved"
 
 
 def cycle_summary(report: Any, states: dict[str, int]) -> dict[str, Any]:

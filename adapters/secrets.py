@@ -17,7 +17,12 @@ log = logging.getLogger("ml_connector.secrets")
 
 MASTER_KEY_ENV = "ML_CONNECTOR_MASTER_KEY"
 KNOWN_NAMES = ("stampli.password", "stampli.private_key", "stampli.private_key_passphrase",
-               "ifs.client_secret", "notify.urls", "web.session_key")
+               "ifs.client_secret", "notify.urls", "ledger.password",
+               "web.session_key")
+# systemd's LoadCredential= puts each secret in a file of this folder, named as the secret:
+# read from there first, so an admin can keep no master key on disk at all.
+CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"
+CREDENTIAL_NAMES = (*KNOWN_NAMES, "audit.key")
 
 
 class SecretsError(Exception):
@@ -122,14 +127,11 @@ class SecretStore:
         return values
 
     def names(self) -> list[str]:
-        if not self._exists():
-            return []
-        return sorted(self._load(self._fernet()))
+        return sorted(self.get_all())
 
     def get_all(self) -> dict[str, str]:
-        if not self._exists():
-            return {}
-        return self._load(self._fernet())
+        stored = self._load(self._fernet()) if self._exists() else {}
+        return {**stored, **credentials()}
 
     def get(self, name: str) -> str | None:
         return self.get_all().get(name)
@@ -138,13 +140,76 @@ class SecretStore:
         fernet = self._fernet(create=True)
         values = self._load(fernet)
         values[name] = value
+        self._write(self.path, fernet, values)
+
+    def _write(self, path: Path, fernet: Fernet, values: dict[str, str]) -> None:
         token = fernet.encrypt(json.dumps(values).encode())
         make_private_dir(self.data_dir)
-        tmp = self.path.with_suffix(".tmp")
+        tmp = path.with_name(path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(token)
-        os.replace(tmp, self.path)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+
+    # ---- issue 14: delete, rotate the master key
+
+    def delete(self, name: str) -> None:
+        fernet = self._fernet()
+        values = self._load(fernet)
+        if name not in values:
+            where = (f" (it comes from ${CREDENTIALS_ENV}: remove it from the service's"
+                     " LoadCredential= instead)" if name in credentials() else "")
+            raise SecretsError(f"no stored secret {name!r}{where}; stored:"
+                               f" {', '.join(sorted(values)) or 'none'}")
+        del values[name]
+        self._write(self.path, fernet, values)
+
+    def rotate_key(self) -> Path:
+        """Re-encrypt every secret under a new master key. The new store and key are written
+        whole before anything is replaced; the old ones stay as secrets.enc.old and
+        master.key.old until the admin removes them. -> the new key's path."""
+        if os.environ.get(MASTER_KEY_ENV, "").strip():
+            raise SecretsError(f"the master key comes from ${MASTER_KEY_ENV}: rotate-key writes"
+                               f" {self.key_path}; unset ${MASTER_KEY_ENV} first, rotate, then"
+                               " put the new key where the old one was")
+        values = self._load(self._fernet())
+        key = Fernet.generate_key()
+        new_store = self.path.with_name(self.path.name + ".new")
+        new_key = self.key_path.with_name(self.key_path.name + ".new")
+        self._write(new_store, Fernet(key), values)
+        fd = os.open(new_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if Fernet(key).decrypt(new_store.read_bytes()) != json.dumps(values).encode():
+            raise SecretsError(f"{new_store} does not read back; nothing was replaced")
+        for current in (self.path, self.key_path):
+            if current.exists():
+                os.replace(current, current.with_name(current.name + ".old"))
+        os.replace(new_key, self.key_path)
+        os.replace(new_store, self.path)
+        return self.key_path
+
+
+def credentials() -> dict[str, str]:
+    """Secrets from $CREDENTIALS_DIRECTORY (systemd LoadCredential=), by file name."""
+    folder = os.environ.get(CREDENTIALS_ENV, "").strip()
+    if not folder:
+        return {}
+    found = {}
+    for name in CREDENTIAL_NAMES:
+        path = Path(folder) / name
+        try:
+            value = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            continue
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SecretsError(f"cannot read the credential {path}: {exc}") from None
+        found[name] = value if name == "stampli.private_key" else value.rstrip("\r\n")
+    return found
 
 
 def _reason(exc: OSError) -> str:

@@ -6,6 +6,7 @@ the key and what was expected; the CLI turns it into exit code 2.
 from __future__ import annotations
 
 import codecs
+import functools
 import os
 import re
 import tomllib
@@ -25,8 +26,10 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message says where and what was expected."""
 
 
+@functools.lru_cache(maxsize=512)
 def parse_duration(text: str) -> float:
-    """'30s', '15m', '2h', '500ms' -> seconds."""
+    """'30s', '15m', '2h', '500ms' -> seconds. Every duration of the config is decoded (and
+    checked against RANGES) when it loads; the uses after that are cache hits."""
     match = _DURATION.match(str(text))
     if not match:
         raise ValueError(f"expected a duration like 30s, 15m or 2h, got {text!r}")
@@ -51,6 +54,12 @@ class ConnectorSettings(_Section, kw_only=True):
     # calling IFS and says so; the next cycle carries on.
     cycle_timeout: str = "10m"
     timezone: str = "UTC"              # IANA name: report dates, the digest time, cron lines
+    # Go-live cutover: invoices approved (or dated, per cutover_date) before this ISO date are
+    # recorded as Skipped and never posted: they were keyed in IFS by hand before go-live.
+    ignore_approved_before: str = ""
+    # PostgreSQL: this connector's tables in their own schema (several tenants, one database)
+    schema: str = ""
+    cutover_date: str = "approved"     # "approved" (Stampli's approval date) or "invoice"
 
 
 class FileKindSettings(_Section, kw_only=True):
@@ -203,6 +212,7 @@ def find_config(explicit: str | None) -> Path:
 _CHOICES = {
     ("stampli", "auth"): ("password", "key"),
     ("ifs", "token_auth"): ("post", "basic"),
+    ("connector", "cutover_date"): ("approved", "invoice"),
 }
 # Every numeric setting and every duration, with the range it must fall in (both ends
 # included); durations are written as in the config. A new numeric setting needs a row here
@@ -238,6 +248,8 @@ RANGES: dict[str, tuple[int, int] | tuple[str, str]] = {
     "notify.timeout": ("1s", "10m"),
 }
 _CRON_KEYS = {"connector.schedule"}            # may be a cron line instead of an interval
+_ISO_DAY = re.compile(r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 LEDGER_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
 
 
@@ -315,6 +327,11 @@ def _check_values(settings: Settings) -> None:
         Schedule(settings.connector.schedule, settings.connector.timezone)
     except ValueError as exc:
         raise ValueError(f"`connector.schedule`: {exc}") from None
+    _check_postgres(settings)
+    cutover = settings.connector.ignore_approved_before
+    if cutover and not _ISO_DAY.match(cutover):
+        raise ValueError(f"`connector.ignore_approved_before`: expected a date like 2026-12-01,"
+                         f" got {cutover!r}")
     ledger = settings.connector.ledger
     if not ledger.startswith(LEDGER_SCHEMES):
         shown = re.sub(r"(//[^:/@]*):[^@/]*@", r"\1@", ledger)     # never show a password
@@ -342,6 +359,32 @@ def _check_values(settings: Settings) -> None:
         if unknown:
             raise ValueError(f"`ifs.endpoints.{unknown[0]}`: unknown role; known roles: "
                              f"{', '.join(sorted(default_map()))}")
+
+
+def _check_postgres(settings: Settings) -> None:
+    """The password lives in the secret ledger.password, never in the file; the schema is a
+    plain identifier; libpq options are ones the connector passes on."""
+    from urllib.parse import urlparse
+
+    c = settings.connector
+    if c.ledger.startswith(("postgresql://", "postgres://")):
+        if urlparse(c.ledger).password:
+            raise ValueError("`connector.ledger`: the URL holds a password; remove it and store"
+                             " it with `ml-connector secrets set ledger.password`")
+        from ledger.errors import LedgerError
+        from ledger.persistence import postgres_options
+
+        try:
+            postgres_options(c.ledger)
+        except LedgerError as exc:
+            raise ValueError(f"`connector.ledger`: {exc}") from None
+    if c.schema:
+        if not c.ledger.startswith(("postgresql://", "postgres://")):
+            raise ValueError("`connector.schema` is for a PostgreSQL ledger; a SQLite ledger is"
+                             " a file of its own")
+        if not _SCHEMA_NAME.match(c.schema):
+            raise ValueError(f"`connector.schema`: {c.schema!r}: use lower-case letters, digits"
+                             " and _")
 
 
 def _check_ranges(settings: Settings) -> None:

@@ -222,6 +222,16 @@ class Invoice(Aggregate):
         reason: str
         restored: dict[str, Any]
 
+    # ---- go-live cutover (issue 14)
+    class Skipped(Event):
+        """Never to be posted: approved (or dated) before `connector.ignore_approved_before`,
+        so keyed in IFS by hand before go-live. New content from Stampli judges it again."""
+        TOPIC = "ml_connector.invoice.Skipped"
+        reason: str
+        cutover: str
+        date_field: str
+        date: str
+
     # ------------------------------------------------------------------ state
 
     def __init__(self, company: str, vendor_id: str, document_type: str, invoice_number: str,
@@ -464,6 +474,19 @@ class Invoice(Aggregate):
             raise ActionNotAllowed(f"invoice {self.ref} is {self.state}; {action} is allowed"
                                    f" only when it is {', '.join(allowed)}", action=action,
                                    state=self.state, allowed_states=allowed)
+
+    # ---- go-live cutover (issue 14)
+    def cutover_date(self, date_field: str) -> str:
+        """The ISO day the cutover compares ("" when the export gave none)."""
+        raw = self.content.get("approved_at" if date_field == "approved" else "invoice_date")
+        day = str(raw or "")[:10]
+        return day if len(day) == 10 and day[4] == "-" and day[7] == "-" else ""
+
+    def skip(self, reason: str, *, cutover: str, date_field: str, date: str) -> None:
+        if self.posted is not None or self.state in ("posting", "posted", "skipped"):
+            raise InvoiceRuleError(f"invoice {self.ref} is {self.state}; it cannot be skipped")
+        self._record(self.Skipped, reason=reason, cutover=cutover, date_field=date_field,
+                     date=date)
 
     def waiting_for(self, stage: str) -> bool:
         acting = self.row["stage"] if self.state in ("retry_scheduled", "failed") else None

@@ -4,12 +4,14 @@ The application (ledger/app.py) holds the use cases; this module, ledger/sqlite_
 ledger/postgres_store.py hold SQLite and PostgreSQL."""
 from __future__ import annotations
 
+import json
 import os
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qsl, quote, unquote, urlparse
 from uuid import UUID
 
 from ledger.errors import LedgerError
@@ -33,7 +35,9 @@ def environment_for(url: str) -> dict[str, str]:
                 "SQLITE_LOCK_TIMEOUT": "30"}
     if url.startswith(("postgresql://", "postgres://")):
         parts = urlparse(url)
+        schema, options = postgres_options(url)
         return {"PERSISTENCE_MODULE": POSTGRES_FACTORY_TOPIC,
+                "POSTGRES_SCHEMA": schema, LIBPQ_OPTIONS_ENV: json.dumps(options),
                 "POSTGRES_DBNAME": (parts.path or "/").lstrip("/") or "postgres",
                 "POSTGRES_HOST": parts.hostname or "127.0.0.1",
                 "POSTGRES_PORT": str(parts.port or 5432),
@@ -44,6 +48,51 @@ def environment_for(url: str) -> dict[str, str]:
                 "POSTGRES_POOL_SIZE": "4"}
     raise LedgerError(f"ledger URL {redact_url(url)!r} is neither sqlite:///PATH nor"
                       " postgresql://USER@HOST:PORT/DB")
+
+
+# ---- PostgreSQL: a tenant's schema and libpq options (issue 14) ---------------------------
+# The ledger URL keeps libpq's own options (?sslmode=verify-full&sslrootcert=...), passed to
+# every connection; `schema` (connector.schema) puts this connector's tables in a schema of
+# their own, so several connectors (tenants) can share one database.
+LIBPQ_OPTIONS = frozenset({
+    "sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl", "sslpassword",
+    "sslcompression", "sslsni", "ssl_min_protocol_version", "ssl_max_protocol_version",
+    "channel_binding", "gssencmode", "krbsrvname", "application_name", "options",
+    "target_session_attrs", "keepalives", "keepalives_idle", "keepalives_interval",
+    "keepalives_count", "tcp_user_timeout", "connect_timeout", "requirepeer", "service"})
+LIBPQ_OPTIONS_ENV = "MLC_LIBPQ_OPTIONS"
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def postgres_options(url: str) -> tuple[str, dict[str, str]]:
+    """(schema, libpq options) from a postgresql:// URL's query."""
+    schema, options = "", {}
+    for key, value in parse_qsl(urlparse(url).query, keep_blank_values=True):
+        if key == "schema":
+            if not _SCHEMA_NAME.match(value):
+                raise LedgerError(f"schema {value!r}: use lower-case letters, digits and _"
+                                  " (a PostgreSQL identifier that needs no quoting)")
+            schema = value
+        elif key in LIBPQ_OPTIONS:
+            options[key] = value
+        else:
+            raise LedgerError(f"ledger URL option {key!r} is not a libpq connection option"
+                              f" ml-connector passes on; known: {', '.join(sorted(LIBPQ_OPTIONS))}")
+    return schema, options
+
+
+def connection_url(url: str, password: str = "", schema: str = "") -> str:
+    """The ledger URL a connection uses: the configured one, plus the password (kept as the
+    secret `ledger.password`, never in the TOML) and the tenant's schema."""
+    if not url.startswith(("postgresql://", "postgres://")) or not (password or schema):
+        return url
+    parts = urlparse(url)
+    netloc = parts.netloc
+    if password:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.split(':')[0] or 'postgres'}:{quote(password, safe='')}@{host}"
+    query = parts.query + ("&" if parts.query else "") + (f"schema={schema}" if schema else "")
+    return parts._replace(netloc=netloc, query=query).geturl()
 
 
 SCHEMA_LOCK_KEY = 0x6D6C63  # "mlc": serialises CREATE TABLE between processes starting at once
@@ -59,13 +108,19 @@ def schema_lock(env: dict[str, str]) -> Iterator[None]:
         return
     import psycopg
 
-    with psycopg.connect(dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"],
-                         port=env["POSTGRES_PORT"], user=env["POSTGRES_USER"],
-                         password=env["POSTGRES_PASSWORD"] or None,
-                         connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
+    args = dict(dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"],
+                port=env["POSTGRES_PORT"], user=env["POSTGRES_USER"],
+                password=env["POSTGRES_PASSWORD"] or None,
+                connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]))
+    with psycopg.connect(**(args | json.loads(env.get(LIBPQ_OPTIONS_ENV) or "{}")),
                          autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
         try:
+            if env.get("POSTGRES_SCHEMA"):
+                from psycopg.sql import SQL, Identifier
+
+                conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                    Identifier(env["POSTGRES_SCHEMA"])))
             yield
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))

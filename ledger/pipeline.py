@@ -50,6 +50,9 @@ class PipelineSettings:
     reference_retry: float = 900.0     # a reference refused at posting: tried again this late
     # Stampli approval statuses that let an invoice go to IFS ([stampli.invoices]).
     approved_statuses: tuple[str, ...] = ("Approved",)
+    # Go-live cutover (connector.ignore_approved_before / cutover_date): "" is none.
+    ignore_before: str = ""
+    cutover_date: str = "approved"
 
 
 @dataclass
@@ -155,7 +158,8 @@ class Pipeline:
         report.failed.append({"invoice": invoice.ref, "stage": stage, "kind": failure.kind,
                               "message": message})
         log.warning("%s failed at %s (%s): %s", invoice.ref, stage, failure.kind, message,
-                    extra={"invoice": invoice.ref, "stage": stage, "kind": failure.kind})
+                    extra={"event": "invoice_failed", "invoice": invoice.ref, "stage": stage,
+                           "kind": failure.kind})
 
     def _held_for_approval(self, invoice: Invoice, report: CycleReport) -> bool:
         """Content that is not approved goes back to waiting for approval instead of on to
@@ -165,7 +169,34 @@ class Pipeline:
             return False
         invoice.hold_for_approval()
         report.count("held_for_approval")
-        log.warning("%s: %s", invoice.ref, problem, extra={"invoice": invoice.ref})
+        log.warning("%s: %s", invoice.ref, problem,
+                    extra={"event": "invoice_held_for_approval", "invoice": invoice.ref})
+        return True
+
+    def _before_cutover(self, invoice: Invoice, report: CycleReport) -> bool:
+        """Go-live: an invoice approved (or dated) before the cutover was keyed in IFS by
+        hand; it is recorded as skipped and never posted. One with no such date to compare
+        cannot be judged: it is parked for a person rather than risk a double entry."""
+        cutover, field_name = self.settings.ignore_before, self.settings.cutover_date
+        if not cutover:
+            return False
+        day = invoice.cutover_date(field_name)
+        what = "approved" if field_name == "approved" else "dated"
+        if not day:
+            column = "approval date" if field_name == "approved" else "invoice date"
+            self._fail(invoice, "validate", ErpFailure(
+                "data", f"the export gives no {column} to compare with the go-live cutover"
+                f" (connector.ignore_approved_before = {cutover}); correct it in Stampli and"
+                " re-export it, or set connector.cutover_date to the other date"), report)
+            return True
+        if day >= cutover:
+            return False
+        reason = (f"{what} {day}, before the go-live cutover {cutover}"
+                  " (connector.ignore_approved_before): never posted")
+        invoice.skip(reason, cutover=cutover, date_field=field_name, date=day)
+        report.count("skipped_before_cutover")
+        log.info("%s skipped: %s", invoice.ref, reason,
+                 extra={"event": "invoice_skipped", "invoice": invoice.ref})
         return True
 
     # ------------------------------------------------------------------ validate
@@ -175,7 +206,7 @@ class Pipeline:
             self._fail(invoice, "validate", ErpFailure("data", "the invoice still breaks the"
                        " export rules; correct it in Stampli and re-export it"), report)
             return
-        if self._held_for_approval(invoice, report):
+        if self._held_for_approval(invoice, report) or self._before_cutover(invoice, report):
             return
         try:
             outcome = await self.erp.validate(invoice_from_data(invoice.content))
@@ -215,7 +246,8 @@ class Pipeline:
         invoice = self._load(row, row["stage"])
         if invoice is None:
             return
-        if self._held_for_approval(invoice, report):
+        if self._held_for_approval(invoice, report) or (
+                row["stage"] == "validate" and self._before_cutover(invoice, report)):
             self._save(invoice)
             return
         try:
@@ -341,7 +373,8 @@ class Pipeline:
                 if found:
                     continue
                 looked_up = True
-            if self._held_for_approval(invoice, report):
+            if self._held_for_approval(invoice, report) or \
+                    self._before_cutover(invoice, report):
                 self._save(invoice)
                 continue
             try:
@@ -409,5 +442,6 @@ class Pipeline:
         log.info("%s posted: IFS invoice %s, voucher %s%s", invoice.ref, result.ifs_invoice_id,
                  result.voucher.get("VoucherNo", "-"),
                  " (found in IFS after an interrupted attempt)" if result.found_existing else "",
-                 extra={"invoice": invoice.ref})
+                 extra={"event": "invoice_posted", "invoice": invoice.ref,
+                        "ifs_invoice_id": result.ifs_invoice_id})
 

@@ -126,7 +126,8 @@ class Poller:
                                             self.settings.download_dir)
         except SourceError as exc:
             result.errors.append(f"{remote.name}: {exc}")
-            log.warning("download failed: %s", exc, extra={"file": remote.name})
+            log.warning("download failed: %s", exc,
+                        extra={"event": "download_failed", "file": remote.name})
             return
         file_id = export_file_id(remote.name, local.sha256)
         export_file = self.ledger.export_file(file_id)
@@ -212,10 +213,13 @@ class Poller:
         except UnreadableFile as exc:
             export_file.reject(str(exc), exc.line, exc.field, self.readers.fingerprint(kind))
             self.ledger.record(export_file)
-            log.error("rejected %s: %s", export_file.name, exc, extra={"file": export_file.name})
+            log.error("rejected %s: %s", export_file.name, exc,
+                      extra={"event": "file_rejected", "file": export_file.name})
             return {"file": export_file.name, "rejected": str(exc)}
         compact = {k: len(v) if isinstance(v, list) else v for k, v in summary.items()}
-        log.info("recorded %s: %s", export_file.name, compact, extra={"file": export_file.name})
+        compact.pop("file", None)
+        log.info("recorded %s", export_file.name,
+                 extra={"event": "file_recorded", "file": export_file.name, "counts": compact})
         return summary
 
     def _newer_than(self, export_file: ExportFile) -> Callable[[Invoice], bool]:

@@ -10,6 +10,7 @@ ids read back and errors as the library's.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,4 +42,10 @@ class BulkPostgresApplicationRecorder(PostgresApplicationRecorder):
 
 class LedgerPostgresFactory(PostgresFactory):
     application_recorder_class = BulkPostgresApplicationRecorder
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        # libpq options from the ledger URL (sslmode, ...): on every pooled connection
+        options = json.loads(self.env.get("MLC_LIBPQ_OPTIONS") or "{}")
+        self.datastore.pool.kwargs.update(options)
 

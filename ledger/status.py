@@ -42,6 +42,15 @@ STAGE_OF_STATE = {"parsed": "validate", "validated": "resolve_vendor",
 AMENDABLE = frozenset({"discovered", "parsed", "awaiting_approval", "validated",
                        "vendor_resolved", "retry_scheduled", "failed"})
 
+# ---- go-live cutover (issue 14): an invoice from before `connector.ignore_approved_before` is
+# recorded as skipped and never posted; new content from Stampli (an amendment) re-judges it.
+SKIPPED = "skipped"
+STATES = (*STATES, SKIPPED)
+AMENDABLE = AMENDABLE | {SKIPPED}
+# a person may still record it as entered by hand (resolve) or never to be sent (dismiss)
+ACTION_STATES = {**ACTION_STATES, "resolve": (*ACTION_STATES["resolve"], SKIPPED),
+                 "dismiss": (*ACTION_STATES["dismiss"], SKIPPED)}
+
 COLUMNS = ("id", "company", "vendor_id", "document_type", "invoice_number", "currency", "total",
            "state", "stage", "failure_kind", "failure_message", "ifs_invoice_id",
            "ifs_voucher_no", "supplier_id", "attempts", "next_retry_at", "approval_status",
@@ -116,6 +125,8 @@ def transition(row: dict[str, Any], event: str, data: dict[str, Any], version: i
     elif event == "ReopenedAfterDismissal":
         # back to the row as it was before the dismissal (the event carries it)
         row.update({k: data["restored"][k] for k in RESTORED_ON_REOPEN})
+    elif event == "Skipped":
+        row.update(state=SKIPPED, stage="", failure_message=data["reason"])
     row["version"] = version
     row["updated_at"] = recorded_at
     return row

@@ -30,6 +30,9 @@ class Projection:
     tables: Sequence[str] = ()         # table names it owns (dropped on rebuild)
     ddl: Sequence[str] = ()            # CREATE statements, dialect-neutral
     rebuildable = True                 # False for evidence (the audit chain): never re-derived
+    # Bumped whenever the tables or the fold change: a read model written by another version
+    # is dropped and rebuilt from the ledger when a projector starts (runner.ensure_tables).
+    schema_version = 1
 
     def wants(self, event: LedgerEvent) -> bool:
         return event.topic.startswith(self.topic_prefix)

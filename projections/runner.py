@@ -4,6 +4,7 @@ PostgreSQL). Each page of events and the new position are written in one transac
 view never runs ahead of or behind its position, and several processes can share it."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 
 import ledger.files  # noqa: F401  (registers the explicit topics)
@@ -22,6 +23,8 @@ from projections.notices import PendingNoticesProjection
 from projections.status import StatusProjection
 from projections.store import Cursor, ViewStore, open_view_store
 
+SCHEMA_VERSIONS = "mlc_projection_schema"       # name -> the schema_version its tables hold
+log = logging.getLogger("ml_connector.projections")
 REBUILD_PAGE = 20_000    # fewer, larger transactions when replaying the whole log (10k: -8%)
 Progress = Callable[[int, int], None]
 
@@ -62,11 +65,48 @@ class Projector:
                 cur.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK_KEY,))
             cur.execute(f"CREATE TABLE IF NOT EXISTS {POSITIONS} (name TEXT PRIMARY KEY,"
                         " position BIGINT NOT NULL)")
+            stale = self._stale_schemas(cur)
             for projection in self.projections:
+                if projection.name in stale:
+                    projection.drop(cur)
                 projection.create(cur)
                 cur.execute(f"INSERT INTO {POSITIONS} (name, position) VALUES (?, 0)"
                             " ON CONFLICT (name) DO NOTHING", (projection.name,))
+                if projection.name in stale:
+                    cur.execute(f"UPDATE {POSITIONS} SET position = 0 WHERE name = ?",
+                                (projection.name,))
+                cur.execute(f"INSERT INTO {SCHEMA_VERSIONS} (name, version) VALUES (?, ?)"
+                            " ON CONFLICT (name) DO UPDATE SET version = excluded.version",
+                            (projection.name, projection.schema_version))
         self._tables_ready = True
+
+    def _stale_schemas(self, cur: Cursor) -> set[str]:
+        """Read models whose tables a different projection version wrote: dropped here and
+        refilled from the ledger by the next catch_up. Tables from before versions were kept
+        are version 1. The audit chain is evidence and never re-derived; it is reported."""
+        cur.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA_VERSIONS} (name TEXT PRIMARY KEY,"
+                    " version INTEGER NOT NULL)")
+        held = dict(cur.execute(f"SELECT name, version FROM {SCHEMA_VERSIONS}").fetchall())
+        existing = {name for (name,) in cur.execute(f"SELECT name FROM {POSITIONS}").fetchall()}
+        stale = set()
+        for projection in self.projections:
+            if projection.name not in existing:
+                continue                      # new: created below at the current version
+            was = int(held.get(projection.name, 1))
+            if was == projection.schema_version:
+                continue
+            if not projection.rebuildable:
+                log.warning("read model %s has schema version %d, this connector expects %d;"
+                            " it is evidence and is not rebuilt automatically",
+                            projection.name, was, projection.schema_version,
+                            extra={"event": "projection_schema_mismatch"})
+                continue
+            stale.add(projection.name)
+            log.warning("read model %s: schema version %d -> %d; rebuilding it from the ledger",
+                        projection.name, was, projection.schema_version,
+                        extra={"event": "projection_rebuilt", "projection": projection.name,
+                               "from_version": was, "to_version": projection.schema_version})
+        return stale
 
     def _lock_positions(self, cur: Cursor) -> dict[str, int]:
         lock = " FOR UPDATE" if self.store.dialect == "postgres" else ""

@@ -15,6 +15,7 @@ _INT_COLUMNS = {"attempts", "version"}
 
 class StatusProjection(Projection):
     name = "status"
+    schema_version = 2                 # 2: the Skipped event (go-live cutover) sets a state
     topic_prefix = "ml_connector.invoice."
     tables = (TABLE,)
     ddl = (

@@ -99,12 +99,15 @@ class PostgresViewStore(ViewStore):
     def __init__(self, url: str) -> None:
         import psycopg
 
+        from ledger.persistence import postgres_options
+
         parts = urlparse(url)
+        self.schema, options = postgres_options(url)
         self._connect_args = dict(
             dbname=(parts.path or "/").lstrip("/") or "postgres",
             host=parts.hostname or "127.0.0.1", port=parts.port or 5432,
             user=unquote(parts.username or "postgres"),
-            password=unquote(parts.password or "") or None, connect_timeout=10)
+            password=unquote(parts.password or "") or None, connect_timeout=10) | options
         self._psycopg = psycopg
         self._local = threading.local()
 
@@ -112,6 +115,11 @@ class PostgresViewStore(ViewStore):
         conn = getattr(self._local, "conn", None)
         if conn is None or conn.closed:
             conn = self._psycopg.connect(**self._connect_args)
+            if self.schema:          # the tenant's schema: its read models beside its events
+                from psycopg.sql import SQL, Identifier
+
+                conn.execute(SQL("SET search_path TO {}").format(Identifier(self.schema)))
+                conn.commit()
             self._local.conn = conn
         return conn
 

@@ -29,6 +29,21 @@ from paramiko.sftp import SFTP_FAILURE, SFTP_OK, SFTP_OP_UNSUPPORTED, SFTP_PERMI
 log = logging.getLogger(__name__)
 
 
+# The server side's transports log here: a client that hangs up without a goodbye (a host key
+# probe, a killed sync) is a normal end of a session, not an error worth a line.
+SERVER_LOG_CHANNEL = "paramiko.sandbox_server"
+
+
+class _NormalDisconnects(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return not (text.startswith("Socket exception:") and (
+            "reset by peer" in text or "Broken pipe" in text))
+
+
+logging.getLogger(SERVER_LOG_CHANNEL).addFilter(_NormalDisconnects())
+
+
 def load_or_create_host_key(path: Path) -> paramiko.PKey:
     path = Path(path)
     if not path.exists():
@@ -241,6 +256,7 @@ def start(root: Path, *, username: str, password: str | None = None,
                 return                      # listener closed by stop()
             try:
                 transport = paramiko.Transport(conn)
+                transport.set_log_channel(SERVER_LOG_CHANNEL)
                 transport.add_server_key(host_key)
                 transport.set_subsystem_handler("sftp", paramiko.SFTPServer, _RootedSFTP,
                                                 root=root)

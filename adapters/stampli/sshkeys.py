@@ -172,6 +172,13 @@ def probe_host_key(host: str, port: int = 22, *, timeout: float = 15,
                    prefer: list[str] | None = None) -> tuple[str, str]:
     """The host key the server presents, as (key type, SHA256 fingerprint), without trusting
     or authenticating: for `check` to tell a person what to verify with Stampli."""
+    key = fetch_host_key(host, port, timeout=timeout, prefer=prefer)
+    return key.get_name(), fingerprint(key)
+
+
+def fetch_host_key(host: str, port: int = 22, *, timeout: float = 15,
+                   prefer: list[str] | None = None) -> paramiko.PKey:
+    """The host key the server presents (one handshake, no login, nothing trusted)."""
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
@@ -180,8 +187,7 @@ def probe_host_key(host: str, port: int = 22, *, timeout: float = 15,
     try:
         transport.banner_timeout = timeout
         transport.start_client(timeout=timeout)
-        key = transport.get_remote_server_key()
-        return key.get_name(), fingerprint(key)
+        return transport.get_remote_server_key()
     except (OSError, EOFError, paramiko.SSHException) as exc:
         raise SourceError(f"SSH handshake with {host}:{port} failed: {exc}",
                           transient=True) from None

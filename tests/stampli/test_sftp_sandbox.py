@@ -157,3 +157,18 @@ def test_stop_refuses_new_connections(server, tmp_path):
         source(server, tmp_path).list_files(PATTERNS)
     assert caught.value.transient is True
 
+
+
+def test_a_client_hanging_up_is_not_logged_as_a_socket_error(server, tmp_path, caplog):
+    import logging
+    import time
+
+    caplog.set_level(logging.DEBUG, logger="paramiko")
+    for _ in range(3):
+        probe_host_key("127.0.0.1", server.port, timeout=5)       # a handshake, then close
+    src = source(server, tmp_path)
+    src.list_files(PATTERNS)
+    src.close()
+    time.sleep(0.3)                              # the server's transport threads notice
+    assert [r.getMessage() for r in caplog.records if "Socket exception" in r.getMessage()] \
+        == []
