@@ -121,8 +121,14 @@ def login(driver, base: str, name: str, password: str) -> None:
 
 
 def text(driver) -> str:
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
 
+    for _ in range(3):                   # the page may still be swapping its document
+        try:
+            return driver.find_element(By.TAG_NAME, "body").text
+        except WebDriverException:
+            time.sleep(0.2)
     return driver.find_element(By.TAG_NAME, "body").text
 
 
@@ -158,10 +164,18 @@ def submit_action(driver, action: str, reason: str, **fields: str) -> None:
 
 def wait_for_new_page(driver, old) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as seen
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, 15).until(seen.staleness_of(old))
+    from selenium.common.exceptions import WebDriverException
+
+    def gone(_driver) -> bool:
+        try:
+            old.is_enabled()
+            return False
+        except WebDriverException:       # stale, or no longer in the document: a new page
+            return True
+
+    WebDriverWait(driver, 15).until(gone)
     WebDriverWait(driver, 15).until(
         lambda d: d.execute_script("return document.readyState") == "complete"
         and d.find_elements(By.TAG_NAME, "main"))
