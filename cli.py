@@ -427,9 +427,12 @@ def check(ctx: click.Context, as_json: bool) -> None:
 
 @main.command(help="The daemon: a cycle on every tick of `connector.schedule` (interval or"
               " cron line). SIGTERM/SIGINT finish the request in flight, record it, exit 0."
-              + EXAMPLE + "ml-connector --log-format json run")
+              " --serve also serves the exception workspace ([web])."
+              + EXAMPLE + "ml-connector --log-format json run --serve")
+@click.option("--serve", "with_web", is_flag=True,
+              help="Also serve the web workspace on [web] host:port (default 127.0.0.1:8650).")
 @click.pass_context
-def run(ctx: click.Context) -> None:
+def run(ctx: click.Context, with_web: bool) -> None:
     import asyncio
     import logging
 
@@ -444,10 +447,29 @@ def run(ctx: click.Context) -> None:
                   extra={"event": "cycle_failed", "error_type": type(exc).__name__})
 
     try:
-        asyncio.run(rt.run_daemon(on_cycle, on_error))
+        asyncio.run(rt.run_daemon(on_cycle, on_error, serve=with_web))
     except (LedgerError, SourceError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     log.info("stopped", extra={"event": "stopped"})
+
+
+@main.command(help="Serve the exception workspace: a web page where the AP team sees, fixes"
+              " and closes exceptions (login required; /healthz and /metrics open). Listens on"
+              " [web] host:port, 127.0.0.1:8650 by default; put TLS in front (README)."
+              + EXAMPLE + "ml-connector serve")
+@click.pass_context
+def serve(ctx: click.Context) -> None:
+    import asyncio
+
+    rt = runtime(ctx)
+    web_settings = rt.settings.web
+    rt.projector.catch_up()
+
+    def ready() -> None:
+        click.echo(f"workspace on http://{web_settings.host}:{web_settings.port}/"
+                   " (Ctrl-C stops it)", err=True)
+
+    asyncio.run(rt.serve(ready))
 
 
 @main.command(help="Start an emulated Stampli SFTP server and IFS Cloud on loopback, seeded"

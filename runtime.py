@@ -78,6 +78,7 @@ class Runtime:
         self._erp, self._source = erp, source       # overrides for tests
         self.secrets = SecretStore(settings.data_dir)
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.cycle_observers: list[Any] = []     # called with (summary, pipeline) per cycle
         # The audit key is bound to the ledger as configured (tenant schema, no password).
         self.evidence_url = ledger.url if ledger else connection_url(
             ledger_url(settings), schema=settings.connector.schema)
@@ -302,7 +303,7 @@ class Runtime:
     async def sync(self, pipeline: Pipeline | None = None, progress: Any = None) -> CycleReport:
         pipeline = pipeline or self.pipeline(progress)
         try:
-            report = await self._cycle(pipeline)
+            report = await self.cycle(pipeline)
         finally:
             await pipeline.erp.close()
         notices = self.notifications()
@@ -310,12 +311,43 @@ class Runtime:
             await asyncio.to_thread(self.notify_after_cycle, notices, report)
         return report
 
+    async def cycle(self, pipeline: Pipeline) -> CycleReport:
+        """One cycle, kept as the last cycle (data_dir/last_cycle.json) for the workspace's
+        overview and /healthz, and shown to whoever observes cycles (the web's metrics)."""
+        import time
+        from datetime import datetime, timezone
+
+        started, clock = datetime.now(timezone.utc).isoformat(), time.monotonic()
+        try:
+            report = await self._cycle(pipeline)
+        except Exception as exc:
+            report = CycleReport(errors=[str(exc)])
+            self._keep_cycle(report, started, time.monotonic() - clock, pipeline)
+            raise
+        self._keep_cycle(report, started, time.monotonic() - clock, pipeline)
+        return report
+
+    def _keep_cycle(self, report: CycleReport, started: str, duration: float,
+                    pipeline: Pipeline) -> None:
+        from datetime import datetime, timezone
+
+        from adapters.cycle_record import cycle_summary, write_cycle
+
+        summary = cycle_summary(report, started, datetime.now(timezone.utc).isoformat(),
+                                duration)
+        try:
+            write_cycle(self.settings.data_dir, summary)
+        except OSError:
+            pass    # the overview then shows an older cycle; the cycle itself is recorded
+        for observe in self.cycle_observers:
+            observe(summary, pipeline)
+
     def sync_blocking(self, progress: Any = None) -> CycleReport:
         return asyncio.run(self.sync(progress=progress))
 
-    async def run_daemon(self, on_cycle, on_error) -> None:
+    async def run_daemon(self, on_cycle, on_error, serve: bool = False) -> None:
         """A cycle on every tick of `schedule`; SIGTERM/SIGINT let the request in flight
-        finish and be recorded, then return."""
+        finish and be recorded, then return. `serve`: the web workspace in the same loop."""
         import signal
         from datetime import datetime, timezone
 
@@ -333,13 +365,14 @@ class Runtime:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, request_stop)
+        server = await self.start_web(schedule) if serve else None
         try:
             next_cycle = datetime.now(timezone.utc)
             while not stop.is_set():
                 if datetime.now(timezone.utc) >= next_cycle:
                     report, error = None, ""
                     try:
-                        report = await self._cycle(pipeline)
+                        report = await self.cycle(pipeline)
                         on_cycle(report)
                     except (SourceError, LedgerError, ErpFailure, OSError) as exc:
                         on_error(exc)
@@ -364,7 +397,35 @@ class Runtime:
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
+            if server is not None:
+                await server.cleanup()
             await pipeline.erp.close()
+
+    # ------------------------------------------------------------------ the web workspace
+
+    async def start_web(self, schedule: Any = None) -> Any:
+        """Start the workspace's HTTP server on [web] host:port; returns its runner."""
+        from web.app import start_server
+
+        return await start_server(self, schedule)
+
+    async def serve(self, on_ready=None) -> None:
+        """`ml-connector serve`: the workspace alone, until SIGTERM/SIGINT."""
+        import signal
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        runner = await self.start_web()
+        try:
+            if on_ready:
+                on_ready()
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+            if self._erp is not None:          # opened by a Resolve (it reads IFS)
+                await self._erp.close()
 
     # ------------------------------------------------------------------ check
 

@@ -156,6 +156,13 @@ DOCS: dict[str, tuple[str, str]] = {
     "notify.workspace_url": ("Linked from the digest when set (the web workspace).",
                              '"https://mlc.acme.internal"'),
     "notify.timeout": ("Longest wait for one notification to be delivered.", '"20s"'),
+    "web.host": ("Address the exception workspace listens on (`serve`, `run --serve`);"
+                 " keep loopback and put a TLS reverse proxy in front.", '"127.0.0.1"'),
+    "web.port": ("Port of the exception workspace.", "8650"),
+    "web.session_lifetime": ("How long a login lasts.", '"8h"'),
+    "web.approval_age": ("Invoices awaiting approval longer than this are listed as"
+                         " exceptions.", '"3d"'),
+    "web.page_size": ("Rows per page of the exceptions list.", "50"),
     f"ifs.endpoints.{ROLE}.projection": ("The OData projection (service) of this entity.",
                                          '"SupplierHandling.svc"'),
     f"ifs.endpoints.{ROLE}.entity_set": ("The entity set inside it.", '"SupplierSet"'),

@@ -17,7 +17,8 @@ log = logging.getLogger("ml_connector.secrets")
 
 MASTER_KEY_ENV = "ML_CONNECTOR_MASTER_KEY"
 KNOWN_NAMES = ("stampli.password", "stampli.private_key", "stampli.private_key_passphrase",
-               "ifs.client_secret", "notify.urls", "ledger.password")
+               "ifs.client_secret", "notify.urls", "ledger.password",
+               "web.session_key")
 # systemd's LoadCredential= puts each secret in a file of this folder, named as the secret:
 # read from there first, so an admin can keep no master key on disk at all.
 CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"

@@ -151,6 +151,15 @@ class IfsSettings(_Section, kw_only=True):
     batch_mode: Literal["auto", "references", "portable", "off"] = "auto"
 
 
+class WebSettings(_Section, kw_only=True):
+    """The exception workspace (`ml-connector serve`, `run --serve`)."""
+    host: str = "127.0.0.1"            # loopback: put a TLS reverse proxy in front for others
+    port: int = 8650
+    session_lifetime: str = "8h"       # a login lasts this long
+    approval_age: str = "3d"           # awaiting approval longer than this is an exception
+    page_size: int = 50                # rows per page of the exceptions list
+
+
 class NotifySettings(_Section, kw_only=True):
     """What is sent to the destinations in the secret `notify.urls` (apprise URLs)."""
     new_exceptions: bool = True
@@ -169,6 +178,7 @@ class Settings(_Section, kw_only=True):
     connector: ConnectorSettings
     stampli: StampliSettings | None = None
     ifs: IfsSettings | None = None
+    web: WebSettings = msgspec.field(default_factory=WebSettings)
     notify: NotifySettings | None = None
     source: str = ""                   # the file it was read from (set by load_settings)
 
@@ -228,6 +238,10 @@ RANGES: dict[str, tuple[int, int] | tuple[str, str]] = {
     "ifs.backoff_cap": ("0s", "1h"),
     "ifs.retries": (0, 100),
     "ifs.breaker_after": (1, 1000),
+    "web.port": (1, 65535),
+    "web.session_lifetime": ("1m", "7d"),
+    "web.approval_age": ("0s", "10d"),
+    "web.page_size": (5, 500),
     "notify.max_listed": (1, 1000),
     "notify.trouble_cycles": (1, 1000),
     "notify.stalled_after": ("1m", "7d"),

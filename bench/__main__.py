@@ -29,6 +29,7 @@ FIGURES: dict[str, list[str]] = {
     "ingest": ["bench.ingest"],
     "pg_ingest": ["bench.ingest", "--backend", "postgres"],
     "rebuild": ["bench.rebuild"],
+    "workspace": ["bench.workspace"],
     "reconcile": ["bench.reconcile"],
     "memory": ["bench.memory"],
 }

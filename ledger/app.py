@@ -76,12 +76,12 @@ class Ledger(Application[UUID]):
     def vendor(self, vendor_id: str) -> Vendor | None:
         return self._find(vendor_stream_id(vendor_id))
 
-    def posting_path(self, service: str) -> PostingPath | None:
-        return self._find(posting_path_id(service))
-
     def find(self, id: UUID) -> Any:
         """Any aggregate by its stream id (users, the user directory), None when absent."""
         return self._find(id)
+
+    def posting_path(self, service: str) -> PostingPath | None:
+        return self._find(posting_path_id(service))
 
     def _get(self, id: UUID, cls: type) -> Any:
         try:

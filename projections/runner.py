@@ -17,7 +17,8 @@ from ledger.gcpause import gc_paused
 from ledger.persistence import SCHEMA_LOCK_KEY
 from projections.audit import AuditChainProjection
 from projections.base import POSITIONS, LedgerEvent, Projection
-from projections.files import FilesProjection, VendorsProjection
+from projections.files import (FileDetailsProjection, FilesProjection, PollRunsProjection,
+                               VendorsProjection)
 from projections.notices import PendingNoticesProjection
 from projections.status import StatusProjection
 from projections.store import Cursor, ViewStore, open_view_store
@@ -29,8 +30,8 @@ Progress = Callable[[int, int], None]
 
 
 def default_projections() -> list[Projection]:
-    return [StatusProjection(), FilesProjection(), VendorsProjection(), AuditChainProjection(),
-            PendingNoticesProjection()]
+    return [StatusProjection(), FilesProjection(), VendorsProjection(), PollRunsProjection(),
+            FileDetailsProjection(), AuditChainProjection(), PendingNoticesProjection()]
 
 
 def decode_notifications(notifications: Sequence) -> list[LedgerEvent]:

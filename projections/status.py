@@ -23,6 +23,9 @@ class StatusProjection(Projection):
         + ", ".join(f"{c} {'INTEGER' if c in _INT_COLUMNS else 'TEXT'}"
                     + (" PRIMARY KEY" if c == "id" else "") for c in COLUMNS) + ")",
         f"CREATE INDEX IF NOT EXISTS {TABLE}_state ON {TABLE} (state, next_retry_at)",
+        # the workspace: exceptions oldest first per state, and a file's invoices
+        f"CREATE INDEX IF NOT EXISTS {TABLE}_state_age ON {TABLE} (state, updated_at)",
+        f"CREATE INDEX IF NOT EXISTS {TABLE}_file ON {TABLE} (file_name)",
     )
 
     # Rows recently written, so that the next pages need not read them back (an invoice's

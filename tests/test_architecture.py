@@ -1,4 +1,4 @@
-"""The import direction holds: ledger <- adapters, projections <- cli/runtime."""
+"""The import direction holds: ledger <- adapters, projections <- web <- cli/runtime."""
 from __future__ import annotations
 
 import ast
@@ -35,8 +35,15 @@ def test_adapters_and_projections_do_not_import_each_other():
 
 
 def test_nothing_imports_the_cli():
-    for package in ("ledger", "adapters", "projections", "sandbox"):
+    for package in ("ledger", "adapters", "projections", "sandbox", "web"):
         assert _violations(package, {"cli", "tests"}) == {}, package
+
+
+def test_web_is_an_edge_like_the_cli():
+    # web may use ledger, adapters and projections; only cli and runtime may use web
+    assert _violations("web", {"cli", "runtime", "sandbox", "tests", "click"}) == {}
+    for package in ("ledger", "adapters", "projections", "sandbox"):
+        assert _violations(package, {"web"}) == {}, package
 
 
 # ---------------------------------------------------------------------- import cycles

@@ -64,7 +64,7 @@ def test_no_numeric_setting_or_duration_without_a_range():
     numeric = set()
     for section, struct in (("connector", config.ConnectorSettings),
                             ("stampli", config.StampliSettings), ("ifs", config.IfsSettings),
-                            ("notify", config.NotifySettings)):
+                            ("web", config.WebSettings), ("notify", config.NotifySettings)):
         numeric |= set(_fields(struct, section + "."))
     assert numeric - set(RANGES) == set(), "add a row to adapters.settings.RANGES"
     assert set(RANGES) - numeric == set(), "a row in RANGES for a setting that is not there"

@@ -118,6 +118,10 @@ class IfsErp:
     async def post(self, requests: list[PostingRequest]) -> list[PostingResult | ErpFailure]:
         return await self._poster.post(requests)
 
+    async def read_invoice(self, company: str, ifs_invoice_id: int) -> ErpDocument | None:
+        return await read_invoice(self.odata, self.endpoints["invoice"], company,
+                                  ifs_invoice_id)
+
     def start_cycle(self, timeout: float | None) -> None:
         """A new cycle: IFS is called for at most `timeout` seconds from now, and the circuit
         breaker (`ifs.breaker_after`) closes again."""
@@ -140,10 +144,6 @@ class IfsErp:
         learned, self._poster.paths.learned = self._poster.paths.learned, []
         return [(self.odata.service_url(projection), path, why)
                 for projection, path, why in learned]
-
-    async def read_invoice(self, company: str, ifs_invoice_id: int) -> ErpDocument | None:
-        return await read_invoice(self.odata, self.endpoints["invoice"], company,
-                                  ifs_invoice_id)
 
     # ------------------------------------------------------------------ operations
 

@@ -53,6 +53,7 @@ class ODataClient:
         self.guard = CycleGuard(settings.breaker_after)  # cycle deadline, circuit breaker
         self.sent = 0                                   # requests sent (for measurements)
         self.sent_by_method: dict[str, int] = {}
+        self.by_status: dict[str, int] = {}             # answers by HTTP status ("error": none)
 
     def service_url(self, projection: str) -> str:
         return (f"{self.settings.base_url.rstrip('/')}/{self.settings.endpoint}"
@@ -83,6 +84,8 @@ class ODataClient:
         while True:
             self.guard.before_try(what)
             token, reply = await self._exchange(request)
+            answered = str(reply.status) if isinstance(reply, Reply) else "error"
+            self.by_status[answered] = self.by_status.get(answered, 0) + 1
             verdict = (self._lost(request, reply, attempt) if not isinstance(reply, Reply)
                        else self._judge(request, reply, attempt))
             if isinstance(verdict, Reply):

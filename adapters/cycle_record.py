@@ -1,0 +1,49 @@
+"""The last cycle, as the workspace's overview and /healthz need it: when it ran, how long it
+took, what it moved, its errors, whether SFTP and IFS answered. A cycle is not an event (it
+changes nothing by itself), so it is kept beside the ledger in data_dir/last_cycle.json,
+written whole (rename) by whichever process ran the cycle (`sync`, `run`)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+FILE = "last_cycle.json"
+
+
+def cycle_summary(report: Any, started_at: str, finished_at: str, duration: float) -> dict:
+    errors = list(report.errors)
+    poll_errors = list((report.poll or {}).get("errors", []))
+    return {
+        "started_at": started_at, "finished_at": finished_at,
+        "duration_seconds": round(duration, 3),
+        "moved": dict(report.moved), "failed": len(report.failed),
+        "errors": errors, "poll_errors": len(poll_errors),
+        # Reachability as this cycle found it: a whole-source error names the system.
+        "sftp_ok": not any(e.startswith("Stampli SFTP") for e in errors),
+        "ifs_ok": not any(e.startswith("IFS") for e in errors),
+        "ok": not errors,
+    }
+
+
+def write_cycle(data_dir: Path, summary: dict) -> None:
+    """Keep the summary; the last successful one stays known after a failed cycle."""
+    path = Path(data_dir) / FILE
+    previous = read_cycle(data_dir) or {}
+    record = dict(summary)
+    record["last_success_at"] = summary["finished_at"] if summary["ok"] \
+        else previous.get("last_success_at")
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(record, handle)
+    os.replace(tmp, path)
+
+
+def read_cycle(data_dir: Path) -> dict | None:
+    try:
+        data = json.loads((Path(data_dir) / FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
