@@ -81,7 +81,10 @@ def _open_intents(world) -> set[int]:
 
 @pytest.mark.slow
 def test_sigkill_at_random_moments_never_loses_or_doubles(make_world, tmp_path):
-    world = make_world(ifs_seed(VENDORS), connector={"post_batch": 15})
+    # A posting meeting 504s keeps retrying for a few seconds (no breaker before the retries
+    # run out), so a kill just after the first refused write lands while it is under way.
+    world = make_world(ifs_seed(VENDORS), connector={"post_batch": 15},
+                       extra_ifs="retries = 10\nbreaker_after = 50")
     _drop_generated(world, tmp_path, invoices=300, files=6)
     rng = random.Random(20261124)
     kills = mid_posting = 0
