@@ -18,6 +18,7 @@ from eventsourcing.domain import Aggregate
 
 from ledger import __version__
 from ledger.errors import ConcurrentChange
+from ledger.status import NEEDS_A_PERSON
 
 NOTICE_NAMESPACE = uuid.UUID("5d0c3f7e-9a21-5b64-8c1e-7f2a4b6d8e90")
 
@@ -119,7 +120,7 @@ def split_failures(failed: list[dict[str, str]], lookup: Callable[[str], tuple[s
     reached) is a sign of system trouble."""
     latest = {f["invoice"]: f for f in failed}
     exceptions = [dict(f, details=lookup(ref)[0]) for ref, f in latest.items()
-                  if lookup(ref)[1] in ("failed", "needs_attention", "")]
+                  if lookup(ref)[1] in (*NEEDS_A_PERSON, "")]
     transient = [f for f in latest.values() if f.get("kind") == "transient"]
     return exceptions, transient
 
