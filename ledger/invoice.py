@@ -14,6 +14,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.utils import get_topic
 
 from ledger import __version__
+from ledger.aggregate import VersionStamped
 from ledger.status import (ACTION_STATES, AMENDABLE, PARKED, RESTORED_ON_REOPEN,
                            SENT_TO_IFS, STAGE_OF_STATE, Stage, State, empty_row, transition)
 
@@ -63,7 +64,7 @@ def who_and_why(operator: str, reason: str) -> tuple[str, str]:
     return operator, reason
 
 
-class Invoice(Aggregate):
+class Invoice(VersionStamped, Aggregate):
     TOPIC = "ml_connector.Invoice"
 
     class Event(Aggregate.Event):
@@ -277,7 +278,7 @@ class Invoice(Aggregate):
         return cls._create(cls.Discovered, id=id, company=company, vendor_id=vendor_id,
                            document_type=document_type, invoice_number=invoice_number,
                            file_name=file_name, file_sha256=file_sha256,
-                           locations=list(locations), connector_version=__version__)
+                           locations=list(locations))
 
     @classmethod
     def discovered_events(cls, id: UUID, *, company: str, vendor_id: str, document_type: str,
@@ -316,7 +317,7 @@ class Invoice(Aggregate):
         return events
 
     def _record(self, event_class: type[Event], **data: Any) -> None:
-        self.trigger_event(event_class, connector_version=__version__, **data)
+        self.trigger_event(event_class, **data)
 
     def take_content(self, invoice: dict[str, Any], content_hash: str,
                      violations: list[dict[str, Any]], file_name: str, file_sha256: str,

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from eventsourcing.domain import Aggregate
 
-from ledger import __version__
+from ledger.aggregate import VersionStamped
 from ledger.errors import ConcurrentChange
 from ledger.status import NEEDS_A_PERSON
 
@@ -27,7 +27,7 @@ def notice_id(key: str) -> uuid.UUID:
     return uuid.uuid5(NOTICE_NAMESPACE, key)
 
 
-class Notice(Aggregate):
+class Notice(VersionStamped, Aggregate):
     TOPIC = "ml_connector.Notice"
 
     class Event(Aggregate.Event):
@@ -68,7 +68,7 @@ class Notice(Aggregate):
 
 def compose(kind: str, key: str, subject: str, body: str) -> Notice:
     return Notice._create(Notice.Composed, id=notice_id(key), kind=kind, key=key,
-                          subject=subject, body=body, connector_version=__version__)
+                          subject=subject, body=body)
 
 
 class Sender(Protocol):
@@ -249,12 +249,11 @@ class Notifications:
         sent = [d for d, e in results.items() if not e]
         if failed:
             notice.trigger_event(Notice.SendFailed, failed=failed, sent=sent,
-                                 attempt=notice.attempts, connector_version=__version__)
+                                 attempt=notice.attempts)
             if notice.kind != "test":     # `notify test` reports its result; no retry
                 self.watch.pending.append((notice, [f["destination"] for f in failed]))
         else:
-            notice.trigger_event(Notice.Sent, destinations=sent, attempt=notice.attempts,
-                                 connector_version=__version__)
+            notice.trigger_event(Notice.Sent, destinations=sent, attempt=notice.attempts)
         try:
             self.ledger.record(notice)
         except ConcurrentChange:          # another process retried this notice meanwhile

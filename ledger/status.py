@@ -32,7 +32,7 @@ class Stage:
     POST = "post"
 
 
-S = State
+S = State                 # short, for the tables below
 STATES = (S.DISCOVERED, S.PARSED, S.AWAITING_APPROVAL, S.VALIDATED, S.VENDOR_RESOLVED,
           S.POSTING, S.POSTED, S.RETRY_SCHEDULED, S.FAILED, S.NEEDS_ATTENTION, S.RESOLVED,
           S.DISMISSED)
