@@ -12,7 +12,7 @@ from adapters import actions_cli, console, users_cli
 from adapters.secrets import KNOWN_NAMES, SecretsError
 from adapters.settings import ConfigError, find_config, load_settings
 from ledger.errors import LedgerError
-from ledger.ports import SourceError
+from ledger.ports import FAILURE_KINDS, SourceError
 from ledger.status import STATES
 from projections.export import csv_header, iter_events, normalize_time, to_csv, to_jsonl
 from projections.redact import redacted
@@ -560,8 +560,7 @@ def history(ctx: click.Context, ref: str, as_json: bool) -> None:
               " approval of content Stampli has not approved (a refusal lists the allowed"
               " ones).")
 @click.option("--failed", is_flag=True, help="Every failed (parked) invoice.")
-@click.option("--kind", type=click.Choice(["data", "reference", "transient", "rejected",
-                                           "conflict"]), help="With --failed: only this kind.")
+@click.option("--kind", type=click.Choice(FAILURE_KINDS), help="With --failed: only this kind.")
 @actions_cli.who_options
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterError, croniter
 
-from adapters.settings import parse_duration
+from adapters.durations import parse_duration
 
 
 class ScheduleError(ValueError):

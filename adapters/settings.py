@@ -6,7 +6,6 @@ the key and what was expected; the CLI turns it into exit code 2.
 from __future__ import annotations
 
 import codecs
-import functools
 import os
 import re
 import tomllib
@@ -15,25 +14,16 @@ from typing import Any, Literal
 
 import msgspec
 
+from adapters.durations import parse_duration
+from adapters.schedule import Schedule
+
 CONFIG_ENV = "ML_CONNECTOR_CONFIG"
 DEFAULT_CONFIG = "ml-connector.toml"
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message says where and what was expected."""
-
-
-@functools.lru_cache(maxsize=512)
-def parse_duration(text: str) -> float:
-    """'30s', '15m', '2h', '500ms' -> seconds. Every duration of the config is decoded (and
-    checked against RANGES) when it loads; the uses after that are cache hits."""
-    match = _DURATION.match(str(text))
-    if not match:
-        raise ValueError(f"expected a duration like 30s, 15m or 2h, got {text!r}")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
 class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -209,6 +199,10 @@ def find_config(explicit: str | None) -> Path:
     return Path(explicit or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
 
 
+# The roles `[ifs.endpoints.<role>]` may override, checked at load: adapters/ifs/endpoints.py's
+# default_map has one entry per role, in this order (tests/ifs/test_check.py holds them equal).
+ENDPOINT_ROLES = ("account", "cost_center", "supplier", "supplier_company", "purchase_order",
+                  "invoice", "invoice_line", "voucher", "voucher_row")
 _CHOICES = {
     ("stampli", "auth"): ("password", "key"),
     ("ifs", "token_auth"): ("post", "basic"),
@@ -319,9 +313,6 @@ def _check_values(settings: Settings) -> None:
     """What the types let through but would stop the program later, checked at load: the
     schedule's cron line, each file kind's encoding and delimiter, the CA bundle (made
     absolute: relative to the config file, like every path in it), the endpoint roles."""
-    from adapters.ifs.endpoints import default_map
-    from adapters.schedule import Schedule
-
     _check_time_settings(settings)
     try:
         Schedule(settings.connector.schedule, settings.connector.timezone)
@@ -355,10 +346,10 @@ def _check_values(settings: Settings) -> None:
             if not bundle.is_file():
                 raise ValueError(f"`ifs.verify_tls`: no CA bundle at {bundle}")
             ifs.verify_tls = str(bundle)
-        unknown = sorted(set(ifs.endpoints) - set(default_map()))
+        unknown = sorted(set(ifs.endpoints) - set(ENDPOINT_ROLES))
         if unknown:
             raise ValueError(f"`ifs.endpoints.{unknown[0]}`: unknown role; known roles: "
-                             f"{', '.join(sorted(default_map()))}")
+                             f"{', '.join(sorted(ENDPOINT_ROLES))}")
 
 
 def _check_postgres(settings: Settings) -> None:

@@ -10,7 +10,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from ledger import __version__
+from ledger.aggregate import VersionStamped
 from ledger.app import Ledger
 from ledger.errors import ConcurrentChange
 
@@ -27,7 +27,7 @@ def operator() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-class AuditTrail(Aggregate):
+class AuditTrail(VersionStamped, Aggregate):
     TOPIC = "ml_connector.AuditTrail"
 
     class Event(Aggregate.Event):
@@ -79,8 +79,7 @@ def _record(ledger: Ledger, change: Any) -> None:
     """Apply `change` to the trail (created if need be) and save; once more on a concurrent
     change, with the other process's events loaded."""
     for attempt in (1, 2):
-        trail = load(ledger) or AuditTrail._create(AuditTrail.Created, id=AUDIT_TRAIL_ID,
-                                                   connector_version=__version__)
+        trail = load(ledger) or AuditTrail._create(AuditTrail.Created, id=AUDIT_TRAIL_ID)
         if change(trail) is False:
             return
         try:
@@ -99,8 +98,7 @@ def record_key(ledger: Ledger, key_id: str, *, previous_key_id: str = "", origin
             return False
         trail.trigger_event(AuditTrail.KeyInstalled, key_id=key_id,
                             previous_key_id=previous_key_id, origin=origin,
-                            unsigned_upto=unsigned_upto, who=operator(), reason=reason,
-                            connector_version=__version__)
+                            unsigned_upto=unsigned_upto, who=operator(), reason=reason)
         return True
     _record(ledger, change)
 
@@ -109,8 +107,7 @@ def record_chain_started(ledger: Ledger, position: int) -> None:
     def change(trail: AuditTrail) -> bool:
         if trail.chain_started is not None and trail.chain_started >= position:
             return False
-        trail.trigger_event(AuditTrail.ChainStarted, position=position,
-                            connector_version=__version__)
+        trail.trigger_event(AuditTrail.ChainStarted, position=position)
         return True
     _record(ledger, change)
 
@@ -119,7 +116,6 @@ def record_chain_rebuilt(ledger: Ledger, *, forced: bool, reason: str,
                          verify_failure: str) -> None:
     def change(trail: AuditTrail) -> bool:
         trail.trigger_event(AuditTrail.ChainRebuilt, forced=forced, who=operator(),
-                            reason=reason, verify_failure=verify_failure,
-                            connector_version=__version__)
+                            reason=reason, verify_failure=verify_failure)
         return True
     _record(ledger, change)

@@ -11,10 +11,10 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from ledger import __version__
+from ledger.aggregate import VersionStamped
 
 
-class ExportFile(Aggregate):
+class ExportFile(VersionStamped, Aggregate):
     TOPIC = "ml_connector.ExportFile"
 
     class Event(Aggregate.Event):
@@ -86,17 +86,17 @@ class ExportFile(Aggregate):
 
     @classmethod
     def download(cls, id: UUID, **fields: Any) -> ExportFile:
-        return cls._create(cls.Downloaded, id=id, connector_version=__version__, **fields)
+        return cls._create(cls.Downloaded, id=id, **fields)
 
     def record_parsed(self, records: int, invoices_new: int, duplicates: int, amendments: int,
                       rejected_rows: list[dict[str, Any]]) -> None:
         self.trigger_event(self.Parsed, records=records, invoices_new=invoices_new,
                            duplicates=duplicates, amendments=amendments,
-                           rejected_rows=rejected_rows, connector_version=__version__)
+                           rejected_rows=rejected_rows)
 
     def reject(self, reason: str, line: int = 0, field: str = "", reader_config: str = "") -> None:
         self.trigger_event(self.Rejected, reason=reason, line=line, field=field,
-                           reader_config=reader_config, connector_version=__version__)
+                           reader_config=reader_config)
 
     def worth_reading_again(self, reader_config: str) -> bool:
         """Rejected, but never under these reader settings (a rejection from before the
@@ -105,13 +105,13 @@ class ExportFile(Aggregate):
             and reader_config not in self.rejected_under
 
     def reopen(self, reason: str) -> None:
-        self.trigger_event(self.Reopened, reason=reason, connector_version=__version__)
+        self.trigger_event(self.Reopened, reason=reason)
 
     def archive(self, archive_dir: str) -> None:
-        self.trigger_event(self.Archived, archive_dir=archive_dir, connector_version=__version__)
+        self.trigger_event(self.Archived, archive_dir=archive_dir)
 
 
-class PollRun(Aggregate):
+class PollRun(VersionStamped, Aggregate):
     TOPIC = "ml_connector.PollRun"
 
     class Event(Aggregate.Event):
@@ -142,10 +142,9 @@ class PollRun(Aggregate):
 
     @classmethod
     def start(cls, source: str, started_at: str) -> PollRun:
-        return cls._create(cls.Started, source=source, started_at=started_at,
-                           connector_version=__version__)
+        return cls._create(cls.Started, source=source, started_at=started_at)
 
     def finish(self, *, listed: list[dict[str, Any]], taken: list[str],
                skipped: list[dict[str, str]], errors: list[str], ended_at: str) -> None:
         self.trigger_event(self.Finished, listed=listed, taken=taken, skipped=skipped,
-                           errors=errors, ended_at=ended_at, connector_version=__version__)
+                           errors=errors, ended_at=ended_at)

@@ -20,6 +20,7 @@ from ledger.invoice import Invoice
 from ledger.model import (ParsedInvoice, RejectedRow, VendorRecord, invoice_data_and_hash,
                           vendor_stream_id)
 from ledger.persistence import iter_chunks
+from ledger.status import NEEDS_A_PERSON
 from ledger.vendor import Vendor
 
 BATCH_SIZE = 2000                      # invoices per transaction: each commit is an fsync
@@ -59,7 +60,7 @@ def record_invoice_file(ledger: Ledger, export_file: ExportFile,
             if found is not None:
                 outcome, invoice = _take(export_file, item, found, approved)
                 pending.append(invoice)
-                if outcome != "duplicate" and invoice.state in ("failed", "needs_attention"):
+                if outcome != "duplicate" and invoice.state in NEEDS_A_PERSON:
                     failing.append(_failure(invoice.ref, invoice.row["failure_kind"],
                                             invoice.row["failure_message"]))
             else:

@@ -14,8 +14,9 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.utils import get_topic
 
 from ledger import __version__
-from ledger.status import (ACTION_STATES, AMENDABLE, RESTORED_ON_REOPEN, STAGE_OF_STATE,
-                           empty_row, transition)
+from ledger.aggregate import VersionStamped
+from ledger.status import (ACTION_STATES, AMENDABLE, PARKED, RESTORED_ON_REOPEN,
+                           SENT_TO_IFS, STAGE_OF_STATE, Stage, State, empty_row, transition)
 
 
 class InvoiceRuleError(Exception):
@@ -63,7 +64,7 @@ def who_and_why(operator: str, reason: str) -> tuple[str, str]:
     return operator, reason
 
 
-class Invoice(Aggregate):
+class Invoice(VersionStamped, Aggregate):
     TOPIC = "ml_connector.Invoice"
 
     class Event(Aggregate.Event):
@@ -287,7 +288,7 @@ class Invoice(Aggregate):
         return cls._create(cls.Discovered, id=id, company=company, vendor_id=vendor_id,
                            document_type=document_type, invoice_number=invoice_number,
                            file_name=file_name, file_sha256=file_sha256,
-                           locations=list(locations), connector_version=__version__)
+                           locations=list(locations))
 
     @classmethod
     def discovered_events(cls, id: UUID, *, company: str, vendor_id: str, document_type: str,
@@ -316,7 +317,7 @@ class Invoice(Aggregate):
         if violations:      # as take_content -> fail("parse", "data", ..., code="RULES")
             events.append(cls.Failed(
                 originator_id=id, originator_version=3, timestamp=now(),
-                connector_version=__version__, stage="parse", kind="data", code="RULES",
+                connector_version=__version__, stage=Stage.PARSE, kind="data", code="RULES",
                 message=_violations_message(violations), attempt=1, next_retry_at=None,
                 exchanges=[]))
         elif not approved:
@@ -326,7 +327,7 @@ class Invoice(Aggregate):
         return events
 
     def _record(self, event_class: type[Event], **data: Any) -> None:
-        self.trigger_event(event_class, connector_version=__version__, **data)
+        self.trigger_event(event_class, **data)
 
     def take_content(self, invoice: dict[str, Any], content_hash: str,
                      violations: list[dict[str, Any]], file_name: str, file_sha256: str,
@@ -341,13 +342,12 @@ class Invoice(Aggregate):
         elif content_hash == self.content_hash:
             self._record(self.SeenAgain, locations=list(locations), **source)
             return "duplicate"
-        elif self.state == "dismissed":
+        elif self.state == State.DISMISSED:
             # recorded, not judged: the invoice stays dismissed; a reopen takes it from here
             self._record(self.Amended, invoice=invoice, content_hash=content_hash,
                          previous_hash=self.content_hash, violations=violations, **source)
             return "amended"
-        elif self.posted is not None or self.state in ("posting", "posted", "needs_attention",
-                                                       "resolved"):
+        elif self.posted is not None or self.state in SENT_TO_IFS:
             self._record(self.ChangedAfterPosting, invoice=invoice, content_hash=content_hash,
                          message=_changed_after_posting_message(self, file_name), **source)
             return "changed_after_posting"
@@ -358,18 +358,18 @@ class Invoice(Aggregate):
         else:  # pragma: no cover - every state is covered above
             raise InvoiceRuleError(f"cannot take new content in state {self.state}")
         if violations:
-            self.fail("parse", "data", _violations_message(violations), code="RULES")
+            self.fail(Stage.PARSE, "data", _violations_message(violations), code="RULES")
         elif not approved:
             self._record(self.AwaitingApproval, approval_status=invoice["approval_status"])
         return outcome
 
     def validate(self, checks: list[str], snapshot: str) -> None:
-        self._require_stage("validate")
+        self._require_stage(Stage.VALIDATE)
         self._record(self.Validated, checks=checks, snapshot=snapshot)
 
     def resolve_vendor(self, supplier_id: str, how: str,
                        exchanges: list[dict[str, Any]] | None = None) -> None:
-        self._require_stage("resolve_vendor")
+        self._require_stage(Stage.RESOLVE_VENDOR)
         self._record(self.VendorResolved, supplier_id=supplier_id, how=how,
                      exchanges=exchanges or [])
 
@@ -387,7 +387,7 @@ class Invoice(Aggregate):
     def hold_for_approval(self) -> None:
         """Back to waiting for approval: content that is not approved reached a stage (an
         earlier connector's replay, a changed setting)."""
-        if self.posted is not None or self.state == "awaiting_approval":
+        if self.posted is not None or self.state == State.AWAITING_APPROVAL:
             raise InvoiceRuleError(f"invoice {self.ref} is {self.state}")
         self._record(self.AwaitingApproval,
                      approval_status=self.content.get("approval_status", ""))
@@ -395,7 +395,7 @@ class Invoice(Aggregate):
     def intend_posting(self, worker: str, *, approved_statuses: Collection[str],
                        looked_up: bool = False) -> None:
         """The write-ahead intent to post the current content, which must be approved."""
-        self._require_stage("post")
+        self._require_stage(Stage.POST)
         if self.open_intent is not None and not looked_up:
             raise InvoiceRuleError("a posting intent is already open; look it up in IFS first")
         problem = self.approval_problem(approved_statuses)
@@ -458,7 +458,7 @@ class Invoice(Aggregate):
         if before.get("content_hash") != self.content_hash:
             # Stampli sent new content while it was dismissed: the earlier state judged the
             # earlier content, so the new one starts from parsed (validate judges it)
-            restored = dict(state="parsed", stage="", failure_kind="", failure_message="",
+            restored = dict(state=State.PARSED, stage="", failure_kind="", failure_message="",
                             next_retry_at=None)
         self._record(self.ReopenedAfterDismissal, operator=operator, reason=reason,
                      restored=restored)
@@ -489,7 +489,7 @@ class Invoice(Aggregate):
                      date=date)
 
     def waiting_for(self, stage: str) -> bool:
-        acting = self.row["stage"] if self.state in ("retry_scheduled", "failed") else None
+        acting = self.row["stage"] if self.state in PARKED else None
         return (acting or STAGE_OF_STATE.get(self.state)) == stage
 
     def _require_stage(self, stage: str) -> None:
@@ -518,7 +518,7 @@ def _violations_message(violations: list[dict[str, Any]]) -> str:
 
 
 def _changed_after_posting_message(invoice: Invoice, file_name: str) -> str:
-    if invoice.state == "resolved":
+    if invoice.state == State.RESOLVED:
         return (f"{file_name} changes invoice {invoice.ref}, which a person entered in IFS by"
                 f" hand (InvoiceId {invoice.row.get('ifs_invoice_id') or '?'}); it will not be"
                 " posted: correct that document in IFS if needed, then `ml-connector resolve"

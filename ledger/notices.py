@@ -16,8 +16,9 @@ from typing import Any, Protocol
 
 from eventsourcing.domain import Aggregate
 
-from ledger import __version__
+from ledger.aggregate import VersionStamped
 from ledger.errors import ConcurrentChange
+from ledger.status import NEEDS_A_PERSON
 
 NOTICE_NAMESPACE = uuid.UUID("5d0c3f7e-9a21-5b64-8c1e-7f2a4b6d8e90")
 
@@ -26,7 +27,7 @@ def notice_id(key: str) -> uuid.UUID:
     return uuid.uuid5(NOTICE_NAMESPACE, key)
 
 
-class Notice(Aggregate):
+class Notice(VersionStamped, Aggregate):
     TOPIC = "ml_connector.Notice"
 
     class Event(Aggregate.Event):
@@ -67,7 +68,7 @@ class Notice(Aggregate):
 
 def compose(kind: str, key: str, subject: str, body: str) -> Notice:
     return Notice._create(Notice.Composed, id=notice_id(key), kind=kind, key=key,
-                          subject=subject, body=body, connector_version=__version__)
+                          subject=subject, body=body)
 
 
 class Sender(Protocol):
@@ -119,7 +120,7 @@ def split_failures(failed: list[dict[str, str]], lookup: Callable[[str], tuple[s
     reached) is a sign of system trouble."""
     latest = {f["invoice"]: f for f in failed}
     exceptions = [dict(f, details=lookup(ref)[0]) for ref, f in latest.items()
-                  if lookup(ref)[1] in ("failed", "needs_attention", "")]
+                  if lookup(ref)[1] in (*NEEDS_A_PERSON, "")]
     transient = [f for f in latest.values() if f.get("kind") == "transient"]
     return exceptions, transient
 
@@ -248,12 +249,11 @@ class Notifications:
         sent = [d for d, e in results.items() if not e]
         if failed:
             notice.trigger_event(Notice.SendFailed, failed=failed, sent=sent,
-                                 attempt=notice.attempts, connector_version=__version__)
+                                 attempt=notice.attempts)
             if notice.kind != "test":     # `notify test` reports its result; no retry
                 self.watch.pending.append((notice, [f["destination"] for f in failed]))
         else:
-            notice.trigger_event(Notice.Sent, destinations=sent, attempt=notice.attempts,
-                                 connector_version=__version__)
+            notice.trigger_event(Notice.Sent, destinations=sent, attempt=notice.attempts)
         try:
             self.ledger.record(notice)
         except ConcurrentChange:          # another process retried this notice meanwhile

@@ -33,6 +33,7 @@ from ledger.posting_path import PostingPath
 from ledger.replay import replay_command
 from ledger.ports import (Erp, ErpFailure, ErpUnavailable, PostingRequest, PostingResult,
                           SourceError, SupplierResolution, WorkQueue)
+from ledger.status import Stage
 from ledger.vendor import Vendor
 
 log = logging.getLogger("ml_connector.pipeline")
@@ -147,7 +148,7 @@ class Pipeline:
             else:
                 message += (f" (gave up after {attempt} attempts; {replay_command(invoice.ref)}"
                             " once IFS answers again)")
-        elif failure.kind == "reference" and stage == "post":
+        elif failure.kind == "reference" and stage == Stage.POST:
             # IFS refused something the cached reference data could not show (a tax code, a
             # blocked account): often put right in IFS soon after. Tried again once per
             # reference refresh, a bounded number of times, then parked for a person.
@@ -203,7 +204,7 @@ class Pipeline:
 
     async def _validate_one(self, invoice: Invoice, report: CycleReport) -> None:
         if invoice.violations:
-            self._fail(invoice, "validate", ErpFailure("data", "the invoice still breaks the"
+            self._fail(invoice, Stage.VALIDATE, ErpFailure("data", "the invoice still breaks the"
                        " export rules; correct it in Stampli and re-export it"), report)
             return
         if self._held_for_approval(invoice, report) or self._before_cutover(invoice, report):
@@ -212,17 +213,17 @@ class Pipeline:
             outcome = await self.erp.validate(invoice_from_data(invoice.content))
         except ErpFailure as failure:
             _stop_if_unavailable(failure)
-            self._fail(invoice, "validate", failure, report)
+            self._fail(invoice, Stage.VALIDATE, failure, report)
             return
         invoice.validate(outcome.checks, outcome.snapshot)
         report.count("validated")
 
     async def validate(self, report: CycleReport) -> int:
-        rows = self.queue.ready("validate", self._now(), self.settings.page)
+        rows = self.queue.ready(Stage.VALIDATE, self._now(), self.settings.page)
         if rows:
             self.progress(f"validate: {len(rows)} invoice(s)")
         for row in rows:
-            invoice = self._load(row, "validate")
+            invoice = self._load(row, Stage.VALIDATE)
             if invoice is None:
                 continue
             await self._validate_one(invoice, report)
@@ -251,10 +252,10 @@ class Pipeline:
             self._save(invoice)
             return
         try:
-            if row["stage"] == "validate":
+            if row["stage"] == Stage.VALIDATE:
                 outcome = await self.erp.validate(invoice_from_data(invoice.content))
                 invoice.validate(outcome.checks, outcome.snapshot)
-            elif row["stage"] == "resolve_vendor":
+            elif row["stage"] == Stage.RESOLVE_VENDOR:
                 await self._resolve_one(invoice, {})
             else:
                 return
@@ -325,12 +326,12 @@ class Pipeline:
             log.info("vendor %s: another worker recorded its sync", vendor.vendor_id)
 
     async def resolve_vendors(self, report: CycleReport) -> int:
-        rows = self.queue.ready("resolve_vendor", self._now(), self.settings.page)
+        rows = self.queue.ready(Stage.RESOLVE_VENDOR, self._now(), self.settings.page)
         if rows:
             self.progress(f"resolve vendors: {len(rows)} invoice(s)")
         cache: dict[tuple[str, str], Any] = {}
         for row in rows:
-            invoice = self._load(row, "resolve_vendor")
+            invoice = self._load(row, Stage.RESOLVE_VENDOR)
             if invoice is None:
                 continue
             if self._held_for_approval(invoice, report):   # before any supplier is written
@@ -341,7 +342,7 @@ class Pipeline:
                 report.count("vendor_resolved")
             except ErpFailure as failure:
                 _stop_if_unavailable(failure)
-                self._fail(invoice, "resolve_vendor", failure, report)
+                self._fail(invoice, Stage.RESOLVE_VENDOR, failure, report)
             self._save(invoice)
         return len(rows)
 
@@ -358,10 +359,10 @@ class Pipeline:
         return self.clock() - intent["timestamp"].timestamp() < self.settings.intent_lease
 
     async def post(self, report: CycleReport) -> int:
-        rows = self.queue.ready("post", self._now(), self.settings.post_batch)
+        rows = self.queue.ready(Stage.POST, self._now(), self.settings.post_batch)
         claimed: list[tuple[Invoice, PostingRequest]] = []
         for row in rows:
-            invoice = self._load(row, "post")
+            invoice = self._load(row, Stage.POST)
             if invoice is None or invoice.posted is not None or self._intent_in_flight(invoice):
                 continue
             request = PostingRequest(ledger_id=str(invoice.id),
@@ -396,7 +397,7 @@ class Pipeline:
             if isinstance(result, PostingResult):
                 self._record_posted(invoice, result, report)
             else:
-                self._fail(invoice, "post", result, report)
+                self._fail(invoice, Stage.POST, result, report)
         if not self._save(*(invoice for invoice, _ in claimed)):
             for invoice, _ in claimed:   # pragma: no cover - the intents hold the lock
                 self._save(invoice)
@@ -425,7 +426,7 @@ class Pipeline:
             found = await self.erp.find_posted(request)
         except ErpFailure as failure:
             _stop_if_unavailable(failure)
-            self._fail(invoice, "post", failure, report)
+            self._fail(invoice, Stage.POST, failure, report)
             self._save(invoice)
             return True
         if found is None:

@@ -8,7 +8,7 @@ import uuid
 
 from eventsourcing.domain import Aggregate
 
-from ledger import __version__
+from ledger.aggregate import VersionStamped
 
 POSTING_PATH_NAMESPACE = uuid.UUID("5c0e7d1a-9b3f-5a62-8e4d-1f7a3b9c5d20")
 
@@ -17,7 +17,7 @@ def posting_path_id(service: str) -> uuid.UUID:
     return uuid.uuid5(POSTING_PATH_NAMESPACE, service)
 
 
-class PostingPath(Aggregate):
+class PostingPath(VersionStamped, Aggregate):
     TOPIC = "ml_connector.PostingPath"
 
     class Event(Aggregate.Event):
@@ -45,12 +45,10 @@ class PostingPath(Aggregate):
 
     @classmethod
     def open(cls, service: str) -> PostingPath:
-        return cls._create(cls.Opened, id=posting_path_id(service), service=service,
-                           connector_version=__version__)
+        return cls._create(cls.Opened, id=posting_path_id(service), service=service)
 
     def choose(self, path: str, reason: str, at: str) -> bool:
         if (path, reason) == (self.path, self.reason):
             return False
-        self.trigger_event(self.Chosen, path=path, reason=reason, at=at,
-                           connector_version=__version__)
+        self.trigger_event(self.Chosen, path=path, reason=reason, at=at)
         return True

@@ -6,10 +6,10 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate
 
-from ledger import __version__
+from ledger.aggregate import VersionStamped
 
 
-class Reconciliation(Aggregate):
+class Reconciliation(VersionStamped, Aggregate):
     TOPIC = "ml_connector.Reconciliation"
 
     class Event(Aggregate.Event):
@@ -47,4 +47,4 @@ class Reconciliation(Aggregate):
         return cls._create(cls.ReconciliationRun, company=company, period_from=period_from,
                            period_to=period_to, by=by, counts=counts, totals=totals,
                            ifs_requests=ifs_requests, report_format=report_format,
-                           report_sha256=report_sha256, ok=ok, connector_version=__version__)
+                           report_sha256=report_sha256, ok=ok)

@@ -20,7 +20,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.status import empty_row, transition
+from ledger.status import AT_REST, BY_HAND, PARKED, State, empty_row, transition
 
 
 def replay_command(ref: str) -> str:
@@ -30,7 +30,6 @@ def replay_command(ref: str) -> str:
 
 
 CONTENT_EVENTS = ("Parsed", "Amended")
-AT_REST = ("posted", "needs_attention")          # states no stage acts on
 
 
 @dataclass(frozen=True)
@@ -68,10 +67,10 @@ def why_not(steps: list[Step], target: int, standing: Standing) -> str:
     if standing.ifs_invoice_id is not None and step.state not in AT_REST:
         return (f"invoice {ref} is already posted in IFS (InvoiceId {standing.ifs_invoice_id});"
                 f" replaying it to '{step.state}' could post it twice, so it is refused")
-    if step.state in ("resolved", "dismissed"):
+    if step.state in BY_HAND:
         return (f"event {target} of {ref} left it {step.state}; only a person's"
-                f" {'dismiss' if step.state == 'dismissed' else 'resolve'} puts it there")
-    if step.state == "discovered":
+                f" {'dismiss' if step.state == State.DISMISSED else 'resolve'} puts it there")
+    if step.state == State.DISCOVERED:
         return (f"event {target} of {ref} is before its content was parsed; there is nothing"
                 " to act on there")
     content = max((s.version for s in steps if s.event in CONTENT_EVENTS), default=0)
@@ -83,10 +82,10 @@ def why_not(steps: list[Step], target: int, standing: Standing) -> str:
         return (f"event {target} of {ref} is before event {later.version} ({later.event}),"
                 " where a Stampli export replaced its content; going back there would act on"
                 " superseded content")
-    if standing.approval_problem and step.state != "awaiting_approval":
+    if standing.approval_problem and step.state != State.AWAITING_APPROVAL:
         return (f"{standing.approval_problem}; replaying it to '{step.state}' would skip the"
                 " approval, so it is refused")
-    if step.state in ("failed", "retry_scheduled"):
+    if step.state in PARKED:
         return (f"event {target} of {ref} recorded a failure; going back to it would leave"
                 " the invoice parked: replay from the step before it, or without --from")
     return ""

@@ -8,21 +8,56 @@ from __future__ import annotations
 
 from typing import Any
 
-STATES = ("discovered", "parsed", "awaiting_approval", "validated", "vendor_resolved",
-          "posting", "posted", "retry_scheduled", "failed", "needs_attention", "resolved",
-          "dismissed")
+class State:
+    """An invoice's states, as stored in events and the status view (the values never change)."""
+    DISCOVERED = "discovered"
+    PARSED = "parsed"
+    AWAITING_APPROVAL = "awaiting_approval"
+    VALIDATED = "validated"
+    VENDOR_RESOLVED = "vendor_resolved"
+    POSTING = "posting"
+    POSTED = "posted"
+    RETRY_SCHEDULED = "retry_scheduled"
+    FAILED = "failed"
+    NEEDS_ATTENTION = "needs_attention"
+    RESOLVED = "resolved"
+    DISMISSED = "dismissed"
+
+
+class Stage:
+    """The stages that act on an invoice (PARSE only ever fails: intake records its outcome)."""
+    PARSE = "parse"
+    VALIDATE = "validate"
+    RESOLVE_VENDOR = "resolve_vendor"
+    POST = "post"
+
+
+S = State                 # short, for the tables below
+STATES = (S.DISCOVERED, S.PARSED, S.AWAITING_APPROVAL, S.VALIDATED, S.VENDOR_RESOLVED,
+          S.POSTING, S.POSTED, S.RETRY_SCHEDULED, S.FAILED, S.NEEDS_ATTENTION, S.RESOLVED,
+          S.DISMISSED)
+
+# States whose row carries the stage that failed (the one that acts on it again).
+PARKED = (S.RETRY_SCHEDULED, S.FAILED)
+# States no stage acts on and a replay may still put a posted invoice back to.
+AT_REST = (S.POSTED, S.NEEDS_ATTENTION)
+# States only a person's action enters (resolve, dismiss); no replay goes back to them.
+BY_HAND = (S.RESOLVED, S.DISMISSED)
+# States in which IFS may hold the invoice: new content is a change after posting.
+SENT_TO_IFS = (S.POSTING, S.POSTED, S.NEEDS_ATTENTION, S.RESOLVED)
+# States the connector left for a person (an exception); OPEN_STATES adds the ones it retries.
+NEEDS_A_PERSON = (S.FAILED, S.NEEDS_ATTENTION)
+OPEN_STATES = (*NEEDS_A_PERSON, S.RETRY_SCHEDULED)
 
 # Operator actions (retry, resolve, dismiss, reopen) and the states that allow each. No stage
 # acts on `resolved` (a person entered it in IFS) or `dismissed` (it must never go to IFS).
 # `posting` is excluded from resolve and dismiss: an attempt may be writing to IFS right now.
+_BEFORE_IFS = (S.PARSED, S.AWAITING_APPROVAL, S.VALIDATED, S.VENDOR_RESOLVED)
 ACTION_STATES = {
-    "retry": ("parsed", "awaiting_approval", "validated", "vendor_resolved", "posting",
-              "posted", "retry_scheduled", "failed", "needs_attention"),
-    "resolve": ("parsed", "awaiting_approval", "validated", "vendor_resolved",
-                "retry_scheduled", "failed", "needs_attention"),
-    "dismiss": ("parsed", "awaiting_approval", "validated", "vendor_resolved",
-                "retry_scheduled", "failed"),
-    "reopen": ("dismissed",),
+    "retry": (*_BEFORE_IFS, S.POSTING, S.POSTED, *PARKED, S.NEEDS_ATTENTION),
+    "resolve": (*_BEFORE_IFS, *PARKED, S.NEEDS_ATTENTION),
+    "dismiss": (*_BEFORE_IFS, *PARKED),
+    "reopen": (S.DISMISSED,),
 }
 
 
@@ -34,13 +69,18 @@ def allowed_actions(state: str) -> list[str]:
     """The operator actions an invoice in this state allows, in ACTION_STATES order."""
     return [action for action, states in ACTION_STATES.items() if state in states]
 
-# Which stage acts on an invoice in each state (retry_scheduled/failed: the failed stage).
-STAGE_OF_STATE = {"parsed": "validate", "validated": "resolve_vendor",
-                  "vendor_resolved": "post", "posting": "post"}
+# Which stage acts on an invoice in each state (PARKED states: the failed stage).
+STAGE_OF_STATE = {S.PARSED: Stage.VALIDATE, S.VALIDATED: Stage.RESOLVE_VENDOR,
+                  S.VENDOR_RESOLVED: Stage.POST, S.POSTING: Stage.POST}
+
+# The stages the pipeline runs, in order, and the fresh states each takes on (STAGE_OF_STATE
+# read the other way round).
+STAGES = (Stage.VALIDATE, Stage.RESOLVE_VENDOR, Stage.POST)
+FRESH_STATES = {stage: tuple(s for s, st in STAGE_OF_STATE.items() if st == stage)
+                for stage in STAGES}
 
 # States from which a new export's content may replace the old one (an amendment).
-AMENDABLE = frozenset({"discovered", "parsed", "awaiting_approval", "validated",
-                       "vendor_resolved", "retry_scheduled", "failed"})
+AMENDABLE = frozenset({S.DISCOVERED, *_BEFORE_IFS, *PARKED})
 
 # ---- go-live cutover (issue 14): an invoice from before `connector.ignore_approved_before` is
 # recorded as skipped and never posted; new content from Stampli (an amendment) re-judges it.
@@ -70,7 +110,7 @@ def _content(row: dict[str, Any], data: dict[str, Any]) -> None:
                content_hash=data["content_hash"], file_name=data.get("file_name", ""),
                invoice_number=invoice.get("invoice_number", row["invoice_number"]),
                # content recorded while dismissed keeps it dismissed: only reopen moves it
-               state="dismissed" if row["state"] == "dismissed" else "parsed", stage="",
+               state=S.DISMISSED if row["state"] == S.DISMISSED else S.PARSED, stage="",
                failure_kind="", failure_message="", attempts=0, next_retry_at=None)
 
 
@@ -86,41 +126,41 @@ def transition(row: dict[str, Any], event: str, data: dict[str, Any], version: i
     if event == "Discovered":
         row.update(company=data["company"], vendor_id=data["vendor_id"],
                    document_type=data["document_type"], invoice_number=data["invoice_number"],
-                   file_name=data.get("file_name", ""), state="discovered")
+                   file_name=data.get("file_name", ""), state=S.DISCOVERED)
     elif event in ("Parsed", "Amended"):
         _content(row, data)
     elif event == "AwaitingApproval":
-        row.update(state="awaiting_approval", stage="")
+        row.update(state=S.AWAITING_APPROVAL, stage="")
         _clear_failure(row)     # a hold from a retried stage: no retry is due any more
     elif event == "Validated":
-        row.update(state="validated", stage="")
+        row.update(state=S.VALIDATED, stage="")
         _clear_failure(row)
     elif event == "VendorResolved":
-        row.update(state="vendor_resolved", stage="", supplier_id=data["supplier_id"])
+        row.update(state=S.VENDOR_RESOLVED, stage="", supplier_id=data["supplier_id"])
         _clear_failure(row)
     elif event == "PostingIntended":
-        row.update(state="posting", stage="post")
+        row.update(state=S.POSTING, stage=Stage.POST)
     elif event == "Posted":
         voucher = data.get("voucher") or {}
-        row.update(state="posted", stage="", ifs_invoice_id=str(data["ifs_invoice_id"]),
+        row.update(state=S.POSTED, stage="", ifs_invoice_id=str(data["ifs_invoice_id"]),
                    ifs_voucher_no=str(voucher.get("VoucherNo", "")))
         _clear_failure(row)
     elif event == "Failed":
         retry_at = data.get("next_retry_at")
-        row.update(state="retry_scheduled" if retry_at else "failed", stage=data["stage"],
+        row.update(state=S.RETRY_SCHEDULED if retry_at else S.FAILED, stage=data["stage"],
                    failure_kind=data["kind"], failure_message=data["message"],
                    attempts=data.get("attempt", row["attempts"]), next_retry_at=retry_at)
     elif event == "ChangedAfterPosting":
-        row.update(state="needs_attention", failure_kind="conflict",
+        row.update(state=S.NEEDS_ATTENTION, failure_kind="conflict",
                    failure_message=data["message"])
     elif event in ("ReplayRequested", "Retried"):
         row.update(state=data["restored_state"], stage="", attempts=0)
         _clear_failure(row)
     elif event == "ResolvedManually":
-        row.update(state="resolved", stage="", ifs_invoice_id=str(data["ifs_invoice_id"]))
+        row.update(state=S.RESOLVED, stage="", ifs_invoice_id=str(data["ifs_invoice_id"]))
         _clear_failure(row)
     elif event == "Dismissed":
-        row.update(state="dismissed", stage="")
+        row.update(state=S.DISMISSED, stage="")
         _clear_failure(row)
     elif event == "ReopenedAfterDismissal":
         # back to the row as it was before the dismissal (the event carries it)

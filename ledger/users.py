@@ -17,7 +17,7 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate
 
-from ledger import __version__
+from ledger.aggregate import VersionStamped
 from ledger.app import Ledger
 from ledger.errors import ConcurrentChange, LedgerError
 from ledger.passwords import (SCRYPT_N, WeakPassword, burn_time, check_strength,
@@ -75,7 +75,7 @@ class UserInfo:
                 "locked_until": self.locked_until, "created_at": self.created_at}
 
 
-class User(Aggregate):
+class User(VersionStamped, Aggregate):
     TOPIC = "ml_connector.User"
 
     class Event(Aggregate.Event):
@@ -150,11 +150,10 @@ class User(Aggregate):
     @classmethod
     def create(cls, name: str, role: str, password_hash: str, by: str, reason: str) -> User:
         return cls._create(cls.UserCreated, id=user_stream_id(name), name=name, role=role,
-                           password_hash=password_hash, by=by, reason=reason,
-                           connector_version=__version__)
+                           password_hash=password_hash, by=by, reason=reason)
 
     def record(self, event_class: type[Event], **data: Any) -> None:
-        self.trigger_event(event_class, connector_version=__version__, **data)
+        self.trigger_event(event_class, **data)
 
     def info(self, now: str) -> UserInfo:
         locked = self.locked_until if self.locked_until and self.locked_until > now else None
@@ -162,7 +161,7 @@ class User(Aggregate):
                         self.created_on.isoformat())
 
 
-class UserDirectory(Aggregate):
+class UserDirectory(VersionStamped, Aggregate):
     """The user names, in the order they were added: what `users list` reads."""
     TOPIC = "ml_connector.UserDirectory"
 
@@ -187,10 +186,10 @@ class UserDirectory(Aggregate):
 
     @classmethod
     def start(cls) -> UserDirectory:
-        return cls._create(cls.Started, id=DIRECTORY_ID, connector_version=__version__)
+        return cls._create(cls.Started, id=DIRECTORY_ID)
 
     def list_user(self, name: str) -> None:
-        self.trigger_event(self.UserListed, name=name, connector_version=__version__)
+        self.trigger_event(self.UserListed, name=name)
 
 
 @dataclass

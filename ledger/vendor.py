@@ -7,10 +7,10 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from ledger import __version__
+from ledger.aggregate import VersionStamped
 
 
-class Vendor(Aggregate):
+class Vendor(VersionStamped, Aggregate):
     TOPIC = "ml_connector.Vendor"
 
     class Event(Aggregate.Event):
@@ -62,20 +62,17 @@ class Vendor(Aggregate):
     @classmethod
     def see(cls, id: UUID, vendor_id: str, record: dict[str, Any], file_name: str) -> Vendor:
         return cls._create(cls.Seen, id=id, vendor_id=vendor_id, record=record,
-                           file_name=file_name, connector_version=__version__)
+                           file_name=file_name)
 
     def update_record(self, record: dict[str, Any], file_name: str) -> bool:
         if record == self.record:
             return False
-        self.trigger_event(self.Changed, record=record, file_name=file_name,
-                           connector_version=__version__)
+        self.trigger_event(self.Changed, record=record, file_name=file_name)
         return True
 
     def synced(self, supplier_id: str, action: str, fields: list[str]) -> None:
-        self.trigger_event(self.Synced, supplier_id=supplier_id, action=action, fields=fields,
-                           connector_version=__version__)
+        self.trigger_event(self.Synced, supplier_id=supplier_id, action=action, fields=fields)
 
     def sync_failed(self, kind: str, message: str) -> None:
-        self.trigger_event(self.SyncFailed, kind=kind, message=message,
-                           connector_version=__version__)
+        self.trigger_event(self.SyncFailed, kind=kind, message=message)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
 
+from ledger.status import OPEN_STATES, State
 from projections.status import TABLE
 from projections.store import Cursor
 
-OPEN_STATES = ("failed", "needs_attention", "retry_scheduled")
 AGES = ((1, "under 1 day"), (3, "1 to 3 days"), (7, "3 to 7 days"), (None, "over 7 days"))
 
 
@@ -23,8 +23,8 @@ def compose_digest(cur: Cursor, now: datetime, tz: tzinfo,
     end = datetime.combine(today, time(0), tzinfo=tz)
     posted: dict[str, list] = {}
     for currency, total in cur.execute(
-            f"SELECT currency, total FROM {TABLE} WHERE state = 'posted' AND updated_at >= ?"
-            " AND updated_at < ?", (_utc(start), _utc(end))).fetchall():
+            f"SELECT currency, total FROM {TABLE} WHERE state = ? AND updated_at >= ?"
+            " AND updated_at < ?", (State.POSTED, _utc(start), _utc(end))).fetchall():
         slot = posted.setdefault(currency or "?", [0, Decimal(0)])
         slot[0] += 1
         try:

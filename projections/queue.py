@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.status import COLUMNS
+from ledger.status import COLUMNS, FRESH_STATES, State
 from projections.base import select_in
 from projections.files import FILES, VENDORS
 from projections.runner import Projector
 from projections.status import TABLE
 
-# state -> stage that takes it on; retry_scheduled/failed rows carry their failed stage.
-_FRESH = {"validate": ("parsed",), "resolve_vendor": ("validated",),
-          "post": ("vendor_resolved", "posting")}
 
 
 class ProjectionQueue:
@@ -27,20 +24,22 @@ class ProjectionQueue:
         return [dict(zip(COLUMNS, r)) for r in rows]
 
     def ready(self, stage: str, now: str, limit: int) -> list[dict[str, Any]]:
-        states = _FRESH[stage]
+        # fresh states per FRESH_STATES; retry_scheduled rows carry their failed stage
+        states = FRESH_STATES[stage]
         marks = ",".join("?" * len(states))
-        return self._rows(f"state IN ({marks}) OR (state = 'retry_scheduled' AND stage = ?"
-                          " AND next_retry_at <= ?)", [*states, stage, now], limit)
+        return self._rows(f"state IN ({marks}) OR (state = ? AND stage = ?"
+                          " AND next_retry_at <= ?)",
+                          [*states, State.RETRY_SCHEDULED, stage, now], limit)
 
     def parked(self, kind: str, limit: int,
                after: tuple[str, str] | None = None) -> list[dict[str, Any]]:
         """Parked invoices in (updated_at, id) order; `after` the last row of the page before
         (a parked invoice that is still stuck records nothing, so it never moves back)."""
         if after is None:
-            return self._rows("state = 'failed' AND failure_kind = ?", [kind], limit)
-        return self._rows("state = 'failed' AND failure_kind = ? AND (updated_at > ? OR"
+            return self._rows("state = ? AND failure_kind = ?", [State.FAILED, kind], limit)
+        return self._rows("state = ? AND failure_kind = ? AND (updated_at > ? OR"
                           " (updated_at = ? AND id > ?))",
-                          [kind, after[0], after[0], after[1]], limit)
+                          [State.FAILED, kind, after[0], after[0], after[1]], limit)
 
     def taken_files(self, files: list[tuple[str, int, float]]) -> set[str]:
         """Which of these (name, size, mtime) were already taken: one catch-up, one query."""

@@ -17,7 +17,9 @@ from ledger.app import Ledger
 from ledger.codec import decode_state, upcast
 from ledger.model import normalize_invoice_number
 from ledger.money import MoneyError, quantize
+from ledger.status import BY_HAND as BY_HAND_STATES
 from ledger.status import COLUMNS as STATUS_COLUMNS
+from ledger.status import State
 from projections.base import select_in
 from projections.status import TABLE as STATUS_TABLE
 from projections.store import ViewStore
@@ -38,8 +40,8 @@ TITLES = {MATCHED: "Matched", NOT_IN_IFS: "Approved but not in IFS",
 DISCREPANCIES = frozenset({NOT_IN_IFS, MISSING_OR_CHANGED, UNKNOWN, VOUCHER})
 _CONTENT_TOPICS = {"ml_connector.invoice.Parsed", "ml_connector.invoice.Amended"}
 # What a person did instead of the connector: shown with the invoice while it is so.
-_OPERATOR_TOPICS = {"ml_connector.invoice.ResolvedManually": "resolved",
-                    "ml_connector.invoice.Dismissed": "dismissed"}
+_OPERATOR_TOPICS = {"ml_connector.invoice.ResolvedManually": State.RESOLVED,
+                    "ml_connector.invoice.Dismissed": State.DISMISSED}
 
 
 @dataclass(slots=True)
@@ -217,9 +219,9 @@ def compare(invoices: dict[str, dict[str, Any]], docs: Documents,
         if doc is not None and doc.get("ExternalRef"):
             used.add(doc["ExternalRef"])
         handled = inv.get("handled") or {}
-        if status["state"] in ("resolved", "dismissed") and handled.get("state") == status["state"]:
+        if status["state"] in BY_HAND_STATES and handled.get("state") == status["state"]:
             _by_a_person(item, handled, doc, how)
-        elif status["state"] != "posted":
+        elif status["state"] != State.POSTED:
             item.category = NOT_IN_IFS
             reason = status.get("failure_message") or f"ledger state {status['state']}"
             if status.get("failure_kind"):
@@ -271,7 +273,7 @@ def _by_a_person(item: Item, handled: dict[str, Any], doc: dict[str, Any] | None
     """An invoice a person resolved in IFS by hand, or dismissed: who, why, and for a
     resolution the matching recorded when it was made (not a discrepancy: a person decided)."""
     who = f"by {handled.get('operator', '')}: {handled.get('reason', '')}"
-    if handled["state"] == "dismissed":
+    if handled["state"] == State.DISMISSED:
         item.category, item.reason = DISMISSED, f"dismissed {who}"
         if doc is not None:
             item.reason += (f"; IFS holds InvoiceId {doc.get('InvoiceId')} for it (found by"

@@ -52,13 +52,7 @@ PROJECT = ("ledger", "adapters", "projections", "sandbox")
 
 # Imports known to close a cycle, each to be removed with its fix. Listed as edges, so any
 # other cycle, or a new one through other modules, still fails.
-KNOWN_CYCLE_EDGES = {
-    # issue 15 item 3: settings.py checks the schedule and the endpoint roles at load
-    # (function-local imports in _check_values), while schedule.py and ifs/endpoints.py read
-    # settings.py's types. Left for whoever replaces schedule.py by the cron library.
-    ("adapters.settings", "adapters.schedule"),
-    ("adapters.settings", "adapters.ifs.endpoints"),
-}
+KNOWN_CYCLE_EDGES: set[tuple[str, str]] = set()
 
 
 def _modules(root: Path) -> dict[str, Path]:

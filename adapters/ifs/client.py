@@ -16,7 +16,7 @@ import aiohttp
 from adapters.ifs import mapping
 from adapters.ifs.auth import TokenProvider
 from adapters.ifs.documents import read_invoice
-from adapters.ifs.endpoints import Endpoint, as_settings, effective_map
+from adapters.ifs.endpoints import Endpoint, effective_map
 from adapters.ifs.limiter import Backoff, SlidingWindowLimiter
 from adapters.ifs.metadata import Model, compare
 from adapters.ifs.odata import ODataClient
@@ -149,7 +149,8 @@ class IfsErp:
 
     def effective_endpoints(self) -> dict[str, EndpointSettings]:
         """The endpoint map in use (defaults + `[ifs.endpoints]`), in the config's shape."""
-        return as_settings(self.endpoints)
+        return {role: EndpointSettings(projection=e.projection, entity_set=e.entity_set,
+                                       keys=list(e.keys)) for role, e in self.endpoints.items()}
 
     @property
     def requests_sent(self) -> int:

@@ -8,10 +8,12 @@ navigation property of their parent in `entity_set`.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import msgspec
 
-from adapters.settings import EndpointSettings, IfsSettings
+if TYPE_CHECKING:      # settings.py checks the roles at load; a runtime import would be a cycle
+    from adapters.settings import IfsSettings
 
 
 class Endpoint(msgspec.Struct, frozen=True):
@@ -31,6 +33,7 @@ ACTIONS = {
 
 
 def default_map(code_part: str = "B") -> dict[str, Endpoint]:
+    """One Endpoint per role, in settings.ENDPOINT_ROLES order (tests/ifs/test_check.py)."""
     code = f"Code{code_part.strip().upper()}"
     return {e.role: e for e in (
         Endpoint("account", "AccountsHandling", "AccountSet", ("Company", "Account"),
@@ -75,12 +78,6 @@ def effective_map(settings: IfsSettings) -> dict[str, Endpoint]:
             base, projection=override.projection, entity_set=override.entity_set,
             keys=tuple(override.keys) or base.keys)
     return endpoints
-
-
-def as_settings(endpoints: dict[str, Endpoint]) -> dict[str, EndpointSettings]:
-    """The effective map in the config's own shape (for `check` output)."""
-    return {role: EndpointSettings(projection=e.projection, entity_set=e.entity_set,
-                                   keys=list(e.keys)) for role, e in endpoints.items()}
 
 
 def key_predicate(values: dict[str, object]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from adapters.ifs.endpoints import default_map, effective_map, key_predicate
-from adapters.settings import EndpointSettings
+from adapters.settings import ENDPOINT_ROLES, EndpointSettings
 
 from .helpers import run, settings_for
 
@@ -62,3 +62,8 @@ def test_key_predicate_quotes_strings_and_leaves_numbers_bare():
     assert key_predicate({"Company": "10", "InvoiceId": 4711}) == \
         "(Company='10',InvoiceId=4711)"
     assert key_predicate({"SupplierId": "O'Brien"}) == "(SupplierId='O''Brien')"
+
+
+def test_the_roles_settings_accept_are_the_roles_of_the_endpoint_map():
+    # settings.py checks `[ifs.endpoints.<role>]` at load without importing the IFS adapter
+    assert tuple(default_map()) == ENDPOINT_ROLES

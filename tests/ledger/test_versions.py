@@ -48,3 +48,30 @@ def test_events_are_stored_under_explicit_topics(sqlite_url):
     assert topics == {"ml_connector.invoice.Discovered", "ml_connector.invoice.Parsed",
                       "ml_connector.file.Downloaded", "ml_connector.file.Parsed"}
     ledger.close()
+
+
+def test_every_stored_event_names_the_connector_version_that_recorded_it(sqlite_url):
+    import importlib
+    import pkgutil
+
+    from eventsourcing.domain import Aggregate
+
+    import ledger as package
+    from ledger import __version__
+    from ledger.aggregate import VersionStamped
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"ledger.{module.name}")
+    aggregates = [cls for cls in _subclasses(Aggregate) if cls.__module__.startswith("ledger.")]
+    assert len(aggregates) >= 8
+    assert [c.__name__ for c in aggregates if not issubclass(c, VersionStamped)] == []
+
+    ledger = Ledger(sqlite_url)
+    record_invoice_file(ledger, export_file(), [parsed(invoice())], ["Approved"])
+    stored = ledger.recorder.select_notifications(1, 100)
+    assert {orjson.loads(n.state)["connector_version"] for n in stored} == {__version__}
+    ledger.close()
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [sub for direct in cls.__subclasses__() for sub in (direct, *_subclasses(direct))]
