@@ -10,7 +10,7 @@ from typing import Any
 
 from adapters.ifs.client import IfsErp
 from adapters.ifs.reference import replay_hint
-from adapters.ifs.suppliers import vendor_fields
+from adapters.ifs.suppliers import refuse_missing_supplier, vendor_fields
 from ledger.model import CanonicalInvoice, VendorRecord
 from ledger.ports import (ErpFailure, PostingRequest, PostingResult, SupplierResolution,
                           ValidationOutcome)
@@ -49,17 +49,8 @@ class ReadOnlyErp:
         exists = await cache.supplier(sid) is not None
         created = any(p["supplier_id"] == sid for p in self.planned["suppliers_created"])
         if not exists and not created:
-            hint = replay_hint(invoice, self.inner._default_company)
-            if not self.settings.create_missing_suppliers:
-                raise ErpFailure("reference", f"supplier {sid} does not exist in IFS (invoice "
-                                 f"{invoice.ref}); create it in IFS (or set "
-                                 f"`ifs.create_missing_suppliers = true`), then {hint}",
-                                 code="SUPPLIER_NOT_FOUND")
-            if vendor is None:
-                raise ErpFailure("reference", f"supplier {sid} does not exist in IFS and Stampli "
-                                 f"has exported no vendor record to create it from (invoice "
-                                 f"{invoice.ref}); export the vendor from Stampli or create the "
-                                 f"supplier in IFS, then {hint}", code="SUPPLIER_NOT_FOUND")
+            refuse_missing_supplier(self.settings, invoice, vendor, sid,
+                                    replay_hint(invoice, self.inner._default_company))
             fields = {"SupplierId": sid, **vendor_fields(vendor)}
             fields.setdefault("Name", invoice.vendor_name or sid)
             self.planned["suppliers_created"].append({"supplier_id": sid, "fields": fields})

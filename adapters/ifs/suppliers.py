@@ -48,17 +48,8 @@ class Suppliers:
         how = "existing"
         supplier = await self._cache.supplier(sid)
         if supplier is None:
-            hint = replay_hint(invoice, self._default_company)
-            if not self._settings.create_missing_suppliers:
-                raise ErpFailure("reference", f"supplier {sid} does not exist in IFS (invoice "
-                                 f"{invoice.ref}); create it in IFS (or set "
-                                 f"`ifs.create_missing_suppliers = true`), then {hint}",
-                                 code="SUPPLIER_NOT_FOUND")
-            if vendor is None:
-                raise ErpFailure("reference", f"supplier {sid} does not exist in IFS and Stampli "
-                                 f"has exported no vendor record to create it from (invoice "
-                                 f"{invoice.ref}); export the vendor from Stampli or create the "
-                                 f"supplier in IFS, then {hint}", code="SUPPLIER_NOT_FOUND")
+            refuse_missing_supplier(self._settings, invoice, vendor, sid,
+                                    replay_hint(invoice, self._default_company))
             supplier = await self._create(vendor, invoice, exchanges)
             how = "created"
         companies = await self._cache.supplier_companies(sid)
@@ -169,3 +160,19 @@ class Suppliers:
                          f"applied the vendor file ({MAX_PRECONDITION_RETRIES} tries); it "
                          "retries with the next vendor export", code="ODP_PRECONDITION_FAILED",
                          exchanges=exchanges)
+
+
+def refuse_missing_supplier(settings: IfsSettings, invoice: CanonicalInvoice,
+                            vendor: VendorRecord | None, sid: str, hint: str) -> None:
+    """Raise the `reference` failure for a supplier IFS lacks when the connector may not, or
+    cannot, create it (no vendor record from Stampli); return when it may create it."""
+    if not settings.create_missing_suppliers:
+        raise ErpFailure("reference", f"supplier {sid} does not exist in IFS (invoice "
+                         f"{invoice.ref}); create it in IFS (or set "
+                         f"`ifs.create_missing_suppliers = true`), then {hint}",
+                         code="SUPPLIER_NOT_FOUND")
+    if vendor is None:
+        raise ErpFailure("reference", f"supplier {sid} does not exist in IFS and Stampli "
+                         f"has exported no vendor record to create it from (invoice "
+                         f"{invoice.ref}); export the vendor from Stampli or create the "
+                         f"supplier in IFS, then {hint}", code="SUPPLIER_NOT_FOUND")
