@@ -1,5 +1,6 @@
-"""ml-connector's command line: a thin layer over the library. Library errors become clear
-messages with exit codes: 0 done, 1 the work could not be done, 2 usage or configuration."""
+"""ml-connector's command line: a thin layer over the library, and the one place where
+errors become messages and exit codes: 0 done, 1 the work could not be done, 2 usage or
+configuration. The commands live here and in commands/ (each module registers its own)."""
 from __future__ import annotations
 
 import logging
@@ -8,28 +9,68 @@ from pathlib import Path
 
 import click
 
-from adapters import actions_cli, console, users_cli
-from adapters.secrets import KNOWN_NAMES, SecretsError
-from adapters.settings import ConfigError, find_config, load_settings
-from ledger.errors import LedgerError
-from ledger.ports import FAILURE_KINDS, SourceError
+from commands import actions, audit, output, sandbox, secrets, setup, users
+from commands.context import EXAMPLE, runtime, settings, subgroup
+from adapters.settings import ConfigError
+from ledger.errors import ConnectorError
 from ledger.status import STATES
-from projections.export import csv_header, iter_events, normalize_time, to_csv, to_jsonl
 from projections.redact import redacted
-from runtime import Runtime, init_project
-from runtime import demo as run_demo
-
-EXAMPLE = "\n\nExample:\n\n    "
 
 
-class ConfigFailure(click.ClickException):
-    exit_code = 2
+def as_click_error(exc: Exception, ctx: click.Context) -> click.ClickException:
+    """The one mapping from an error to what a person sees: a ConnectorError's message and
+    exit code (its usage line too when the command's input was the obstacle), an OSError's
+    path, and anything else as a bug to report (`-vv` logs the traceback)."""
+    if isinstance(exc, ConnectorError):
+        if exc.bad_input:
+            return click.UsageError(str(exc), ctx)
+        failure = click.ClickException(str(exc))
+        failure.exit_code = exc.exit_code
+        return failure
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return click.ClickException(f"{where}{exc.strerror or exc}; check that path and its"
+                                    " permissions")
+    logging.getLogger("ml_connector.cli").debug("unexpected error", exc_info=True)
+    return click.ClickException(f"unexpected error ({type(exc).__name__}: {exc}); this is a"
+                                " bug: run again with -vv to see where, and report it")
 
 
-class ConnectorCommand(click.Group):
-    """The entry point's last word on failures: whatever goes wrong is one line on stderr and
-    an exit code (2 configuration or usage, 1 the work could not be done), never a traceback
-    (`-vv` logs it, for a bug report)."""
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        from ledger import __version__
+
+        click.echo(f"ml-connector {__version__}")
+        ctx.exit()
+
+
+class _Connector:
+    """What every command and group shares: --version (and -h, from the main group's context
+    settings), and the entry point's last word on failures: one line on stderr and an exit
+    code, never a traceback."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.append(click.Option(["--version"], is_flag=True, expose_value=False,
+                                        is_eager=True, callback=_print_version,
+                                        help="Print the version and exit."))
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            raise as_click_error(exc, ctx) from None
+
+
+class VersionedCommand(_Connector, click.Command):
+    pass
+
+
+class ConnectorGroup(_Connector, click.Group):
+    command_class = VersionedCommand
+    group_class = type                 # sub-groups (secrets, audit, ...) are ConnectorGroups
 
     def main(self, args=None, *more, **extra):
         argv = sys.argv[1:] if args is None else list(args)
@@ -42,59 +83,6 @@ class ConnectorCommand(click.Group):
                 sys.exit(2)
         return super().main(argv, *more, **extra)
 
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
-            raise
-        except (ConfigError, SecretsError) as exc:
-            raise ConfigFailure(str(exc)) from None
-        except (LedgerError, SourceError) as exc:
-            raise click.ClickException(str(exc)) from None
-        except OSError as exc:
-            where = f"{exc.filename}: " if exc.filename else ""
-            raise click.ClickException(f"{where}{exc.strerror or exc}; check that path and"
-                                       " its permissions") from None
-        except Exception as exc:
-            logging.getLogger("ml_connector.cli").debug("unexpected error", exc_info=True)
-            raise click.ClickException(
-                f"unexpected error ({type(exc).__name__}: {exc}); this is a bug: run again"
-                " with -vv to see where, and report it") from None
-
-
-def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-    if value and not ctx.resilient_parsing:
-        from ledger import __version__
-
-        click.echo(f"ml-connector {__version__}")
-        ctx.exit()
-
-
-class VersionedCommand(click.Command):
-    """Every command takes --version (and -h, from the group's context settings)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.params.append(click.Option(["--version"], is_flag=True, expose_value=False,
-                                        is_eager=True, callback=_print_version,
-                                        help="Print the version and exit."))
-
-
-ConnectorCommand.command_class = VersionedCommand
-
-
-class ConnectorGroup(ConnectorCommand):
-    """Sub-groups (secrets, audit, ...): the same --version and error handling."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.params.append(click.Option(["--version"], is_flag=True, expose_value=False,
-                                        is_eager=True, callback=_print_version,
-                                        help="Print the version and exit."))
-
-
-ConnectorCommand.group_class = ConnectorGroup
-
 
 def _is_utf8(arg: str) -> bool:
     try:
@@ -102,18 +90,6 @@ def _is_utf8(arg: str) -> bool:
     except UnicodeEncodeError:       # undecodable bytes arrive as lone surrogates
         return False
     return True
-
-
-def runtime(ctx: click.Context) -> Runtime:
-    obj = ctx.ensure_object(dict)
-    if "runtime" not in obj:
-        path = find_config(obj.get("config"))
-        try:
-            obj["runtime"] = Runtime(load_settings(path))
-        except ConfigError as exc:
-            raise ConfigFailure(str(exc)) from None
-        ctx.call_on_close(obj["runtime"].close)
-    return obj["runtime"]
 
 
 @click.group(cls=ConnectorGroup, context_settings={"help_option_names": ["-h", "--help"]},
@@ -130,112 +106,15 @@ def runtime(ctx: click.Context) -> Runtime:
 def main(ctx: click.Context, config: str | None, log_format: str, verbose: int,
          quiet: bool) -> None:
     ctx.ensure_object(dict).update(config=config, log_format=log_format, quiet=quiet)
-    console.setup_logging(log_format, verbose, quiet)
+    output.setup_logging(log_format, verbose, quiet)
 
 
-@main.command(help="Write a commented ml-connector.toml, a master key and the audit key that"
-              " MACs every event (secret audit.key)." + EXAMPLE
-              + "ml-connector init --dir /etc/ml-connector")
-@click.option("--dir", "directory", default=".", type=click.Path(file_okay=False),
-              help="Where to write the config (default: here).")
-@click.option("--force", is_flag=True, help="Overwrite an existing config file.")
-def init(directory: str, force: bool) -> None:
-    try:
-        config, key = init_project(Path(directory), force=force)
-    except FileExistsError as exc:
-        raise ConfigFailure(f"{exc} already exists; use --force to overwrite it") from None
-    click.echo(f"wrote {config}\nmaster key in {key} (mode 0600; keep a copy somewhere safe)\n"
-               "audit key stored as secret audit.key (keep a backup of the secrets store:"
-               " events cannot be verified without it)")
-    click.echo("\n".join(_next_steps(config)))
+for group in (setup, secrets, audit, actions, users, sandbox):
+    group.register(main)
 
 
-def _next_steps(config: Path) -> list[str]:
-    """What is left once `init` has written the files: every secret, and the host key pin."""
-    from adapters.config_reference import needed_secrets
-
-    at = f" --config {config}" if config.resolve() != Path("ml-connector.toml").resolve() else ""
-    out = ["", "next:", f"  1. edit {config} (every key: docs/configuration.md)",
-           "  2. store the secrets this config needs (hidden prompt, or stdin):"]
-    settings = load_settings(config)
-    for name, why in needed_secrets(settings):
-        if name != "audit.key":
-            out.append(f"       ml-connector{at} secrets set {name}    # {why}")
-    out += ["     (with stampli.auth = \"key\": stampli.private_key --from-file KEY, and"
-            " stampli.private_key_passphrase if the key is encrypted)",
-            "  3. pin Stampli's SFTP host key: connect once, compare the SHA256 fingerprint"
-            " with the one Stampli gives you, confirm:",
-            f"       ml-connector{at} known-hosts fetch",
-            f"  4. ml-connector{at} check"]
-    return out
-
-
-@main.group(help="Store and list secrets (encrypted; values are never shown)." + EXAMPLE
-            + "ml-connector secrets set ifs.client_secret")
-def secrets() -> None:
-    pass
-
-
-@secrets.command("set", help="Store a secret: from a hidden prompt, from stdin when it is not"
-                 " a terminal, or --from-file." + EXAMPLE
-                 + "printf '%s' \"$SECRET\" | ml-connector secrets set ifs.client_secret")
-@click.argument("name")
-@click.option("--from-file", type=click.Path(exists=True, dir_okay=False),
-              help="Read the value from this file (e.g. a private key).")
-@click.pass_context
-def secrets_set(ctx: click.Context, name: str, from_file: str | None) -> None:
-    if name not in KNOWN_NAMES:
-        raise click.UsageError(f"unknown secret {name!r}; known: {', '.join(KNOWN_NAMES)}")
-    if from_file:
-        value = Path(from_file).read_text()
-    elif sys.stdin.isatty():
-        value = click.prompt(f"value for {name}", hide_input=True, confirmation_prompt=True)
-    else:
-        value = sys.stdin.read()
-        value = value if name == "stampli.private_key" else value.rstrip("\r\n")
-    if not value:
-        raise click.UsageError("empty value; nothing stored")
-    runtime(ctx).secrets.set(name, value)
-    click.echo(f"stored {name}")
-
-
-@secrets.command("list", help="List the names of stored secrets." + EXAMPLE
-                 + "ml-connector secrets list")
-@click.option("--json", "as_json", is_flag=True, help="A JSON array of names.")
-@click.pass_context
-def secrets_list(ctx: click.Context, as_json: bool) -> None:
-    names = runtime(ctx).secrets.names()
-    if as_json:
-        click.echo(console.dumps(names))
-        return
-    for name in names:
-        click.echo(name)
-
-
-@secrets.command("delete", help="Remove a stored secret." + EXAMPLE
-                 + "ml-connector secrets delete stampli.password")
-@click.argument("name")
-@click.pass_context
-def secrets_delete(ctx: click.Context, name: str) -> None:
-    runtime(ctx).secrets.delete(name)
-    click.echo(f"deleted {name}")
-
-
-@secrets.command("rotate-key", help="Re-encrypt every secret under a new master key. The new"
-                 " store and key are written whole first; the old ones are kept as"
-                 " secrets.enc.old and master.key.old (delete them once the new key is backed"
-                 " up)." + EXAMPLE + "ml-connector secrets rotate-key")
-@click.pass_context
-def secrets_rotate_key(ctx: click.Context) -> None:
-    store = runtime(ctx).secrets
-    key = store.rotate_key()
-    click.echo(f"new master key in {key}; every secret re-encrypted under it.\n"
-               f"the old store and key are kept as {store.path.name}.old and {key.name}.old:"
-               " back up the new key, then delete them")
-
-
-def _report(report, rt: Runtime) -> dict:
-    return console.cycle_summary(report, rt.state_counts())
+def _report(report, rt) -> dict:
+    return output.cycle_summary(report, rt.state_counts())
 
 
 @main.command(help="One full cycle: poll Stampli, record new files, and move every ready"
@@ -251,12 +130,9 @@ def sync(ctx: click.Context, as_json: bool, dry_run: bool) -> None:
         _dry_run(ctx, as_json)
         return
     rt = runtime(ctx)
-    try:
-        # Progress on stderr, a line per stage, so a slow IFS is never silence.
-        data = _report(rt.sync_blocking(progress=_progress(ctx)), rt)
-    except (LedgerError, SourceError) as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(console.dumps(data)) if as_json else console.print_cycle(data)
+    # Progress on stderr, a line per stage, so a slow IFS is never silence.
+    data = _report(rt.sync_blocking(progress=_progress(ctx)), rt)
+    click.echo(output.dumps(data)) if as_json else output.print_cycle(data)
     if data["errors"]:
         ctx.exit(1)
 
@@ -277,9 +153,8 @@ def _dry_run(ctx: click.Context, as_json: bool) -> None:
     from dry_run import describe
     from dry_run import dry_run as plan_sync
 
-    path = find_config(ctx.ensure_object(dict).get("config"))
-    plan = plan_sync(load_settings(path))
-    click.echo(console.dumps(plan) if as_json else "\n".join(describe(plan)))
+    plan = plan_sync(settings(ctx))
+    click.echo(output.dumps(plan) if as_json else "\n".join(describe(plan)))
     if plan["errors"]:
         ctx.exit(1)
 
@@ -297,7 +172,7 @@ def ingest(ctx: click.Context, files: tuple[str, ...], as_json: bool) -> None:
 
     result = ingest_files(runtime(ctx), [Path(f) for f in files])
     if as_json:
-        click.echo(console.dumps(result))
+        click.echo(output.dumps(result))
     else:
         for taken in result["taken"]:
             facts = ", ".join(f"{k} {v}" for k, v in taken.items()
@@ -313,78 +188,6 @@ def ingest(ctx: click.Context, files: tuple[str, ...], as_json: bool) -> None:
         ctx.exit(1)
 
 
-@main.group(help="The configuration in force." + EXAMPLE + "ml-connector config show --json")
-def config() -> None:
-    pass
-
-
-@config.command("show", help="Print the effective configuration: every key with its default"
-                " filled in, and each secret it needs as <set> or <missing> (values are never"
-                " shown). Reference: docs/configuration.md." + EXAMPLE
-                + "ml-connector config show")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_context
-def config_show(ctx: click.Context, as_json: bool) -> None:
-    from adapters.config_reference import as_toml, effective
-
-    from adapters.secrets import SecretStore
-
-    settings = load_settings(find_config(ctx.ensure_object(dict).get("config")))
-    try:
-        stored = set(SecretStore(settings.data_dir).names())
-    except SecretsError as exc:
-        stored = set()
-        click.echo(f"warning: secrets store not readable, so every secret shows <missing>:"
-                   f" {exc}", err=True)
-    shown = effective(settings, stored)
-    click.echo(console.dumps(shown) if as_json else as_toml(shown), nl=as_json)
-
-
-@main.group("known-hosts", help="Pin the SFTP server's host key." + EXAMPLE
-            + "ml-connector known-hosts fetch")
-def known_hosts() -> None:
-    pass
-
-
-@known_hosts.command("fetch", help="Connect once to the SFTP server (no login), show its host"
-                     " key's SHA256 fingerprint to compare with the one Stampli gives you, and"
-                     " write it to `stampli.known_hosts` after you confirm." + EXAMPLE
-                     + "ml-connector known-hosts fetch --yes")
-@click.option("--yes", is_flag=True, help="Write without asking (scripts: compare the printed"
-              " fingerprint yourself).")
-@click.option("--replace", is_flag=True, help="Replace a DIFFERENT key already pinned for this"
-              " host (only after Stampli confirmed the change).")
-@click.pass_context
-def known_hosts_fetch(ctx: click.Context, yes: bool, replace: bool) -> None:
-    from adapters.settings import parse_duration, resolve_path
-    from adapters.stampli.known_hosts import offer, pin
-
-    settings = load_settings(find_config(ctx.ensure_object(dict).get("config")))
-    st = settings.stampli
-    if st is None:
-        raise ConfigFailure("no [stampli] section in the config: nothing to connect to")
-    path = resolve_path(settings, st.known_hosts)
-    found = offer(st.host, st.port, path, parse_duration(st.connect_timeout))
-    click.echo(f"{found.name} presents this {found.key_type} host key:\n\n"
-               f"    {found.fingerprint}\n\n"
-               "Compare it with the fingerprint Stampli gives you (by a channel other than"
-               " this connection).")
-    if found.already:
-        click.echo(f"already pinned in {path}; nothing to do")
-        return
-    if found.replaces:
-        click.echo(f"WARNING: {path} pins a DIFFERENT key for {found.name}"
-                   f" ({', '.join(found.pinned)}). Either Stampli changed its key, or this"
-                   " is not the server you think.", err=True)
-        if not replace:
-            raise click.ClickException("not replaced; confirm the new key with Stampli, then"
-                                       " run again with --replace")
-    if not yes and not click.confirm(f"write it to {path}?", default=False):
-        raise click.ClickException("not written")
-    pin(found)
-    click.echo(f"pinned in {path}; next: `ml-connector check`")
-
-
 @main.command(help="A consistent copy of the SQLite ledger (events and read models), taken"
               " with SQLite's online backup API while the daemon runs; `audit verify` passes on"
               " it. For PostgreSQL it says to use pg_dump." + EXAMPLE
@@ -396,10 +199,9 @@ def backup(ctx: click.Context, file: str, as_json: bool) -> None:
     from adapters.settings import ledger_url
     from ledger.backup import backup_sqlite
 
-    settings = load_settings(find_config(ctx.ensure_object(dict).get("config")))
-    size = _ledger_call(lambda: backup_sqlite(ledger_url(settings), Path(file)))
+    size = backup_sqlite(ledger_url(settings(ctx)), Path(file))
     if as_json:
-        click.echo(console.dumps({"file": file, "bytes": size}))
+        click.echo(output.dumps({"file": file, "bytes": size}))
     else:
         click.echo(f"wrote {file} ({size} bytes, mode 0600). To check it: point a config's"
                    " `connector.ledger` at it and run `ml-connector audit verify`")
@@ -413,9 +215,9 @@ def backup(ctx: click.Context, file: str, as_json: bool) -> None:
 def check(ctx: click.Context, as_json: bool) -> None:
     items = runtime(ctx).check()
     if as_json:
-        click.echo(console.dumps(items))
+        click.echo(output.dumps(items))
     else:
-        click.echo(console.table(items, (("", lambda i: "ok" if i["ok"] else "FAIL"),
+        click.echo(output.table(items, (("", lambda i: "ok" if i["ok"] else "FAIL"),
                                          ("CHECK", lambda i: i["item"]),
                                          ("DETAIL", lambda i: i["detail"]))))
     failed = [i for i in items if not i["ok"]]
@@ -448,7 +250,7 @@ def run(ctx: click.Context, with_web: bool) -> None:
 
     try:
         asyncio.run(rt.run_daemon(on_cycle, on_error, serve=with_web))
-    except (LedgerError, SourceError, ValueError) as exc:
+    except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     log.info("stopped", extra={"event": "stopped"})
 
@@ -472,42 +274,6 @@ def serve(ctx: click.Context) -> None:
     asyncio.run(rt.serve(ready))
 
 
-@main.command(help="Start an emulated Stampli SFTP server and IFS Cloud on loopback, seeded"
-              " with sample exports, and write a config and secrets pointing at them. Each"
-              " start is a fresh world. --demo runs one sync, prints the status and stops."
-              + EXAMPLE + "ml-connector sandbox --dir /tmp/mlc-sandbox")
-@click.option("--dir", "directory", default="sandbox-run", type=click.Path(file_okay=False),
-              help="Where the sandbox keeps its config, ledger and SFTP folder.")
-@click.option("--demo", is_flag=True, help="Run one sync, print the status table, and stop.")
-def sandbox(directory: str, demo: bool) -> None:
-    import time
-
-    from sandbox.launch import start_sandbox
-
-    box = start_sandbox(Path(directory))
-    config = box.config
-    try:
-        click.echo(f"IFS Cloud emulator:  {box.ifs.base_url}  (inspect: {box.ifs.base_url}"
-                   "/_emulator/state)")
-        click.echo(f"Stampli SFTP:        sftp://{box.sftp.host}:{box.sftp.port}/outbound"
-                   f"  (files in {box.outbound})")
-        click.echo(f"config:              {config}\n")
-        if not demo:
-            click.echo("next, in another terminal:\n"
-                       f"  ml-connector --config {config} check\n"
-                       f"  ml-connector --config {config} sync\n"
-                       f"  ml-connector --config {config} status\n"
-                       "Ctrl-C stops the sandbox.")
-            try:
-                while True:
-                    time.sleep(3600)
-            except KeyboardInterrupt:
-                return
-        run_demo(box, click.echo)
-    finally:
-        box.stop()
-
-
 @main.command(help="The current status of every invoice." + EXAMPLE
               + "ml-connector status --state failed --json")
 @click.option("--json", "as_json", is_flag=True, help="A JSON array, for scripts.")
@@ -516,11 +282,11 @@ def sandbox(directory: str, demo: bool) -> None:
 def status(ctx: click.Context, as_json: bool, state: str | None) -> None:
     rows = runtime(ctx).status_rows(state)
     if as_json:
-        click.echo(console.dumps([_public(r) for r in rows]))
+        click.echo(output.dumps([_public(r) for r in rows]))
     elif not rows:
         click.echo("no invoices" + (f" in state {state}" if state else ""))
     else:
-        click.echo(console.table(rows, console.STATUS_COLUMNS))
+        click.echo(output.table(rows, output.STATUS_COLUMNS))
 
 
 def _public(row: dict) -> dict:
@@ -536,68 +302,20 @@ def _public(row: dict) -> dict:
 def history(ctx: click.Context, ref: str, as_json: bool) -> None:
     rt = runtime(ctx)
     events = [dict(e, data=redacted(e["data"]))
-              for e in _ledger_call(lambda: rt.ledger.history(rt.resolve(ref)))]
+              for e in rt.ledger.history(rt.resolve(ref))]
     if as_json:
-        click.echo(console.dumps(events))
+        click.echo(output.dumps(events))
         return
     for event in events:
         click.echo(f"{event['version']:>3}  {event['recorded_at']}  {event['type']}")
         for key, value in event["data"].items():
             if key == "connector_version":
                 continue
-            click.echo(f"       {key}: {console.brief(value)}")
+            click.echo(f"       {key}: {output.brief(value)}")
 
 
-@main.command(help="Re-drive invoices: REF from an event number (default: before its last"
-              " failure), or every parked invoice with --failed (`data` failures only with"
-              " --kind data: they fail again until Stampli sends new content). Records who"
-              " (--by, else your OS user) and why (--reason). Appends; never rewrites."
-              + EXAMPLE + "ml-connector replay --failed --kind reference --reason 'account 6540"
-              " created in IFS'")
-@click.argument("ref", required=False)
-@click.option("--from", "from_version", type=int,
-              help="Event number to go back to: from its latest content on, never past the"
-              " approval of content Stampli has not approved (a refusal lists the allowed"
-              " ones).")
-@click.option("--failed", is_flag=True, help="Every failed (parked) invoice.")
-@click.option("--kind", type=click.Choice(FAILURE_KINDS), help="With --failed: only this kind.")
-@actions_cli.who_options
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_context
-def replay(ctx: click.Context, ref: str | None, from_version: int | None, failed: bool,
-           kind: str | None, reason: str | None, operator: str | None, as_json: bool) -> None:
-    if bool(ref) == failed:
-        raise click.UsageError("give either REF or --failed")
-    operator, reason = actions_cli.who_and_why(operator, reason)
-    rt = runtime(ctx)
-    if failed:
-        result = actions_cli.act(lambda: rt.replay_failed(kind, reason, operator))
-    else:
-        one = actions_cli.act(lambda: rt.replay_one(ref, from_version, reason, operator))
-        result = {"replayed": [one], "left": {}, "refused": []}
-    done = result["replayed"]
-    if as_json:
-        click.echo(console.dumps(done))
-    else:
-        for item in done:
-            click.echo(f"{item['ref']}: back to {item['restored_state']} (after event"
-                       f" {item['from_version']})")
-        if not done:
-            click.echo("nothing to replay")
-    say = (lambda text: click.echo(text, err=True)) if as_json else click.echo
-    for item in result["refused"]:
-        say(f"not replayed {console.printable(item['ref'])}: {console.printable(item['reason'])}")
-    if result["left"].get("data"):
-        say(f"left {result['left']['data']} invoice(s) failed on `data`: they fail again at"
-            " once unless Stampli sends new content (which moves them on by itself); correct"
-            " them in Stampli, or `ml-connector replay --failed --kind data --reason \"...\"`"
-            " once the cause is fixed")
-
-
-@main.group(help="Rebuild the read models from the ledger." + EXAMPLE
-            + "ml-connector projections rebuild")
-def projections() -> None:
-    pass
+projections = subgroup(main, "projections", "Rebuild the read models from the ledger."
+                       + EXAMPLE + "ml-connector projections rebuild")
 
 
 @projections.command("rebuild", help="Drop and rebuild the projections (or re-apply from a"
@@ -619,12 +337,12 @@ def projections_rebuild(ctx: click.Context, from_position: int | None,
     if force and not (include_audit_chain and reason.strip()):
         raise click.UsageError("--force goes with --include-audit-chain and a --reason TEXT")
     rt = runtime(ctx)
-    with console.progress("rebuilding") as progress:
-        count, failure = _ledger_call(lambda: rt.rebuild_projections(
+    with output.progress("rebuilding") as progress:
+        count, failure = rt.rebuild_projections(
             from_position, progress, include_audit_chain=include_audit_chain, force=force,
-            reason=reason.strip()))
+            reason=reason.strip())
     if as_json:
-        click.echo(console.dumps({"from_position": from_position, "events_applied": count,
+        click.echo(output.dumps({"from_position": from_position, "events_applied": count,
                                   "positions": rt.projector.positions(),
                                   "audit_chain_rebuilt": include_audit_chain,
                                   "verify_failure_overridden": failure or None}))
@@ -634,170 +352,6 @@ def projections_rebuild(ctx: click.Context, from_position: int | None,
                    " recorded in the ledger with who and why", err=True)
     click.echo(f"rebuilt from {'the start' if from_position is None else from_position}:"
                f" {count} events applied; positions {rt.projector.positions()}")
-
-
-actions_cli.register(main, lambda ctx: runtime(ctx))
-users_cli.register(main, lambda ctx: runtime(ctx))
-
-
-def _ledger_call(fn):
-    try:
-        return fn()
-    except LedgerError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-@main.group(help="The ledger for auditors: export it as data." + EXAMPLE
-            + "ml-connector audit export --since 2026-11-01 -o november.jsonl")
-def audit() -> None:
-    pass
-
-
-@audit.command("digest", help="Print the ledger's current digest (position, hash, time) as"
-               " JSON, to keep outside the system and verify against later." + EXAMPLE
-               + "ml-connector audit digest > digest-2026-11-24.json")
-@click.pass_context
-def audit_digest(ctx: click.Context) -> None:
-    from projections.audit_digest import current_digest
-
-    rt = runtime(ctx)
-    store = rt.projector.store
-    if rt.evidence.chain_problem:
-        raise click.ClickException(f"no digest: {rt.evidence.chain_problem}")
-    click.echo(console.dumps(current_digest(rt.ledger, store)))
-
-
-@audit.command("verify", help="Recompute the hash chain from the stored events, check every"
-               " event's MAC (audit key in the secrets store), and report the first event where"
-               " it breaks, or that it holds (up to the digest, if given). Exit 1 on any"
-               " mismatch; until a later verify holds, other commands warn." + EXAMPLE
-               + "ml-connector audit verify --digest digest-2026-11-24.json")
-@click.option("--digest", "digest_file", type=click.File("r"), help="A digest kept earlier.")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_context
-def audit_verify(ctx: click.Context, digest_file, as_json: bool) -> None:
-    import json
-
-    from projections.audit_guard import save_verdict
-
-    rt = runtime(ctx)
-    rt.evidence.warn_last_verify = False          # this run gives the new verdict
-    try:
-        digest = json.load(digest_file) if digest_file else None
-        with console.progress("verifying") as progress:
-            result = _ledger_call(lambda: rt.evidence.verify(rt.ledger, rt.projector, digest,
-                                                             progress))
-    except ValueError as exc:
-        raise click.UsageError(f"--digest: {exc}") from None
-    save_verdict(rt.projector.store, result)
-    if as_json:
-        click.echo(console.dumps(result.to_dict()))
-    elif result.ok:
-        against = f" and matches the digest at position {digest['position']}" if digest else ""
-        click.echo(f"ledger holds: {result.checked} events chained up to position"
-                   f" {result.last_position}{against}, {result.macs_checked} MACs valid"
-                   f" (hash {result.hash})")
-    else:
-        click.echo(f"ledger does NOT hold: first break at position {result.first_break}:"
-                   f" {result.reason}")
-        for problem in result.problems[1:10]:
-            click.echo(f"  also at {problem.position}: {problem.message}")
-    if not result.ok:
-        ctx.exit(1)
-
-
-@audit.command("rotate-key", help="Make a new audit key for new events; old events keep"
-               " verifying with the old key, which stays in the secrets store. Recorded in the"
-               " ledger with who and why." + EXAMPLE
-               + "ml-connector audit rotate-key --reason 'yearly rotation'")
-@click.option("--reason", required=True, metavar="TEXT", help="Why (recorded).")
-@click.pass_context
-def audit_rotate_key(ctx: click.Context, reason: str) -> None:
-    rt = runtime(ctx)
-    old, new = _ledger_call(lambda: rt.evidence.rotate(rt.ledger, reason))
-    click.echo(f"audit key {new} MACs new events from now on (was {old}, kept to verify older"
-               " events); copy the secrets store to every host that shares this ledger")
-
-
-@audit.command("export", help="Write the ledger (or a time range) as JSON lines or CSV, in"
-               " the order it was recorded." + EXAMPLE
-               + "ml-connector audit export --format csv --since 2026-11-01 --until 2026-12-01")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl")
-@click.option("--since", default="", metavar="TIME", help="ISO date or time (inclusive).")
-@click.option("--until", default="", metavar="TIME", help="ISO date or time (exclusive).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="File (default stdout).")
-@click.pass_context
-def audit_export(ctx: click.Context, fmt: str, since: str, until: str, output: str | None) -> None:
-    rt = runtime(ctx)
-    try:
-        since, until = normalize_time(since), normalize_time(until)
-    except ValueError as exc:
-        raise click.UsageError(f"--since/--until: {exc}") from None
-    events = iter_events(rt.ledger, since, until)
-    write = to_csv if fmt == "csv" else to_jsonl
-    try:
-        handle = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {output}: {exc.strerror}; give a file in a"
-                                   " folder that exists and that you can write to") from None
-    count = 0
-    try:
-        if fmt == "csv":
-            handle.write(csv_header())
-        with console.progress("exporting") as progress:
-            for event in events:
-                handle.write(write(event))
-                count += 1
-                if progress and count % 1000 == 0:
-                    progress(event["position"], rt.ledger.recorder.max_notification_id() or 0)
-    finally:
-        if output:
-            handle.close()
-    if output:
-        click.echo(f"wrote {count} events to {output}", err=True)
-
-
-@audit.command("register", help="The posting register: one flat row per document IFS"
-               " received (company, vendor, supplier, invoice, amounts, IFS InvoiceId, voucher,"
-               " posted at, source file and sha256), by posting time. Streams; CSV cells are"
-               " safe to open in a spreadsheet." + EXAMPLE
-               + "ml-connector audit register --since 2026-11-01 --until 2026-12-01"
-               " --format csv -o register-2026-11.csv")
-@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv")
-@click.option("--since", default="", metavar="TIME", help="ISO date or time (inclusive).")
-@click.option("--until", default="", metavar="TIME", help="ISO date or time (exclusive).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="File (default stdout).")
-@click.pass_context
-def audit_register(ctx: click.Context, fmt: str, since: str, until: str,
-                   output: str | None) -> None:
-    from projections import register
-
-    rt = runtime(ctx)
-    try:
-        since, until = normalize_time(since), normalize_time(until)
-    except ValueError as exc:
-        raise click.UsageError(f"--since/--until: {exc}") from None
-    write = register.to_csv if fmt == "csv" else register.to_jsonl
-    try:
-        handle = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {output}: {exc.strerror}; give a file in a"
-                                   " folder that exists and that you can write to") from None
-    count = 0
-    try:
-        if fmt == "csv":
-            handle.write(register.csv_header())
-        from zoneinfo import ZoneInfo
-
-        tz = ZoneInfo(getattr(rt.settings.connector, "timezone", "UTC"))
-        for row in register.iter_register(rt.ledger, since, until, tz):
-            handle.write(write(row))
-            count += 1
-    finally:
-        if output:
-            handle.close()
-    if output:
-        click.echo(f"wrote {count} register rows to {output}", err=True)
 
 
 @main.command(help="Reconcile a period: what Stampli approved, what the ledger did with it,"
@@ -845,11 +399,9 @@ def reconcile(ctx: click.Context, company: str | None, first: str | None, last: 
         ctx.exit(1)
 
 
-@main.group(help="Notifications to people ([notify] in the config; destinations as apprise"
-            " URLs in the secret notify.urls, one per line)." + EXAMPLE
-            + "ml-connector notify test")
-def notify() -> None:
-    pass
+notify = subgroup(main, "notify", "Notifications to people ([notify] in the config;"
+                  " destinations as apprise URLs in the secret notify.urls, one per line)."
+                  + EXAMPLE + "ml-connector notify test")
 
 
 @notify.command("test", help="Send a test message to every destination and report each"
@@ -860,7 +412,7 @@ def notify_test(ctx: click.Context) -> None:
     rt = runtime(ctx)
     notices = rt.notifications()
     if notices is None:
-        raise ConfigFailure("no notification destinations: add a [notify] section to the config"
+        raise ConfigError("no notification destinations: add a [notify] section to the config"
                             " and store the destinations with `ml-connector secrets set"
                             " notify.urls` (one apprise URL per line)")
     results = notices.test()

@@ -2,8 +2,6 @@
 settings (with overrides for tests), and offers the use cases the CLI calls."""
 from __future__ import annotations
 
-from importlib import resources
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -14,14 +12,13 @@ import socket
 import time
 import uuid
 
-from adapters.audit_keys import AuditKeyStore
-from adapters.console import moved_sentence
-from adapters.secrets import SecretsError, SecretStore, create_master_key
-from adapters.settings import (InvoiceFileSettings, Settings, ledger_url, parse_duration,
-                               resolve_path)
+from adapters.cycle_record import moved_sentence
+from adapters.secrets import SecretsError, SecretStore
+from adapters.settings import (ConfigError, InvoiceFileSettings, Settings, ledger_url,
+                               parse_duration, resolve_path)
 from ledger.actions import OperatorActions, checked_who_and_why, parse_ifs_invoice_id
 from ledger.app import Ledger
-from ledger.errors import LedgerError
+from ledger.errors import ConnectorError, LedgerError
 from ledger.persistence import connection_url
 from ledger.users import LoginPolicy, Users
 from ledger.pipeline import CycleReport, Pipeline, PipelineSettings
@@ -31,42 +28,6 @@ from ledger.ports import Erp, ErpFailure, ExportSource, SourceError
 from projections.queue import ProjectionQueue
 from projections.runner import Projector, default_projections
 from projections.status import count_states, read_status
-
-
-def init_project(directory: Path, force: bool = False) -> tuple[Path, Path]:
-    """The config, the master key, and the audit key (secret audit.key) that MACs events."""
-    directory.mkdir(parents=True, exist_ok=True)
-    config = directory / "ml-connector.toml"
-    if config.exists() and not force:
-        raise FileExistsError(str(config))
-    template = resources.files("adapters").joinpath("config_template.toml").read_text()
-    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)             # it points at the secrets: private whatever the umask
-    with os.fdopen(fd, "w") as handle:
-        handle.write(template)
-    key = create_master_key(directory / "data")
-    AuditKeyStore(SecretStore(directory / "data")).create()
-    return config, key
-
-
-def demo(box: Any, echo: Any) -> None:
-    """`make demo`: one sync against the sandbox, the status table, and where to look next."""
-    from adapters import console
-    from adapters.settings import load_settings
-
-    rt = Runtime(load_settings(box.config))
-    try:
-        console.print_cycle(console.cycle_summary(rt.sync_blocking(), rt.state_counts()))
-        echo("\n" + console.table(rt.status_rows(), console.STATUS_COLUMNS))
-        state = box.ifs.state()
-    finally:
-        rt.close()
-    echo(f"\nIFS now holds {len(state.get('invoices', []))} supplier invoices and"
-         f" {len(state.get('vouchers', []))} GL vouchers.")
-    echo(f"\nwhere to look next (the ledger stays in {box.directory / 'data'}):\n"
-         f"  ml-connector --config {box.config} history V00231/INV-2026-0117\n"
-         f"  ml-connector --config {box.config} audit export --format csv\n"
-         f"  ml-connector sandbox --dir {box.directory}   # keep the emulators running")
 
 
 class Runtime:
@@ -245,7 +206,7 @@ class Runtime:
             from adapters.ifs.client import IfsErp
 
             if self.settings.ifs is None:
-                raise LedgerError("no [ifs] section in the config")
+                raise ConfigError("no [ifs] section in the config")
             secret = self.secrets.get("ifs.client_secret") or ""
             self._erp = IfsErp(self.settings.ifs, secret,
                                default_company=self.settings.connector.company)
@@ -374,7 +335,7 @@ class Runtime:
                     try:
                         report = await self.cycle(pipeline)
                         on_cycle(report)
-                    except (SourceError, LedgerError, ErpFailure, OSError) as exc:
+                    except (ConnectorError, OSError) as exc:
                         on_error(exc)
                         error = str(exc)
                     except Exception as exc:  # noqa: BLE001 - the daemon outlives a bad answer
@@ -514,7 +475,6 @@ class Runtime:
     async def _read_ifs_period(self, period: Any, invoices: dict[str, dict[str, Any]],
                                expect_voucher: bool) -> tuple[Any, int, tuple[int, int]]:
         from adapters.ifs.reconcile import IfsPeriodReader
-        from ledger.ports import ErpFailure
         from projections.reconcile import Documents, invoice_date_window
 
         erp = self.erp()

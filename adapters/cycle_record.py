@@ -12,6 +12,12 @@ from typing import Any
 FILE = "last_cycle.json"
 
 
+def moved_sentence(moved: dict[str, int]) -> str:
+    """What a cycle moved, for its `cycle done` log line."""
+    return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(moved.items())) \
+        or "nothing moved"
+
+
 def cycle_summary(report: Any, started_at: str, finished_at: str, duration: float) -> dict:
     errors = list(report.errors)
     poll_errors = list((report.poll or {}).get("errors", []))

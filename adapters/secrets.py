@@ -11,6 +11,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from ledger.errors import ConnectorError
 from ledger.private import make_private_dir
 
 log = logging.getLogger("ml_connector.secrets")
@@ -25,8 +26,10 @@ CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"
 CREDENTIAL_NAMES = (*KNOWN_NAMES, "audit.key")
 
 
-class SecretsError(Exception):
+class SecretsError(ConnectorError):
     """The secrets store cannot be used; the message says what to do."""
+
+    exit_code = 2
 
 
 def create_master_key(data_dir: Path) -> Path:

@@ -16,14 +16,17 @@ import msgspec
 
 from adapters.durations import parse_duration
 from adapters.schedule import Schedule
+from ledger.errors import ConnectorError
 
 CONFIG_ENV = "ML_CONNECTOR_CONFIG"
 DEFAULT_CONFIG = "ml-connector.toml"
 
 
 
-class ConfigError(Exception):
+class ConfigError(ConnectorError):
     """The configuration cannot be used; the message says where and what was expected."""
+
+    exit_code = 2
 
 
 class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

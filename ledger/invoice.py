@@ -15,29 +15,10 @@ from eventsourcing.utils import get_topic
 
 from ledger import __version__
 from ledger.aggregate import VersionStamped
+from ledger.errors import (ActionNotAllowed, BadOperatorInput, InvoiceRuleError,  # noqa: F401
+                           NotApproved)
 from ledger.status import (ACTION_STATES, AMENDABLE, PARKED, RESTORED_ON_REOPEN,
                            SENT_TO_IFS, STAGE_OF_STATE, Stage, State, empty_row, transition)
-
-
-class InvoiceRuleError(Exception):
-    """A command that the invoice's current state does not allow."""
-
-
-class NotApproved(InvoiceRuleError):
-    """The invoice's current content is not approved in Stampli: it may not go to IFS."""
-
-
-class ActionNotAllowed(InvoiceRuleError):
-    """An operator action the invoice's state does not allow; names the states that do."""
-
-    def __init__(self, message: str, *, action: str, state: str,
-                 allowed_states: tuple[str, ...]) -> None:
-        super().__init__(message)
-        self.action, self.state, self.allowed_states = action, state, allowed_states
-
-
-class BadOperatorInput(InvoiceRuleError):
-    """An operator or a reason that cannot be recorded (empty, too long, control characters)."""
 
 
 REASON_MAX = 2000                      # characters: a paragraph, not a document

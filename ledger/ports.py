@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from ledger.errors import ConnectorError
 from ledger.model import CanonicalInvoice, VendorRecord
 
 # ---------------------------------------------------------------- Stampli side (blocking)
@@ -28,7 +29,7 @@ class DownloadedFile(msgspec.Struct, frozen=True):
     size: int
 
 
-class SourceError(Exception):
+class SourceError(ConnectorError):
     """The export source could not be reached or read. `transient` says whether a later poll
     may succeed (network, timeout) or a person must act (host key, credentials, permissions)."""
 
@@ -54,7 +55,7 @@ class ExportSource(Protocol):
 FAILURE_KINDS = ("data", "reference", "transient", "rejected", "conflict")
 
 
-class ErpFailure(Exception):
+class ErpFailure(ConnectorError):
     """IFS refused or could not be reached. kind is one of FAILURE_KINDS (ledger.md §3)."""
 
     def __init__(self, kind: str, message: str, *, code: str = "", status: int = 0,

@@ -1,9 +1,10 @@
-"""The ledger as data: every event in notification order, for `audit export`."""
+"""The ledger as data: every event in notification order, written as `audit export` writes
+it (and the streaming writer `audit register` shares)."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TextIO
 
 import orjson
 
@@ -50,6 +51,37 @@ def csv_header() -> str:
 def to_csv(event: dict[str, Any]) -> str:
     values = [event[f] for f in CSV_FIELDS[:-1]] + [orjson.dumps(event["data"]).decode()]
     return csv_line(values)
+
+
+Row = dict[str, Any]
+
+
+def write_rows(handle: TextIO, rows: Iterable[Row], line: Callable[[Row], str],
+               header: str = "", tick: Callable[[Row], None] | None = None) -> int:
+    """`header`, then each row as `line(row)`, calling tick(row) after every 1,000 rows.
+    Streams (one row in memory); returns how many rows were written."""
+    handle.write(header)
+    count = 0
+    for row in rows:
+        handle.write(line(row))
+        count += 1
+        if tick and count % 1000 == 0:
+            tick(row)
+    return count
+
+
+def write_events(handle: TextIO, ledger: Ledger, since: str, until: str, fmt: str,
+                 progress: Callable[[int, int], None] | None = None) -> int:
+    """`audit export`: the events in a time range as CSV (`fmt` "csv") or JSON lines, with
+    progress(position, last position) as it goes; returns how many were written."""
+    def tick(event: Row) -> None:
+        if progress:
+            progress(event["position"], ledger.recorder.max_notification_id() or 0)
+
+    events = iter_events(ledger, since, until)
+    if fmt == "csv":
+        return write_rows(handle, events, to_csv, csv_header(), tick)
+    return write_rows(handle, events, to_jsonl, "", tick)
 
 
 def normalize_time(value: str) -> str:

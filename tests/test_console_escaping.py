@@ -1,7 +1,7 @@
 """What reaches a terminal from outside (file names, invoice fields) is escaped."""
 from __future__ import annotations
 
-from adapters import console
+from commands import output as console
 
 
 def test_table_and_brief_escape_control_and_bidi_characters():

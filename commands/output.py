@@ -1,5 +1,5 @@
-"""What a person sees: tables for humans, JSON for scripts, logs as text or JSON lines, and a
-progress bar only on a terminal."""
+"""The command line's output layer, what a person sees: tables for humans, JSON for
+scripts, logs as text or JSON lines, and a progress bar only on a terminal."""
 from __future__ import annotations
 
 import logging
@@ -160,11 +160,6 @@ def setup_logging(fmt: str, verbose: int, quiet: bool = False) -> None:
     logging.getLogger("ml_connector").setLevel(ours)
     if quiet:
         root.setLevel(logging.ERROR)
-
-
-def moved_sentence(moved: dict[str, int]) -> str:
-    return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(moved.items())) \
-        or "nothing moved"
 
 
 def cycle_summary(report: Any, states: dict[str, int]) -> dict[str, Any]:
