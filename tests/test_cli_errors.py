@@ -136,6 +136,20 @@ def test_an_unknown_ledger_url_is_a_config_error(project):
     assert "pw" not in line.replace("mysql://ap@db", "")
 
 
+def test_a_missing_ifs_section_is_a_config_error(project):
+    config = project / "ml-connector.toml"
+    kept, in_ifs = [], False
+    for line in config.read_text().splitlines():
+        if line.startswith("["):
+            in_ifs = line.split("]")[0] in ("[ifs", "[ifs.posting")
+        if not in_ifs:
+            kept.append(line)
+    config.write_text("\n".join(kept) + "\n")
+    assert "[ifs" not in config.read_text()
+    line = one_line_error(run_cli("sync", cwd=project), 2)      # 2: as every config error
+    assert line == "Error: no [ifs] section in the config", line
+
+
 def test_audit_export_to_a_missing_folder(project):
     line = one_line_error(run_cli("audit", "export", "-o", "/nonexistent/x", cwd=project), 1)
     assert "/nonexistent/x" in line and "No such file or directory" in line, line

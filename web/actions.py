@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.errors import LedgerError
+from ledger.errors import ConnectorError
 from ledger.invoice import REASON_MAX     # the ledger's limit: longer is refused, not cut
 from ledger.status import allowed_actions as _allowed
 
@@ -41,7 +41,7 @@ def check_reason(reason: str) -> str:
 async def act(rt: Any, action: str, invoice_id: str, operator: str, reason: str,
               ifs_invoice_id: str = "", force: bool = False) -> dict[str, Any]:
     """Record one operator action; ActionError (nothing recorded) when it is refused."""
-    from ledger.actions import ActionRefused, parse_ifs_invoice_id
+    from ledger.actions import parse_ifs_invoice_id
 
     reason = check_reason(reason)
     try:
@@ -55,7 +55,7 @@ async def act(rt: Any, action: str, invoice_id: str, operator: str, reason: str,
             return rt.dismiss(invoice_id, operator, reason)
         if action == "reopen":
             return rt.reopen(invoice_id, operator, reason)
-    except (ActionRefused, LedgerError) as exc:
+    except ConnectorError as exc:          # ActionRefused, an unknown ref, no [ifs] section
         raise ActionError(f"{exc}") from None
     raise ActionError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
 
