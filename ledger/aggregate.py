@@ -10,8 +10,8 @@ from ledger import __version__
 
 class VersionStamped:
     """Mixin before `Aggregate` (`class Invoice(VersionStamped, Aggregate)`): `_create` and
-    `trigger_event` add `connector_version` unless given (a test may record another one).
-    Events built directly (Invoice's intake fast path) pass it themselves."""
+    `trigger_event` add `connector_version` unless given (a test may record another one);
+    `stamped` does the same for an event built directly (Invoice's intake fast path)."""
 
     @classmethod
     def _create(cls, event_class: type[Any], **kwargs: Any) -> Any:
@@ -21,3 +21,9 @@ class VersionStamped:
     def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None:
         kwargs.setdefault("connector_version", __version__)
         super().trigger_event(event_class, **kwargs)  # type: ignore[misc]
+
+    @classmethod
+    def stamped(cls, event_class: type[Any], **kwargs: Any) -> Any:
+        """An event built without the aggregate, stamped as `trigger_event` stamps one."""
+        kwargs.setdefault("connector_version", __version__)
+        return event_class(**kwargs)

@@ -13,7 +13,6 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 from eventsourcing.utils import get_topic
 
-from ledger import __version__
 from ledger.aggregate import VersionStamped
 from ledger.errors import (ActionNotAllowed, BadOperatorInput, InvoiceRuleError,  # noqa: F401
                            NotApproved)
@@ -285,26 +284,25 @@ class Invoice(VersionStamped, Aggregate):
         classes with the same fields; tests/ledger/test_intake_fast_path.py holds the two
         paths equal for every branch of take_content a new invoice can take."""
         now = cls.Event.create_timestamp
+
+        def event(event_class: type[Invoice.Event], version: int, **data: Any) -> Invoice.Event:
+            return cls.stamped(event_class, originator_id=id, originator_version=version,
+                               timestamp=now(), **data)
+
         events: list[Invoice.Event] = [
-            cls.Discovered(originator_id=id, originator_version=1, timestamp=now(),
-                           originator_topic=_TOPIC, connector_version=__version__,
-                           company=company, vendor_id=vendor_id, document_type=document_type,
-                           invoice_number=invoice_number, file_name=file_name,
-                           file_sha256=file_sha256, locations=list(locations)),
-            cls.Parsed(originator_id=id, originator_version=2, timestamp=now(),
-                       connector_version=__version__, invoice=invoice,
-                       content_hash=content_hash, violations=violations, file_name=file_name,
-                       file_sha256=file_sha256)]
+            event(cls.Discovered, 1, originator_topic=_TOPIC, company=company,
+                  vendor_id=vendor_id, document_type=document_type,
+                  invoice_number=invoice_number, file_name=file_name,
+                  file_sha256=file_sha256, locations=list(locations)),
+            event(cls.Parsed, 2, invoice=invoice, content_hash=content_hash,
+                  violations=violations, file_name=file_name, file_sha256=file_sha256)]
         if violations:      # as take_content -> fail("parse", "data", ..., code="RULES")
-            events.append(cls.Failed(
-                originator_id=id, originator_version=3, timestamp=now(),
-                connector_version=__version__, stage=Stage.PARSE, kind="data", code="RULES",
-                message=_violations_message(violations), attempt=1, next_retry_at=None,
-                exchanges=[]))
+            events.append(event(cls.Failed, 3, stage=Stage.PARSE, kind="data", code="RULES",
+                                message=_violations_message(violations), attempt=1,
+                                next_retry_at=None, exchanges=[]))
         elif not approved:
-            events.append(cls.AwaitingApproval(
-                originator_id=id, originator_version=3, timestamp=now(),
-                connector_version=__version__, approval_status=invoice["approval_status"]))
+            events.append(event(cls.AwaitingApproval, 3,
+                                approval_status=invoice["approval_status"]))
         return events
 
     def _record(self, event_class: type[Event], **data: Any) -> None:
@@ -464,7 +462,7 @@ class Invoice(VersionStamped, Aggregate):
         return day if len(day) == 10 and day[4] == "-" and day[7] == "-" else ""
 
     def skip(self, reason: str, *, cutover: str, date_field: str, date: str) -> None:
-        if self.posted is not None or self.state in ("posting", "posted", "skipped"):
+        if self.posted is not None or self.state in (State.POSTING, State.POSTED, State.SKIPPED):
             raise InvoiceRuleError(f"invoice {self.ref} is {self.state}; it cannot be skipped")
         self._record(self.Skipped, reason=reason, cutover=cutover, date_field=date_field,
                      date=date)

@@ -22,6 +22,9 @@ class State:
     NEEDS_ATTENTION = "needs_attention"
     RESOLVED = "resolved"
     DISMISSED = "dismissed"
+    # Approved before `connector.ignore_approved_before` (the go-live cutover): recorded, never
+    # posted; new content from Stampli (an amendment) judges it again.
+    SKIPPED = "skipped"
 
 
 class Stage:
@@ -35,7 +38,7 @@ class Stage:
 S = State                 # short, for the tables below
 STATES = (S.DISCOVERED, S.PARSED, S.AWAITING_APPROVAL, S.VALIDATED, S.VENDOR_RESOLVED,
           S.POSTING, S.POSTED, S.RETRY_SCHEDULED, S.FAILED, S.NEEDS_ATTENTION, S.RESOLVED,
-          S.DISMISSED)
+          S.DISMISSED, S.SKIPPED)
 
 # States whose row carries the stage that failed (the one that acts on it again).
 PARKED = (S.RETRY_SCHEDULED, S.FAILED)
@@ -55,8 +58,9 @@ OPEN_STATES = (*NEEDS_A_PERSON, S.RETRY_SCHEDULED)
 _BEFORE_IFS = (S.PARSED, S.AWAITING_APPROVAL, S.VALIDATED, S.VENDOR_RESOLVED)
 ACTION_STATES = {
     "retry": (*_BEFORE_IFS, S.POSTING, S.POSTED, *PARKED, S.NEEDS_ATTENTION),
-    "resolve": (*_BEFORE_IFS, *PARKED, S.NEEDS_ATTENTION),
-    "dismiss": (*_BEFORE_IFS, *PARKED),
+    # a skipped invoice may still be recorded as entered by hand, or as never to be sent
+    "resolve": (*_BEFORE_IFS, *PARKED, S.NEEDS_ATTENTION, S.SKIPPED),
+    "dismiss": (*_BEFORE_IFS, *PARKED, S.SKIPPED),
     "reopen": (S.DISMISSED,),
 }
 
@@ -80,16 +84,7 @@ FRESH_STATES = {stage: tuple(s for s, st in STAGE_OF_STATE.items() if st == stag
                 for stage in STAGES}
 
 # States from which a new export's content may replace the old one (an amendment).
-AMENDABLE = frozenset({S.DISCOVERED, *_BEFORE_IFS, *PARKED})
-
-# ---- go-live cutover (issue 14): an invoice from before `connector.ignore_approved_before` is
-# recorded as skipped and never posted; new content from Stampli (an amendment) re-judges it.
-SKIPPED = "skipped"
-STATES = (*STATES, SKIPPED)
-AMENDABLE = AMENDABLE | {SKIPPED}
-# a person may still record it as entered by hand (resolve) or never to be sent (dismiss)
-ACTION_STATES = {**ACTION_STATES, "resolve": (*ACTION_STATES["resolve"], SKIPPED),
-                 "dismiss": (*ACTION_STATES["dismiss"], SKIPPED)}
+AMENDABLE = frozenset({S.DISCOVERED, *_BEFORE_IFS, *PARKED, S.SKIPPED})
 
 COLUMNS = ("id", "company", "vendor_id", "document_type", "invoice_number", "currency", "total",
            "state", "stage", "failure_kind", "failure_message", "ifs_invoice_id",
@@ -166,7 +161,7 @@ def transition(row: dict[str, Any], event: str, data: dict[str, Any], version: i
         # back to the row as it was before the dismissal (the event carries it)
         row.update({k: data["restored"][k] for k in RESTORED_ON_REOPEN})
     elif event == "Skipped":
-        row.update(state=SKIPPED, stage="", failure_message=data["reason"])
+        row.update(state=S.SKIPPED, stage="", failure_message=data["reason"])
     row["version"] = version
     row["updated_at"] = recorded_at
     return row
