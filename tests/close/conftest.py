@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from adapters.secrets import SecretStore, create_master_key
 from adapters.settings import load_settings
 from cli import main
 from runtime import Runtime
 from sandbox.ifs.runner import EmulatorThread, start_in_thread
+from tests import emulator_config
 from tests.fakes import FolderSource
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sandbox" / "data"
@@ -39,37 +39,10 @@ class CloseWorld:
 
 
 def write_config(directory: Path, ifs_url: str, extra: str = "") -> Path:
-    config = directory / "ml-connector.toml"
-    config.write_text(f"""
-[connector]
-company = "10"
-ledger = "sqlite:///{directory}/data/ledger.db"
-data_dir = "{directory}/data"
-retry_base = "0s"
-max_attempts = 3
-
-[stampli]
-host = "sftp.invalid"
-username = "u"
-min_file_age = "0s"
-stable_wait = "0s"
-companies = {{ C1042 = "10" }}
-
-[ifs]
-base_url = "{ifs_url}"
-realm = "acme1"
-client_id = "ml-connector"
-requests_per_minute = 1000
-backoff_base = "0s"
-backoff_cap = "0.1s"
-
-[ifs.posting]
-tax_accounts = {{ TX8 = "2640", VAT19 = "2641" }}
-{extra}
-""")
-    create_master_key(directory / "data")
-    SecretStore(directory / "data").set("ifs.client_secret", "sandbox-secret")
-    return config
+    return emulator_config.write_config(
+        directory, ifs_url, connector={"retry_base": "0s", "max_attempts": 3},
+        ifs={"requests_per_minute": 1000, "backoff_base": "0s", "backoff_cap": "0.1s"},
+        extra=extra)
 
 
 @pytest.fixture

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from adapters.secrets import SecretStore, create_master_key
 from sandbox.ifs.runner import EmulatorThread, start_in_thread
+from tests import emulator_config
+from tests.emulator_config import IFS_SECRET
 from tests.installed_cli import CLI, cli_env
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "sandbox" / "data"
-IFS_SECRET = "sandbox-secret"
 
 
 @dataclass
@@ -69,40 +69,13 @@ CONNECTOR = {"company": "10", "ledger": "sqlite:///data/ledger.db", "data_dir": 
 def write_config(directory: Path, sshd, ifs_url: str, *, ledger: str | None = None,
                  connector: dict | None = None, extra_ifs: str = "") -> Path:
     values = {**CONNECTOR, **({"ledger": ledger} if ledger else {}), **(connector or {})}
-    connector_lines = "\n".join(f"{k} = {json.dumps(v)}" for k, v in values.items())
-    config = directory / "ml-connector.toml"
-    config.write_text(f"""
-[connector]
-{connector_lines}
-
-[stampli]
-host = "127.0.0.1"
-port = {sshd.port}
-username = "{sshd.login_user}"
-auth = "key"
-known_hosts = "{sshd.known_hosts}"
-outbound_dir = "{sshd.outbound}"
-min_file_age = "1s"
-stable_wait = "0.2s"
-companies = {{ C1042 = "10" }}
-
-[ifs]
-base_url = "{ifs_url}"
-realm = "acme1"
-client_id = "ml-connector"
-requests_per_minute = 1000
-backoff_base = "0.05s"
-backoff_cap = "0.5s"
-{extra_ifs}
-
-[ifs.posting]
-tax_accounts = {{ TX8 = "2640", VAT19 = "2641" }}
-""")
-    create_master_key(directory / "data")
-    store = SecretStore(directory / "data")
-    store.set("stampli.private_key", sshd.client_key)
-    store.set("ifs.client_secret", IFS_SECRET)
-    return config
+    stampli = {"host": "127.0.0.1", "port": sshd.port, "username": sshd.login_user,
+               "auth": "key", "known_hosts": str(sshd.known_hosts),
+               "outbound_dir": str(sshd.outbound), "min_file_age": "1s", "stable_wait": "0.2s"}
+    return emulator_config.write_config(
+        directory, ifs_url, connector=values, stampli=stampli,
+        ifs={"requests_per_minute": 1000, "backoff_base": "0.05s", "backoff_cap": "0.5s"},
+        ifs_lines=extra_ifs, secrets={"stampli.private_key": sshd.client_key})
 
 
 @pytest.fixture

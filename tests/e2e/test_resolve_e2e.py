@@ -8,16 +8,14 @@ import json
 
 import pytest
 
-from adapters.secrets import SecretStore, create_master_key
 from adapters.settings import load_settings
 from runtime import Runtime
 from sandbox.ifs.rules import create_invoice
 from sandbox.ifs.runner import start_in_thread
+from tests.emulator_config import write_config
 from tests.fakes import FolderSource
 from tests.installed_cli import run_cli
 from tests.test_operator_actions import export, row
-
-IFS_SECRET = "sandbox-secret"
 
 
 @pytest.fixture
@@ -26,32 +24,8 @@ def box(tmp_path):
     outbound = tmp_path / "outbound"
     outbound.mkdir()
     export(outbound, "invoices_C1042_20261107100000.csv", row("R-1"), row("R-2"), row("R-3"))
-    config = tmp_path / "ml-connector.toml"
-    config.write_text(f"""
-[connector]
-company = "10"
-ledger = "sqlite:///{tmp_path}/data/ledger.db"
-data_dir = "{tmp_path}/data"
-
-[stampli]
-host = "sftp.invalid"
-username = "u"
-min_file_age = "0s"
-stable_wait = "0s"
-companies = {{ C1042 = "10" }}
-
-[ifs]
-base_url = "{ifs.base_url}"
-realm = "acme1"
-client_id = "ml-connector"
-backoff_base = "0.05s"
-backoff_cap = "0.2s"
-
-[ifs.posting]
-tax_accounts = {{ TX8 = "2640", VAT19 = "2641" }}
-""")
-    create_master_key(tmp_path / "data")
-    SecretStore(tmp_path / "data").set("ifs.client_secret", IFS_SECRET)
+    config = write_config(tmp_path, ifs.base_url,
+                          ifs={"backoff_base": "0.05s", "backoff_cap": "0.2s"})
     rt = Runtime(load_settings(config), source=FolderSource(outbound))
     try:
         rt.sync_blocking()                   # GL account 6999 is not in IFS: all three park
