@@ -113,10 +113,6 @@ for group in (setup, secrets, audit, actions, users, sandbox):
     group.register(main)
 
 
-def _report(report, rt) -> dict:
-    return output.cycle_summary(report, rt.state_counts())
-
-
 @main.command(help="One full cycle: poll Stampli, record new files, and move every ready"
               " invoice on until nothing is ready. Failed invoices are reported, not fatal."
               + EXAMPLE + "ml-connector sync --dry-run")
@@ -131,7 +127,7 @@ def sync(ctx: click.Context, as_json: bool, dry_run: bool) -> None:
         return
     rt = runtime(ctx)
     # Progress on stderr, a line per stage, so a slow IFS is never silence.
-    data = _report(rt.sync_blocking(progress=_progress(ctx)), rt)
+    data = output.cycle_summary(rt.sync_blocking(progress=_progress(ctx)), rt.state_counts())
     click.echo(output.dumps(data)) if as_json else output.print_cycle(data)
     if data["errors"]:
         ctx.exit(1)
@@ -236,7 +232,6 @@ def check(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def run(ctx: click.Context, with_web: bool) -> None:
     import asyncio
-    import logging
 
     rt = runtime(ctx)
     log = logging.getLogger("ml_connector.run")

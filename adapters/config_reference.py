@@ -212,10 +212,16 @@ def undocumented() -> list[str]:
     return sorted({doc for doc, *_ in fields() if doc not in DOCS})
 
 
+def _limits(key: str) -> tuple[tuple[str, ...] | None, tuple[Any, Any] | None]:
+    """What settings.py checks a key against, for both renderings (the reference's type
+    column, the schema's enum/pattern/range): its choices, and its range (durations as
+    text: a duration key)."""
+    return _CHOICES.get(tuple(key.rsplit(".", 1))), RANGES.get(key)  # type: ignore[arg-type]
+
+
 def _type(key: str, tp: Any) -> str:
     tp = _unwrap(tp)
-    rng = RANGES.get(key)
-    choice = _CHOICES.get(tuple(key.rsplit(".", 1)))          # type: ignore[arg-type]
+    choice, rng = _limits(key)
     if get_origin(tp) is Literal:
         choice = get_args(tp)
     if choice:
@@ -297,8 +303,7 @@ def json_schema() -> dict[str, Any]:
         meaning, example = DOCS[doc]
         prop["description"] = meaning
         prop["examples"] = [tomllib.loads(f"x = {example}")["x"]]
-        choice = _CHOICES.get(tuple(key.rsplit(".", 1)))      # type: ignore[arg-type]
-        rng = RANGES.get(key)
+        choice, rng = _limits(key)
         if choice:
             prop["enum"] = list(choice)
         elif rng and isinstance(rng[0], str):
