@@ -2,6 +2,9 @@
 and MACs, rotating the audit key, and exporting the events or the posting register."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TextIO
+
 import click
 
 from commands import output
@@ -20,6 +23,21 @@ def _period(since: str, until: str) -> tuple[str, str]:
         return normalize_time(since), normalize_time(until)
     except ValueError as exc:
         raise click.UsageError(f"--since/--until: {exc}") from None
+
+
+def _write(path: str | None, what: str, write: Callable[[TextIO], int]) -> None:
+    """`write(handle)` to -o FILE or stdout; with a file, how many `what` it holds."""
+    with output_file(path) as handle:
+        count = write(handle)
+    if path:
+        click.echo(f"wrote {count} {what} to {path}", err=True)
+
+
+def _events(ledger: Any, since: str, until: str, fmt: str) -> Callable[[TextIO], int]:
+    def write(handle: TextIO) -> int:
+        with output.progress("exporting") as progress:
+            return write_events(handle, ledger, since, until, fmt, progress)
+    return write
 
 
 def register(main: click.Group) -> None:
@@ -103,10 +121,7 @@ def register(main: click.Group) -> None:
                      path: str | None) -> None:
         rt = runtime(ctx)
         since, until = _period(since, until)
-        with output_file(path) as handle, output.progress("exporting") as progress:
-            count = write_events(handle, rt.ledger, since, until, fmt, progress)
-        if path:
-            click.echo(f"wrote {count} events to {path}", err=True)
+        _write(path, "events", _events(rt.ledger, since, until, fmt))
 
     @audit.command("register", help="The posting register: one flat row per document IFS"
                    " received (company, vendor, supplier, invoice, amounts, IFS InvoiceId,"
@@ -129,10 +144,6 @@ def register(main: click.Group) -> None:
         since, until = _period(since, until)
         tz = ZoneInfo(getattr(rt.settings.connector, "timezone", "UTC"))
         rows = register.iter_register(rt.ledger, since, until, tz)
-        with output_file(path) as handle:
-            if fmt == "csv":
-                count = write_rows(handle, rows, register.to_csv, register.csv_header())
-            else:
-                count = write_rows(handle, rows, register.to_jsonl)
-        if path:
-            click.echo(f"wrote {count} register rows to {path}", err=True)
+        line, header = ((register.to_csv, register.csv_header()) if fmt == "csv"
+                        else (register.to_jsonl, ""))
+        _write(path, "register rows", lambda handle: write_rows(handle, rows, line, header))
