@@ -14,9 +14,9 @@ from typing import Any
 from uuid import UUID
 
 from ledger.app import Ledger
-from ledger.errors import ConcurrentChange, LedgerError
-from ledger.invoice import (ActionNotAllowed, BadOperatorInput, Invoice, InvoiceRuleError,
-                            who_and_why)
+from ledger.errors import (ActionNotAllowed, BadOperatorInput, ConcurrentChange,
+                           InvoiceRuleError, LedgerError)
+from ledger.invoice import Invoice, who_and_why
 from ledger.model import normalize_invoice_number
 from ledger.ports import Erp, ErpDocument, ErpFailure
 from ledger.status import ACTION_STATES, allowed_actions

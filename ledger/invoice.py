@@ -14,7 +14,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.utils import get_topic
 
 from ledger.aggregate import VersionStamped
-from ledger.errors import (ActionNotAllowed, BadOperatorInput, InvoiceRuleError,  # noqa: F401
+from ledger.errors import (ActionNotAllowed, BadOperatorInput, InvoiceRuleError,
                            NotApproved)
 from ledger.status import (ACTION_STATES, AMENDABLE, PARKED, RESTORED_ON_REOPEN,
                            SENT_TO_IFS, STAGE_OF_STATE, Stage, State, empty_row, transition)

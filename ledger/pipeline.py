@@ -25,8 +25,8 @@ from typing import Any
 from uuid import UUID
 
 from ledger.app import Ledger
-from ledger.errors import ConcurrentChange
-from ledger.invoice import Invoice, InvoiceRuleError
+from ledger.errors import ConcurrentChange, InvoiceRuleError
+from ledger.invoice import Invoice
 from ledger.model import VendorRecord, invoice_from_data
 from ledger.poller import Poller
 from ledger.posting_path import PostingPath
