@@ -8,7 +8,8 @@ second invoice with the same number (FND_RECORD_EXIST), is what keeps a document
 posted twice even when `post` is called again after a crash.
 
 With `use_batch`, one changeset per document (all-or-nothing) and many documents per `$batch`:
-two requests for a whole batch of documents (four on the portable path, see paths.py).
+two requests for a whole batch of documents (four on the portable path with deep insert,
+eight without, see paths.py and portable.py).
 Without it, a plain sequence of requests using the ETag each write returns (a child add keeps
 the parent's ETag; an action changes it).
 """
