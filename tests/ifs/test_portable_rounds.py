@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from adapters.ifs import mapping
 from ledger.ports import ErpFailure, PostingResult
 from tests.ifs.helpers import make_invoice, odata_log, request, run
 
@@ -95,3 +96,33 @@ def test_a_refused_document_leaves_its_siblings_posted():
     assert _refused_one(deep=True) == 4 + 2
     assert _refused_one(deep=False) == 10 + 5         # + the refused lines: re-read, re-sent,
                                                       # header removed; the 412's two
+
+
+def test_children_a_create_answer_did_not_show_are_read_and_completed_a_round_at_a_time():
+    """A server may take a deep insert and answer with the header alone (OData 4.0 does not
+    ask for the children in the answer): the settler reads them (GETs in one `$batch`), adds
+    what is missing (one changeset per document), re-reads the headers' ETags, once each."""
+    async def body(emu, erp):
+        poster = erp._poster
+        docs = {n: mapping.document(request(inv), poster._posting)
+                for n, inv in enumerate(invoices(5))}
+        created = []
+        for n, doc in docs.items():
+            inline = {"Lines": doc.lines} if n < 3 else {}     # the last two without lines
+            head, etag = await erp.odata.write(
+                "POST", "ManualSupplierInvoiceHandling", "PostingProposalHeadSet",
+                {**doc.invoice, **inline}, what="creating a header")
+            head = {k: v for k, v in (head or {}).items() if k != "Lines"}
+            created.append(((n, head, etag, []), None))
+        since = emu.requests()[-1]["seq"]
+        ready, leftover = await poster._settler.settle(created, docs, voucher=False)
+        assert leftover == [] and sorted(n for n, *_ in ready) == [0, 1, 2, 3, 4]
+        reads, adds, rereads = inner(emu, since)
+        assert Counter(m for m, _, _ in reads) == {"GET": 5}
+        assert Counter(m for m, _, _ in adds) == {"POST": 4}        # two lines, two headers
+        assert Counter(m for m, _, _ in rereads) == {"GET": 2}
+        held = {i["InvoiceId"]: i for i in emu.state()["invoices"]}
+        for _, head, etag, record in ready:
+            assert etag == held[head["InvoiceId"]]["@odata.etag"] and record   # what IFS has
+            assert len(held[head["InvoiceId"]]["Lines"]) == 2
+    run(body, batch_mode="portable", emulator={"deep_insert": True})
