@@ -43,10 +43,11 @@ class Emulator:
 
 
 class ThreadEmulator(Emulator):
-    def __init__(self, seed: dict[str, Any], budget: tuple[int, float]) -> None:
+    def __init__(self, seed: dict[str, Any], budget: tuple[int, float],
+                 deep_insert: bool = False) -> None:
         from sandbox.ifs.runner import start_in_thread
 
-        self._thread = start_in_thread(seed=seed, budget=budget)
+        self._thread = start_in_thread(seed=seed, budget=budget, deep_insert=deep_insert)
         self.base_url = self._thread.base_url
 
     def requests(self, since: int = 0) -> list[dict[str, Any]]:
@@ -60,12 +61,14 @@ class ThreadEmulator(Emulator):
 
 
 class ProcessEmulator(Emulator):
-    def __init__(self, seed: dict[str, Any], budget: tuple[int, float], folder: Path) -> None:
+    def __init__(self, seed: dict[str, Any], budget: tuple[int, float], folder: Path,
+                 deep_insert: bool = False) -> None:
         seed_file = folder / "ifs_seed.json"
         seed_file.write_text(json.dumps(seed))
         self._process = subprocess.Popen(
             [sys.executable, "-m", "sandbox.ifs", "--port", "0", "--seed", str(seed_file),
-             "--budget", f"{budget[0]}/{budget[1]}"],
+             "--budget", f"{budget[0]}/{budget[1]}",
+             *(["--deep-insert"] if deep_insert else [])],
             cwd=ROOT, stdout=subprocess.PIPE, text=True)
         assert self._process.stdout is not None
         self.base_url = self._process.stdout.readline().strip()
@@ -94,7 +97,9 @@ class ProcessEmulator(Emulator):
 
 
 def start(where: str, seed: dict[str, Any], budget: tuple[int, float],
-          folder: Path) -> Emulator:
+          folder: Path, *, deep_insert: bool = False) -> Emulator:
+    """deep_insert: the emulator takes a header's children inline (standard OData; off by
+    default, as for IFS in the contract)."""
     if where == "process":
-        return ProcessEmulator(seed, budget, folder)
-    return ThreadEmulator(seed, budget)
+        return ProcessEmulator(seed, budget, folder, deep_insert)
+    return ThreadEmulator(seed, budget, deep_insert)

@@ -58,16 +58,17 @@ class ChangesetResult(msgspec.Struct, frozen=True):
         return None if self.ok else self.responses[0]
 
 
-def split(changesets: list[Changeset], limit: int = MAX_OPERATIONS) -> list[list[Changeset]]:
-    """Pack changesets, in order, into groups of at most `limit` operations.
+def split(changesets: list[Any], limit: int = MAX_OPERATIONS) -> list[list[Any]]:
+    """Pack changesets (or single requests, one operation each), in order, into groups of at
+    most `limit` operations.
 
     A changeset larger than `limit` on its own cannot be sent at all: ValueError names it.
     """
-    groups: list[list[Changeset]] = []
-    current: list[Changeset] = []
+    groups: list[list[Any]] = []
+    current: list[Any] = []
     count = 0
     for cs in changesets:
-        n = len(cs.operations)
+        n = len(cs.operations) if isinstance(cs, Changeset) else 1
         if n > limit:
             raise ValueError(f"changeset {cs.tag!r} has {n} operations; a $batch allows {limit}")
         if current and count + n > limit:
@@ -110,14 +111,22 @@ def render_changeset(cs: Changeset, boundary: str | None = None) -> bytes:
     return b"".join(out)
 
 
-def build(changesets: list[Changeset], *, boundary: str | None = None,
-          continue_on_error: bool = True) -> tuple[bytes, dict[str, str], list[bytes]]:
-    """-> (body, headers, the bytes of each changeset part) for POST {service}/$batch.
+def render_request(op: Operation) -> bytes:
+    """One request outside any changeset (a GET may only go there), as a body part."""
+    head = b"Content-Type: application/http" + CRLF + b"Content-Transfer-Encoding: binary" + CRLF
+    return head + CRLF + _http_part(op)
 
-    The per-changeset bytes let each document's ledger record hold exactly what was sent for
+
+def build(changesets: list[Changeset] | list[Operation], *, boundary: str | None = None,
+          continue_on_error: bool = True) -> tuple[bytes, dict[str, str], list[bytes]]:
+    """-> (body, headers, the bytes of each part) for POST {service}/$batch. A part is a
+    changeset, or a single request outside any changeset (reads).
+
+    The per-part bytes let each document's ledger record hold exactly what was sent for
     it, without a copy of every other document in the same request."""
     boundary = boundary or f"batch_{uuid.uuid4().hex}"
-    parts = [render_changeset(cs) for cs in changesets]
+    parts = [render_changeset(cs) if isinstance(cs, Changeset) else render_request(cs)
+             for cs in changesets]
     out: list[bytes] = []
     for part in parts:
         out.append(b"--" + boundary.encode() + CRLF + part + CRLF)

@@ -2,11 +2,12 @@
 
 "references": one changeset per document whose later parts name the header's ETag as
 `If-Match: $n` (IFS; the fewest requests). "portable": the header with its children (a deep
-insert, or the children one by one where that is refused), then the action with the real key
-and ETag, for servers that refuse `$n` ETag references or run a changeset's parts in any
-order. `[ifs] batch_mode` forces one; "auto" learns from `$metadata` (in `check`) and from
-the first refusal. What is learned is handed to the ledger (`learned`) and read back by the
-next process (`remember`).
+insert, or, where that is refused, the children added afterwards with the header's real ETag),
+then the action with the real key and ETag, for servers that refuse `$n` ETag references or
+run a changeset's parts in any order. Either way a whole round goes in a few `$batch`
+requests, one changeset per document (portable.py). `[ifs] batch_mode` forces one; "auto"
+learns from `$metadata` (in `check`) and from the first refusal. What is learned is handed
+to the ledger (`learned`) and read back by the next process (`remember`).
 """
 from __future__ import annotations
 
@@ -83,7 +84,7 @@ class PostingPaths:
                             cs: batchlib.Changeset, child: str) -> bool:
         """A 400 that names no business rule for a header sent with its children inline: the
         server does not take deep inserts here. From now on the header goes alone and the
-        finisher adds the children with the header's real ETag."""
+        children follow with the header's real ETag (portable.Settler, a round at a time)."""
         if err.status != 400 or is_business_error(err.body):
             return False
         if child not in (cs.operations[0].body or {}):
@@ -93,9 +94,9 @@ class PostingPaths:
         self.no_deep.add(projection)
         if projection in self.portable:      # not when "references" only re-sent one document
             self.mark_portable(projection, self.portable[projection] +
-                           "; no deep insert (refused): children added one by one")
-        log.warning("IFS projection %s refused a deep insert of %s; adding them one by one",
-                    projection, child)
+                           "; no deep insert (refused): children added after the header")
+        log.warning("IFS projection %s refused a deep insert of %s; adding them after the "
+                    "header", projection, child)
         return True
 
     def refused_references(self, projection: str, err: batchlib.Response,

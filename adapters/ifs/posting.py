@@ -8,7 +8,8 @@ second invoice with the same number (FND_RECORD_EXIST), is what keeps a document
 posted twice even when `post` is called again after a crash.
 
 With `use_batch`, one changeset per document (all-or-nothing) and many documents per `$batch`:
-two requests for a whole batch of documents (four on the portable path, see paths.py).
+two requests for a whole batch of documents (four on the portable path with deep insert,
+eight without, see paths.py and portable.py).
 Without it, a plain sequence of requests using the ETag each write returns (a child add keeps
 the parent's ETag; an action changes it).
 """
@@ -23,21 +24,13 @@ from adapters.ifs.errors import UNKNOWN, OutcomeUnknown, classify, failure
 from adapters.ifs.finishing import Finisher, keys_of
 from adapters.ifs.odata import ODataClient
 from adapters.ifs.paths import PostingPaths
+from adapters.ifs.portable import Created, Settler, exchange_of
 from adapters.ifs.reference import replay_hint
 from adapters.settings import IfsSettings
 from ledger.ports import (FAILURE_KINDS, ErpFailure, ErpUnavailable, PostingRequest,
                           PostingResult)
 
 MINIMAL = "return=minimal"
-
-
-def _exchange(info: dict[str, Any], part: bytes, result: batchlib.ChangesetResult) -> dict:
-    """One document's slice of a $batch: exactly what was sent and received for it."""
-    return {**info, "batch": True,
-            "request_body": part.decode("utf-8", "replace"),
-            "statuses": [r.status for r in result.responses],
-            "response_body": result.raw.decode("utf-8", "replace"),
-            "etag": result.responses[-1].etag}
 
 
 class Poster:
@@ -55,6 +48,7 @@ class Poster:
         self._post_action = ACTIONS["invoice"].format(projection=self._inv.projection)
         self._approve_action = ACTIONS["voucher"].format(projection=self._vou.projection)
         self.finisher = Finisher(odata, endpoints, settings.posting)
+        self._settler = Settler(odata, endpoints, self.finisher)
 
     # ------------------------------------------------------------------ public
 
@@ -151,42 +145,48 @@ class Poster:
             portable = [self._portable_changeset(i, docs[i], voucher) for i in refused]
             refused = []
             for group in self._groups(portable):
-                created: list[tuple[int, dict, str, list]] = []
+                created: list[tuple[Created, list[dict[str, Any]] | None]] = []
                 await self._send_group(group, requests, docs, results, posted,
                                        voucher=voucher, finish=True, refused=refused,
                                        created=created)
                 if created:
-                    await self._send_actions(created, requests, docs, results, posted,
+                    ready, leftover = await self._settler.settle(created, docs,
+                                                                 voucher=voucher)
+                    await self._send_actions(ready, leftover, requests, docs, results, posted,
                                              voucher=voucher)
 
-    async def _send_actions(self, created: list[tuple[int, dict, str, list]], requests: list,
-                            docs: dict[int, mapping.Document], results: list,
+    async def _send_actions(self, ready: list[Created], leftover: list[Created],
+                            requests: list, docs: dict[int, mapping.Document], results: list,
                             posted: dict[int, tuple[dict, str, list]], *, voucher: bool) -> None:
-        """Portable path, second request: the post / approve action of every header the
-        first one created with all its children, with the real key and ETag, in one $batch.
-        Anything but a clean answer goes to the finisher, which re-reads (a 412, a lost
-        answer) and rolls back a header it cannot complete."""
+        """Portable path, last request of a round: the post / approve action of every header
+        that holds all its children, with the real key and ETag, one changeset each in one
+        $batch. Anything but a clean answer, and every leftover, goes to the finisher, which
+        re-reads (a 412, a lost answer) and rolls back a header it cannot complete."""
         ep = self._vou if voucher else self._inv
         action = self._approve_action if voucher else self._post_action
         child = (self._row if voucher else self._line).entity_set
         changesets = [batchlib.Changeset((batchlib.Operation(
             "POST", f"{ep.entity_set}{key_predicate(keys_of(ep, head))}/{action}", {},
-            if_match=etag),), tag=n) for n, (_, head, etag, _) in enumerate(created)]
-        body, headers, parts = batchlib.build(changesets)
-        what = f"running {action.rsplit('.', 1)[-1]} on {len(created)} document(s)"
-        answers: list[batchlib.ChangesetResult | None] = [None] * len(created)
+            if_match=etag),), tag=n) for n, (_, head, etag, _) in enumerate(ready)]
+        answers: list[batchlib.ChangesetResult | None] = [None] * len(ready)
+        parts: list[bytes] = [b""] * len(ready)
         info: dict[str, Any] = {}
-        try:
-            reply, info = await self._odata.batch(ep.projection, body, headers, what=what)
-            parsed = batchlib.parse(reply.body, reply.headers.get("content-type", ""))
-            if len(parsed) == len(created):
-                answers = list(parsed)
-        except (ErpFailure, ValueError):
-            pass                              # each document settles through the finisher
-        for (i, head, etag, record), part, answer in zip(created, parts, answers):
+        if ready:
+            body, headers, parts = batchlib.build(changesets)
+            what = f"running {action.rsplit('.', 1)[-1]} on {len(ready)} document(s)"
+            try:
+                reply, info = await self._odata.batch(ep.projection, body, headers, what=what)
+                parsed = batchlib.parse(reply.body, reply.headers.get("content-type", ""))
+                if len(parsed) == len(ready):
+                    answers = list(parsed)
+            except (ErpFailure, ValueError):
+                pass                          # each document settles through the finisher
+        for (i, head, etag, record), part, answer in zip(
+                ready + leftover, parts + [b""] * len(leftover),
+                answers + [None] * len(leftover)):
             request = requests[i]
             if answer is not None:
-                record.append(_exchange(info, part, answer))
+                record.append(exchange_of(info, part, answer))
             try:
                 if answer is not None and answer.ok:
                     final = answer.responses[-1].json() or {}
@@ -253,25 +253,18 @@ class Poster:
         for cs, part, answer in zip(group, parts, answers):
             i = cs.tag
             request = requests[i]
-            record = (posted[i][2] if voucher else []) + [_exchange(info, part, answer)]
+            record = (posted[i][2] if voucher else []) + [exchange_of(info, part, answer)]
             if answer.ok:
                 first = answer.responses[0].json() or {}
                 final = answer.responses[-1].json() or {**first, "Objstate": "?"}
                 etag = answer.responses[-1].etag or final.get("@odata.etag", "")
-                if finish and created is not None and self.finisher.holds_all_children(
-                        docs[i], first.get(self._row.entity_set if voucher
-                                           else self._line.entity_set), voucher):
-                    created.append((i, first, etag, record))   # its action goes batched
+                if finish and created is not None:   # portable: children checked, then action
+                    child = (self._row if voucher else self._line).entity_set
+                    held = first.get(child) if child in (cs.operations[0].body or {}) else []
+                    head = {k: v for k, v in first.items() if k != child}
+                    created.append(((i, head, etag, record),
+                                    held if isinstance(held, list) else None))
                     continue
-                if finish:                   # portable: the action with the real ETag
-                    try:
-                        final, etag = await self._finish_created(request, docs[i], first,
-                                                                 etag, record, voucher)
-                    except ErpFailure as exc:
-                        exc = (self._voucher_failed(request, posted[i][0], exc, record)
-                               if voucher else exc)
-                        results[i] = self._with_hint(exc, request, record)
-                        continue
                 if voucher:
                     head, hetag, _ = posted[i]
                     results[i] = self._result(head, hetag, final, etag, record)

@@ -16,7 +16,8 @@ def _budget(text: str) -> tuple[int, float]:
 
 async def _serve(args: argparse.Namespace) -> None:
     emu = IfsEmulator(args.seed, budget=args.budget, page_size=args.page_size,
-                      next_links=not args.no_next_links, token_lifetime=args.token_lifetime)
+                      next_links=not args.no_next_links, token_lifetime=args.token_lifetime,
+                      deep_insert=args.deep_insert)
     await emu.start("127.0.0.1", args.port)
     print(emu.base_url, flush=True)
     stop = asyncio.Event()
@@ -38,6 +39,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-next-links", action="store_true",
                         help="page without @odata.nextLink (clients advance $skip)")
     parser.add_argument("--token-lifetime", type=int, default=180, help="seconds")
+    parser.add_argument("--deep-insert", action="store_true",
+                        help="take a header's children inline in its create (standard OData "
+                             "deep insert; refused by default)")
     asyncio.run(_serve(parser.parse_args(argv)))
 
 

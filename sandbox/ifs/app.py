@@ -32,13 +32,16 @@ class IfsEmulator:
     def __init__(self, seed: SeedSource = seeding.DEFAULT_SEED, *,
                  budget: tuple[int, float] = (1000, 60.0), page_size: int = 5000,
                  next_links: bool = True, token_lifetime: int = 180,
-                 log_limit: int = 200_000) -> None:
+                 log_limit: int = 200_000, deep_insert: bool = False) -> None:
         self.clock = Clock()
         self.store = Store()
         self.auth = Auth(self.clock, token_lifetime)
         self.faults = Faults()
         self.budget = Budget(self.clock, budget[0], float(budget[1]))
-        self.settings = SimpleNamespace(page_size=page_size, next_links=next_links)
+        # deep_insert: take a header's children inline in its create (standard OData; off by
+        # default, as the contract names no deep insert for IFS: the children are refused).
+        self.settings = SimpleNamespace(page_size=page_size, next_links=next_links,
+                                        deep_insert=deep_insert)
         self.odata = OData(self.store, self.settings)
         self.log: deque[dict[str, Any]] = deque(maxlen=log_limit)
         self._seq = itertools.count(1)
@@ -165,8 +168,10 @@ class IfsEmulator:
     def configure(self, *, budget: tuple[int, float] | None = None,
                   page_size: int | None = None, next_links: bool | None = None,
                   token_lifetime: int | None = None,
-                  retry_after: bool | None = None) -> dict[str, Any]:
-        """Change limits at runtime. retry_after=False: budget 429s omit Retry-After."""
+                  retry_after: bool | None = None,
+                  deep_insert: bool | None = None) -> dict[str, Any]:
+        """Change limits at runtime. retry_after=False: budget 429s omit Retry-After;
+        deep_insert=True: creates take their children inline."""
         if budget is not None:
             self.budget.limit, self.budget.window = int(budget[0]), float(budget[1])
         if page_size is not None:
@@ -177,13 +182,16 @@ class IfsEmulator:
             self.auth.token_lifetime = int(token_lifetime)
         if retry_after is not None:
             self.budget.send_retry_after = bool(retry_after)
+        if deep_insert is not None:
+            self.settings.deep_insert = bool(deep_insert)
         return self.config()
 
     def config(self) -> dict[str, Any]:
         return {"budget": [self.budget.limit, self.budget.window],
                 "page_size": self.settings.page_size, "next_links": self.settings.next_links,
                 "token_lifetime": self.auth.token_lifetime,
-                "retry_after": self.budget.send_retry_after}
+                "retry_after": self.budget.send_retry_after,
+                "deep_insert": self.settings.deep_insert}
 
     def advance_clock(self, seconds: float) -> None:
         """Move the emulator's clock (token expiry, rate window) without sleeping."""

@@ -161,3 +161,34 @@ async def test_decimals_are_numbers_without_ieee754compatible(t: Tenant) -> None
     assert json.loads(r.text, parse_float=Decimal)["NetCurrAmount"] == Decimal("1250.10")
     r = await t.get(INVOICE, path)                              # the helper asks for strings
     assert r.body["NetCurrAmount"] == "1250.10"
+
+
+_LINES = [{"Account": "6100", "CodeB": "CC210", "CurrAmount": "750.00", "TaxCode": "TX8",
+           "TaxCurrAmount": "60.00"},
+          {"Account": "6100", "CodeB": "CC220", "CurrAmount": "500.00", "TaxCode": "TX8",
+           "TaxCurrAmount": "40.00"}]
+
+
+@tenant_test()
+async def test_a_deep_insert_is_refused_by_default_and_creates_nothing(t: Tenant) -> None:
+    r = await t.create_invoice(Lines=_LINES)
+    assert r.status == 400 and r.code == "ODP_DESERIALIZATION_ERROR" and "Lines" in r.text
+    assert t.emu.state()["invoices"] == []
+
+
+@tenant_test(deep_insert=True)
+async def test_a_deep_insert_creates_header_and_children_all_or_nothing(t: Tenant) -> None:
+    r = await t.create_invoice(Lines=_LINES)
+    assert r.status == 201, r.text
+    inv = r.body
+    assert [ln["RowNo"] for ln in inv["Lines"]] == [1, 2] and r.etag == inv["@odata.etag"]
+    lines = await t.get(INVOICE, invoice_path(inv) + "/Lines")
+    assert [ln["CurrAmount"] for ln in lines.body["value"]] == ["750.00", "500.00"]
+    assert (await t.get(INVOICE, invoice_path(inv))).etag == r.etag
+    posted = await t.post(INVOICE, f"{invoice_path(inv)}/{POST_ACTION}", {}, if_match=r.etag)
+    assert posted.status == 200 and posted.body["Objstate"] == "Posted"
+    bad = [_LINES[0], {**_LINES[1], "Account": "9999"}]
+    r = await t.create_invoice(InvoiceNo="INV-2", Lines=bad)
+    assert r.status >= 400 and r.code == "ACCOUNT_NOT_FOUND"
+    assert [i["InvoiceNo"] for i in t.emu.state()["invoices"]] == ["INV-2026-0117"]
+    assert (await t.create_invoice(InvoiceNo="INV-3", Lines={"x": 1})).status == 400
