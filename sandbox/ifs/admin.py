@@ -40,8 +40,10 @@ def _fault(emu: "IfsEmulator", spec: dict[str, Any]) -> dict[str, Any]:
     if kind == "revoke_tokens":
         return {"kind": kind, "revoked": emu.revoke_tokens()}
     if kind == "expire_tokens":
-        emu.expire_tokens(float(spec.get("after", 0)))
-        return {"kind": kind, "after": float(spec.get("after", 0))}
+        after = None if spec.get("after", 0) is None else float(spec.get("after", 0))
+        uses = None if spec.get("uses") is None else int(spec["uses"])
+        emu.expire_tokens(after, uses=uses)
+        return {"kind": kind, "after": after, "uses": uses}
     if kind == "budget_without_retry_after":
         emu.configure(retry_after=False)
         return {"kind": kind}

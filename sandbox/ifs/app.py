@@ -152,9 +152,10 @@ class IfsEmulator:
     def revoke_tokens(self) -> int:
         return self.auth.revoke_all()
 
-    def expire_tokens(self, after: float = 0.0) -> None:
-        """Tokens (existing and new) die `after` seconds after issue, whatever expires_in says."""
-        self.auth.expire_early(after)
+    def expire_tokens(self, after: float | None = 0.0, uses: int | None = None) -> None:
+        """Tokens (existing and new) die `after` seconds after issue, or after `uses` requests,
+        whatever expires_in says (None: no such limit)."""
+        self.auth.expire_early(after, uses)
 
     def clear_faults(self) -> None:
         self.faults.clear()

@@ -42,6 +42,7 @@ class Token:
     client_id: str
     realm: str
     expires_at: float
+    uses_left: int | None = None        # fault: dies after this many requests
 
 
 def _b64(data: bytes) -> str:
@@ -61,6 +62,8 @@ class Auth:
         self.tokens: dict[str, Token] = {}
         # Fault: tokens live only this long although expires_in promises token_lifetime.
         self.real_lifetime: float | None = None
+        # Fault: tokens die after this many requests (a deterministic early expiry).
+        self.real_uses: int | None = None
 
     def add_client(self, realm: str, client_id: str, secret: str,
                    service_account: bool = True) -> None:
@@ -76,15 +79,20 @@ class Auth:
         self.tokens.clear()
         return count
 
-    def expire_early(self, seconds: float) -> None:
-        """Existing and future tokens die `seconds` from their issue (or now, if sooner)."""
+    def expire_early(self, seconds: float | None, uses: int | None = None) -> None:
+        """Existing and future tokens die `seconds` from their issue (or now, if sooner), or
+        after `uses` requests, whichever comes first; None leaves that limit alone."""
         now = self.clock.now()
-        self.real_lifetime = seconds
+        self.real_uses = uses
+        if seconds is not None:
+            self.real_lifetime = seconds
         for token in self.tokens.values():
-            token.expires_at = min(token.expires_at, now + seconds)
+            if seconds is not None:
+                token.expires_at = min(token.expires_at, now + seconds)
+            token.uses_left = uses
 
     def clear_faults(self) -> None:
-        self.real_lifetime = None
+        self.real_lifetime = self.real_uses = None
 
     # ------------------------------------------------------------------ tokens
     def issue(self, client: Client, scope: str, issuer: str) -> dict[str, Any]:
@@ -96,7 +104,7 @@ class Auth:
                   "preferred_username": f"service-account-{client.client_id}"}
         token = ".".join([_b64(b'{"alg":"none","typ":"JWT"}'), _b64(orjson.dumps(claims)),
                           _b64(secrets.token_bytes(24))])
-        self.tokens[token] = Token(client.client_id, client.realm, now + life)
+        self.tokens[token] = Token(client.client_id, client.realm, now + life, self.real_uses)
         return {"access_token": token, "expires_in": self.token_lifetime,
                 "refresh_expires_in": 0, "token_type": "Bearer", "not-before-policy": 0,
                 "scope": scope}
@@ -108,9 +116,11 @@ class Auth:
         token = self.tokens.get(authorization[7:].strip())
         if token is None:
             return "unknown or revoked token"
-        if self.clock.now() >= token.expires_at:
+        if self.clock.now() >= token.expires_at or token.uses_left == 0:
             del self.tokens[authorization[7:].strip()]
             return "token expired"
+        if token.uses_left is not None:
+            token.uses_left -= 1
         return None
 
     async def token_endpoint(self, request: web.Request) -> web.Response:

@@ -91,6 +91,21 @@ async def test_tokens_expiring_early_and_revoked(t: Tenant) -> None:
     assert (await t.get(ACCOUNTS, "AccountSet")).status == 401
 
 
+@tenant_test()
+async def test_tokens_expiring_after_a_number_of_uses(t: Tenant) -> None:
+    t.emu.expire_tokens(after=None, uses=2)
+    await t.fetch_token()
+    assert (await t.get(ACCOUNTS, "AccountSet")).status == 200
+    assert (await t.get(ACCOUNTS, "AccountSet")).status == 200
+    assert (await t.get(ACCOUNTS, "AccountSet")).status == 401   # the third use
+    await t.fetch_token()                                         # a new one lives again
+    assert (await t.get(ACCOUNTS, "AccountSet")).status == 200
+    t.emu.clear_faults()
+    await t.fetch_token()
+    for _ in range(3):
+        assert (await t.get(ACCOUNTS, "AccountSet")).status == 200
+
+
 @tenant_test(budget=(2, 60.0))
 async def test_token_requests_do_not_use_the_budget(t: Tenant) -> None:
     for _ in range(5):
