@@ -25,11 +25,12 @@ from eventsourcing.persistence import StoredEvent
 
 from bench.common import args, emit, hot_spots, log, rate, ratio, result, scratch, \
     should_profile
-from bench.generate import write_invoices_csv
+from bench.generate import vendor_ids, write_invoices_csv
 from ledger.app import Ledger
 
 TARGET = 75_000                        # events per second
 TEMPLATE_INVOICES = 1000
+VENDORS = 50
 PAGE = 2000                            # raw read: the Projector's catch-up page size
 INVOICE_TOPICS = "ml_connector.invoice."
 
@@ -43,13 +44,15 @@ def template_events(folder: Path) -> list[tuple[str, int, str, bytes]]:
     outbound = folder / "outbound"
     outbound.mkdir()
     write_invoices_csv(outbound / "invoices_C1042_20261106000000.csv", TEMPLATE_INVOICES,
-                       vendors=50)
+                       vendors=VENDORS)
     settings = settings_from_dict({
         "connector": {"company": "10", "ledger": f"sqlite:///{folder}/template.db",
                       "data_dir": str(folder / "data")},
         "stampli": {"host": "127.0.0.1", "username": "bench", "min_file_age": "0s",
                     "stable_wait": "0s", "companies": {"C1042": "10"}}})
-    runtime = Runtime(settings, erp=FakeErp(), source=FolderSource(outbound))
+    # the generated vendors exist in IFS (as bench.generate.ifs_seed seeds the emulator)
+    runtime = Runtime(settings, erp=FakeErp(suppliers=vendor_ids(VENDORS)),
+                      source=FolderSource(outbound))
     try:
         report = runtime.sync_blocking()
         if report.moved.get("posted") != TEMPLATE_INVOICES:
