@@ -41,26 +41,25 @@ class StatusProjection(Projection):
         self._rows, self._dirty = {}, set()
 
     def apply(self, cur: Cursor, events: list[LedgerEvent]) -> None:
-        rows, dirty = self._rows, self._dirty
+        rows = self._rows
+        ids = dict.fromkeys(e.stream_id for e in events)
         # A stream's first event (version 1) starts its row: nothing to read back. Were the
         # row there (a rebuild re-applying from a position), folding the whole stream again
         # from that first event gives the same row.
         fresh = {e.stream_id for e in events if e.version == 1}
-        missing = [i for i in dict.fromkeys(e.stream_id for e in events)
-                   if i not in rows and i not in fresh]
+        missing = [i for i in ids if i not in rows and i not in fresh]
         rows.update((r[0], dict(zip(COLUMNS, r))) for r in select_in(
             cur, f"SELECT {', '.join(COLUMNS)} FROM {TABLE} WHERE id IN", missing))
-        for event in events:
-            stream_id = event.stream_id
-            row = rows.get(stream_id) or empty_row(stream_id)
-            rows[stream_id] = transition(row, event.type, event.data, event.version,
-                                         event.recorded_at)
-            dirty.add(stream_id)
+        get = rows.get
+        for _, stream_id, version, _, kind, data, recorded_at, _ in events:
+            rows[stream_id] = transition(get(stream_id) or empty_row(stream_id), kind, data,
+                                         version, recorded_at)
+        self._dirty.update(ids)
 
     def flush(self, cur: Cursor) -> None:
         """Each row touched since the last flush, written once."""
         rows = self._rows
-        cur.executemany(_UPSERT, [_as_tuple(rows[i]) for i in self._dirty])
+        cur.executemany(_UPSERT, [_as_tuple(rows[i]) for i in sorted(self._dirty)])
         self._dirty = set()
         if len(rows) > self.CACHE_ROWS:
             rows.clear()
