@@ -137,13 +137,12 @@ def redact_url(url: str) -> str:
 # a million ids of a few hundred thousand streams: each stream's is dashed once, here (a
 # UUID per id showed in its profile; dashing in SQL cost half the read).
 _DASHED: dict[str, str] = {}
-_DASHED_KEPT = 200_000
+_DASHED_KEPT = 20_000                  # a stream's events sit close together: ~3 MB at most
 
 
-def _dashed(hex_id: str) -> str:
+def _dashed(h: str) -> str:
     if len(_DASHED) >= _DASHED_KEPT:
         _DASHED.clear()
-    h = hex_id
     dashed = _DASHED[h] = (f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
                            if len(h) == 32 else h)
     return dashed
