@@ -40,7 +40,6 @@ SECRET = "sandbox-secret"              # the emulator seed's client secret
 # invoices per export file drawn uniformly from per_file
 FULL = {"invoices": 200, "drip_s": 600.0, "schedule_s": 60, "per_file": (1, 15)}
 QUICK = {"invoices": 20, "drip_s": 60.0, "schedule_s": 10, "per_file": (1, 5)}
-MIN_FILE_AGE_S = 30.0                  # adapters/settings.py's default, written nowhere here
 SLACK_S = 30.0                         # the target: p95 <= schedule + 30 s
 
 
@@ -90,6 +89,18 @@ def write_config(folder: Path, sshd: Any, ifs_url: str, schedule_s: int) -> Path
     store.set("stampli.private_key", sshd.client_key)
     store.set("ifs.client_secret", SECRET)
     return config
+
+
+def file_waits(config: Path) -> dict[str, float]:
+    """min_file_age and stable_wait (seconds) as the daemon reads them from this config."""
+    import tomllib
+
+    from adapters.durations import parse_duration
+    from adapters.settings import settings_from_dict
+
+    stampli = settings_from_dict(tomllib.loads(config.read_text())).stampli
+    return {"min_file_age": parse_duration(stampli.min_file_age),
+            "stable_wait": parse_duration(stampli.stable_wait)}
 
 
 def drip_plan(invoices: int, drip_s: float, per_file: tuple[int, int],
@@ -175,6 +186,7 @@ def measure(opts: Any, sizes: dict[str, Any]) -> dict[str, Any]:
     try:
         ifs = ProcessEmulator(ifs_seed(VENDORS), (1000, 60.0), folder)
         config = write_config(folder, sshd, ifs.base_url, sizes["schedule_s"])
+        waits = file_waits(config)
         plan = drip_plan(sizes["invoices"], sizes["drip_s"], sizes["per_file"])
         log(f"daemon: run, schedule {sizes['schedule_s']} s; dripping {sizes['invoices']} "
             f"invoices in {len(plan)} files over {sizes['drip_s']:.0f} s")
@@ -191,7 +203,7 @@ def measure(opts: Any, sizes: dict[str, Any]) -> dict[str, Any]:
             raise RuntimeError(f"run exited {daemon.returncode}: {daemon_log.read_text()[-2000:]}")
         ledger = Ledger(f"sqlite:///{folder}/data/ledger.db")
         try:
-            patience = 3 * sizes["schedule_s"] + MIN_FILE_AGE_S + 60
+            patience = 3 * sizes["schedule_s"] + waits["min_file_age"] + 60
             staged = folder / "staged"
             staged.mkdir()
             landed, seen = drip_and_wait(plan, sshd.outbound, staged, ledger, patience)
@@ -208,7 +220,7 @@ def measure(opts: Any, sizes: dict[str, Any]) -> dict[str, Any]:
         if ifs is not None:
             ifs.stop()
         sshd.stop()
-    return {"plan": plan, "landed": landed, **seen,
+    return {"plan": plan, "landed": landed, **seen, **waits,
             "exit": daemon.returncode if daemon else None}
 
 
@@ -231,6 +243,7 @@ def figure(run: dict[str, Any], sizes: dict[str, Any], beside: bool) -> dict[str
                       notes=[f"no invoice was posted (daemon exit {run['exit']})"])
     p50, p95, top = (statistics.median(waits), percentile(waits, 0.95), max(waits))
     low, high = sizes["per_file"]
+    age = run["min_file_age"]
     notes = [f"{len(landed)} invoices in {len(run['plan'])} files ({low}-{high} each) landed "
              "at seeded "
              f"random moments over {sizes['drip_s']:.0f} s; per invoice, file renamed into "
@@ -240,9 +253,9 @@ def figure(run: dict[str, Any], sizes: dict[str, Any], beside: bool) -> dict[str
              f"old enough, then download and parse) p50 {statistics.median(taken):.1f} s, "
              f"max {max(taken):.1f} s; Discovered -> Posted (validate, resolve, post) p50 "
              f"{statistics.median(worked):.1f} s, max {max(worked):.1f} s",
-             f"defaults of a real install: min_file_age {MIN_FILE_AGE_S:.0f} s, stable_wait "
-             "2 s (a file younger than 30 s at a cycle waits for the next one: the wait is "
-             f"30 s to {schedule + MIN_FILE_AGE_S:.0f} s plus the cycle's own work)",
+             f"defaults of a real install: min_file_age {age:.0f} s, stable_wait "
+             f"{run['stable_wait']:g} s (a file younger than {age:.0f} s at a tick waits for "
+             f"the next one: {age:.0f} s to {schedule + age:.0f} s plus the cycle's own work)",
              "`ml-connector run` against a real sshd and the IFS emulator in its own process "
              "(1000 requests/min)"]
     if missing:
