@@ -19,7 +19,7 @@ CPU): reading the notifications ~1.6 s, decoding them ~2.5 s (orjson itself ~1.5
 build ~1 s. What moved it from ~13 s (one step at a time, roughly): stream ids dashed once
 per stream instead of per row in SQL (-0.9 s), the plain indexes built once at the end
 instead of kept through every upsert (-1.3 s); then each row written once per transaction
-of 10 pages, no read-back for a stream's first event, a page decoded at a time (a small
+of 25 pages, no read-back for a stream's first event, a page decoded at a time (a small
 working set) with a leaner loop.
 The notes below split the rebuild into its own read of the rows and the rest.
 """

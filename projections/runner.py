@@ -27,7 +27,8 @@ SCHEMA_VERSIONS = "mlc_projection_schema"       # name -> the schema_version its
 log = logging.getLogger("ml_connector.projections")
 # Replaying the whole log: pages of the catch-up's size, several per transaction. A view row
 # keyed by a random UUID sits on a random page: the fewer commits, the fewer times each page
-# is written (10 pages: +6% CPU, 50: -1% but the file's write lock held twice as long).
+# is written (10 pages measured ~5% more CPU than 25; 50 no better within the noise, and it
+# holds the file's write lock, which the ledger's writers share, twice as long).
 REBUILD_PAGE = 2000
 REBUILD_PAGES_PER_TRANSACTION = 25
 Progress = Callable[[int, int], None]
