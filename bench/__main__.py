@@ -34,6 +34,39 @@ FIGURES: dict[str, list[str]] = {
     "memory": ["bench.memory"],
 }
 RESERVE = 15.0                         # seconds for starting the last process, the table
+# Figures that mostly wait (the latency drip lasts its 10 minutes whatever the machine does):
+# started first, in the background, and joined after the others.
+BACKGROUND: dict[str, list[str]] = {"latency": ["bench.latency"]}
+
+
+def start_background(name: str, opts: argparse.Namespace,
+                     beside: bool) -> tuple[subprocess.Popen, float]:
+    """`beside`: other figures run meanwhile (the figure says so in its notes)."""
+    command = [sys.executable, "-m", *BACKGROUND[name], "--out",
+               str(opts.work / f"{name}.json"), "--work", str(opts.work),
+               "--profile", opts.profile] + ["--quick"] * opts.quick + ["--beside"] * beside
+    print(f"== {name} (in the background): {' '.join(command[2:])}", file=sys.stderr, flush=True)
+    log = open(opts.work / f"{name}.log", "w")
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                               stderr=log, text=True)
+    log.close()
+    return process, time.perf_counter()
+
+
+def join_background(name: str, process: subprocess.Popen, started: float,
+                    opts: argparse.Namespace) -> list[dict[str, Any]]:
+    code = process.wait()
+    seconds = time.perf_counter() - started
+    out, log = opts.work / f"{name}.json", (opts.work / f"{name}.log").read_text()
+    sys.stderr.write(f"== {name} (joined)\n{log}")
+    if code != 0 or not out.exists():
+        return [result(name, None, "", notes=[f"failed (exit {code}):",
+                                              *log.strip().splitlines()[-6:]],
+                       seconds=round(seconds, 1))]
+    rows = json.loads(out.read_text())
+    for row in rows:
+        row["details"]["figure_seconds"] = round(seconds, 1)
+    return rows
 
 
 def run_figure(name: str, opts: argparse.Namespace, extra: list[str]) -> list[dict[str, Any]]:
@@ -100,7 +133,8 @@ def table(rows: list[dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--only", action="append", default=[],
-                        help=f"run only these ({', '.join(FIGURES)}); repeat or comma-separate")
+                        help=f"run only these ({', '.join([*FIGURES, *BACKGROUND])});"
+                             " repeat or comma-separate")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--budget", type=float, default=570.0,
                         help="seconds the whole run should take (sizes the memory figure)")
@@ -110,16 +144,20 @@ def main() -> None:
     parser.add_argument("--keep-work", action="store_true")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.json")
     opts = parser.parse_args()
-    names = [n for part in opts.only for n in part.split(",") if n] or list(FIGURES)
-    unknown = set(names) - set(FIGURES)
+    names = [n for part in opts.only for n in part.split(",") if n] or [*FIGURES, *BACKGROUND]
+    unknown = set(names) - set(FIGURES) - set(BACKGROUND)
     if unknown:
-        parser.error(f"unknown figure(s) {', '.join(sorted(unknown))}; have {', '.join(FIGURES)}")
+        parser.error(f"unknown figure(s) {', '.join(sorted(unknown))};"
+                     f" have {', '.join([*FIGURES, *BACKGROUND])}")
     # A folder of its own: another bench run at the same time (a developer measuring one
     # figure) must not delete this one's files, nor this one theirs.
     opts.work = opts.work or WORK / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     opts.work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
+    beside = any(name in FIGURES for name in names)
+    background = {name: start_background(name, opts, beside)
+                  for name in BACKGROUND if name in names}
     try:
         for name in FIGURES:
             if name not in names:
@@ -129,7 +167,13 @@ def main() -> None:
                 elapsed = time.perf_counter() - started
                 extra = ["--budget", f"{max(90.0, opts.budget - elapsed - RESERVE):.0f}"]
             rows.extend(run_figure(name, opts, extra))
+        for name, (process, began) in background.items():
+            rows.extend(join_background(name, process, began, opts))
     finally:
+        for process, _ in background.values():
+            if process.poll() is None:          # interrupted: no orphan daemon behind
+                process.terminate()
+                process.wait()
         if not opts.keep_work:
             shutil.rmtree(opts.work, ignore_errors=True)
             with contextlib.suppress(OSError):

@@ -81,7 +81,7 @@ def _event_class(topic: str) -> Any:
 
 
 @lru_cache(maxsize=None)
-def _current_version(topic: str) -> int:
+def current_version(topic: str) -> int:
     cls = _event_class(topic)
     return getattr(cls, "class_version", 1) if cls is not None else 1
 
@@ -89,7 +89,7 @@ def _current_version(topic: str) -> int:
 def upcast(topic: str, state: dict[str, Any]) -> dict[str, Any]:
     """Bring raw stored state up to the current class version (as the Mapper does)."""
     from_version = state.pop("class_version", 1)
-    to_version = _current_version(topic)
+    to_version = current_version(topic)
     cls = _event_class(topic) if from_version < to_version else None
     while from_version < to_version:
         getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)

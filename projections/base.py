@@ -37,9 +37,13 @@ class Projection:
     def wants(self, event: LedgerEvent) -> bool:
         return event.topic.startswith(self.topic_prefix)
 
-    def create(self, cur: Cursor) -> None:
+    def create(self, cur: Cursor, indexes: bool = True) -> None:
+        """The tables; `indexes=False` leaves out the plain (non-unique) indexes, which a
+        rebuild from nothing builds once at its end instead of keeping them up to date
+        through every write (they are lookups only: no ON CONFLICT depends on them)."""
         for statement in self.ddl:
-            cur.execute(statement)
+            if indexes or not statement.startswith("CREATE INDEX"):
+                cur.execute(statement)
 
     def drop(self, cur: Cursor) -> None:
         for table in self.tables:
@@ -48,8 +52,13 @@ class Projection:
     def apply(self, cur: Cursor, events: list[LedgerEvent]) -> None:  # pragma: no cover
         raise NotImplementedError
 
+    def flush(self, cur: Cursor) -> None:
+        """Write what `apply` held back; the runner calls it once per transaction, before
+        recording the position (several pages may be applied in between)."""
+
     def forget(self) -> None:
-        """Drop anything held in memory: the tables changed under this process."""
+        """Drop anything held in memory: the tables changed under this process, or the
+        transaction was rolled back."""
 
 
 def select_in(cur: Cursor, sql_prefix: str, keys: Sequence[Any], chunk: int = 500) -> list[tuple]:

@@ -35,25 +35,34 @@ class StatusProjection(Projection):
 
     def __init__(self) -> None:
         self._rows: dict[str, dict[str, Any]] = {}
+        self._dirty: set[str] = set()      # applied, not yet written: flush() writes them
 
     def forget(self) -> None:
-        self._rows = {}
+        self._rows, self._dirty = {}, set()
 
     def apply(self, cur: Cursor, events: list[LedgerEvent]) -> None:
-        ids = list(dict.fromkeys(e.stream_id for e in events))
-        cached = self._rows
-        rows = {i: cached[i] for i in ids if i in cached}
-        missing = [i for i in ids if i not in rows]
+        rows = self._rows
+        ids = dict.fromkeys(e.stream_id for e in events)
+        # A stream's first event (version 1) starts its row: nothing to read back. Were the
+        # row there (a rebuild re-applying from a position), folding the whole stream again
+        # from that first event gives the same row.
+        fresh = {e.stream_id for e in events if e.version == 1}
+        missing = [i for i in ids if i not in rows and i not in fresh]
         rows.update((r[0], dict(zip(COLUMNS, r))) for r in select_in(
             cur, f"SELECT {', '.join(COLUMNS)} FROM {TABLE} WHERE id IN", missing))
-        for event in events:
-            row = rows.get(event.stream_id) or empty_row(event.stream_id)
-            rows[event.stream_id] = transition(row, event.type, event.data, event.version,
-                                               event.recorded_at)
-        cur.executemany(_UPSERT, [_as_tuple(row) for row in rows.values()])
-        if len(cached) + len(rows) > self.CACHE_ROWS:
-            cached.clear()
-        cached.update(rows)
+        get = rows.get
+        for _, stream_id, version, _, kind, data, recorded_at, _ in events:
+            rows[stream_id] = transition(get(stream_id) or empty_row(stream_id), kind, data,
+                                         version, recorded_at)
+        self._dirty.update(ids)
+
+    def flush(self, cur: Cursor) -> None:
+        """Each row touched since the last flush, written once."""
+        rows = self._rows
+        cur.executemany(_UPSERT, [_as_tuple(rows[i]) for i in sorted(self._dirty)])
+        self._dirty = set()
+        if len(rows) > self.CACHE_ROWS:
+            rows.clear()
 
 
 _as_tuple = operator.itemgetter(*COLUMNS)
