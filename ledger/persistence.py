@@ -191,9 +191,14 @@ def _recorded(recorder: Any, ids: list[UUID]) -> set[UUID]:
     if postgres is not None and isinstance(recorder, postgres.PostgresAggregateRecorder):
         from psycopg.sql import SQL, Identifier
 
+        # One index probe per id (LATERAL ... LIMIT 1): a plain `= ANY(ids)` was planned as
+        # a sequential scan of the whole table on a freshly filled one (no statistics yet),
+        # so each batch of an ingest read every event recorded before it.
         as_text = recorder.datastore.originator_id_type == "text"
-        statement = SQL("SELECT DISTINCT originator_id FROM {schema}.{table}"
-                        " WHERE originator_id = ANY(%s)").format(
+        statement = SQL("SELECT i.id AS originator_id FROM unnest(%s::{id_type}[]) AS i(id),"
+                        " LATERAL (SELECT 1 FROM {schema}.{table} AS t"
+                        " WHERE t.originator_id = i.id LIMIT 1) AS hit").format(
+            id_type=Identifier(recorder.datastore.originator_id_type),
             schema=Identifier(recorder.datastore.schema),
             table=Identifier(recorder.events_table_name))
         with recorder.datastore.transaction(commit=False) as cursor:
