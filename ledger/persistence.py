@@ -145,11 +145,15 @@ _IDS_PER_QUERY = 500                   # well under SQLite's bound-parameter lim
 
 
 def recorded(recorder: Any, ids: Iterable[UUID]) -> set[UUID]:
-    """Which of these streams have any event: one query per few hundred ids."""
+    """Which of these streams have any event: one query per few hundred ids on SQLite, one
+    for all on PostgreSQL (they go as one array; each query is a round trip)."""
+    from eventsourcing.sqlite import SQLiteAggregateRecorder
+
     ids = list(ids)
+    per_query = _IDS_PER_QUERY if isinstance(recorder, SQLiteAggregateRecorder) else len(ids)
     found: set[UUID] = set()
-    for start in range(0, len(ids), _IDS_PER_QUERY):
-        found |= _recorded(recorder, ids[start:start + _IDS_PER_QUERY])
+    for start in range(0, len(ids), per_query or 1):
+        found |= _recorded(recorder, ids[start:start + per_query])
     return found
 
 

@@ -109,7 +109,7 @@ def pg_ledger(request, pg_url):
 
 def _rows(recorder) -> list[tuple]:
     return [(n.id, n.originator_id, n.originator_version, n.topic, n.state)
-            for n in recorder.select_notifications(1, 1000)]
+            for n in recorder.select_notifications(1, 10_000)]
 
 
 def test_copy_stores_the_rows_and_ids_an_insert_stores(pg_url, tmp_path):
@@ -117,7 +117,8 @@ def test_copy_stores_the_rows_and_ids_an_insert_stores(pg_url, tmp_path):
     states = [bytes(range(256)), b"\\x00 '\" {}\\\\\t\n", "ünï €".encode(), b"", b"\\N"]
     saves = [[StoredEvent(a, v, "tests.Bytes", s) for v, s in enumerate(states, start=1)],
              _events(b, range(1, 3)) + _events(a, range(6, 8)),
-             _events(b, range(3, 4))]
+             _events(b, range(3, 4)),
+             _events(uuid.uuid4(), range(1, 2501))]         # sent in several blocks
     results = {}
     for how, copy_from in (("copy", 1), ("insert", 10**9)):
         ledger = Ledger(pg_url if how == "copy" else f"{pg_url}?schema=by_insert")
@@ -129,7 +130,7 @@ def test_copy_stores_the_rows_and_ids_an_insert_stores(pg_url, tmp_path):
             ledger.close()
     assert results["copy"] == results["insert"]
     ids, rows = results["copy"]
-    assert [i for save in ids for i in save] == [row[0] for row in rows] == list(range(1, 11))
+    assert [i for save in ids for i in save] == [row[0] for row in rows] == list(range(1, 2511))
     assert [row[4] for row in rows[:5]] == states
 
 
@@ -197,3 +198,13 @@ def test_concurrent_copies_get_ids_in_commit_order(pg_url):
     finally:
         for ledger in ledgers:
             ledger.close()
+
+
+def test_recorded_finds_exactly_the_streams_with_events(ledger):
+    """Intake asks once per batch which invoices the ledger holds (SQLite: a few hundred ids
+    per query; PostgreSQL: one query, one index probe per id)."""
+    held = [uuid.uuid4() for _ in range(700)]
+    ledger.recorder.insert_events([e for stream in held[::3] for e in _events(stream, range(1, 3))])
+    asked = held + [uuid.uuid4() for _ in range(600)] + held[:5]
+    assert ledger.recorded(asked) == set(held[::3])
+    assert ledger.recorded([]) == set()
