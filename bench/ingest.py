@@ -74,8 +74,8 @@ def timed_ingest(url: str, path: Path, name: str, ledger_cls: type[Ledger] = Led
 def split_note(first: FirstItem, seconds: float) -> str:
     return (f"of which {first.at:.1f} s before the first invoice (pass 1: read, validate and "
             f"spill the whole file; nothing can be recorded before it ends) and "
-            f"{seconds - first.at:.1f} s for pass 2 (the rules; in a worker process on a large file) beside "
-            f"recording" if first.at is not None else "no invoice read")
+            f"{seconds - first.at:.1f} s for pass 2 (the rules; in a worker process on a large "
+            f"file) beside recording" if first.at is not None else "no invoice read")
 
 
 def parse_only(path: Path, name: str) -> float:
