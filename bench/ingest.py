@@ -23,7 +23,9 @@ from bench.common import (Unavailable, args, downloaded, emit, generated_export,
 from ledger.app import Ledger
 from ledger.signing import EventKeys
 
-TARGET = 10_000                        # invoices per second
+TARGET = 20_000                        # invoices per second, on a quiet machine (issue 16)
+RATIO_TARGET = 10                      # batched / one save per event, same run (issue 16)
+PG_RATIO_TARGET = 1.0                  # PostgreSQL / SQLite, same file, same run (issue 16)
 
 
 class PerEventLedger(Ledger):
@@ -130,7 +132,7 @@ def sqlite_figures(opts: Any) -> list[dict[str, Any]]:
     base_s, base_summary, base_events = timed_ingest(url_of("per-event"), sub_path, sub_name,
                                                      PerEventLedger)
     base = rate(base_summary["invoices_new"], base_s)
-    met = value >= TARGET
+    met = value >= TARGET and value >= RATIO_TARGET * base
     notes = [f"{invoices:,} invoices ({path.stat().st_size / 1e6:,.0f} MB, "
              f"{summary['invoices_new']:,} recorded, {events:,} events) in {seconds:.1f} s, "
              + split_note(first, seconds),
@@ -139,9 +141,10 @@ def sqlite_figures(opts: Any) -> list[dict[str, Any]]:
     if should_profile(opts.profile, met):
         log("profiling")
         notes += diagnose(opts.work, url_of, 5_000 if not opts.quick else 1_000)
-    return [result("ingest rate (SQLite)", round(value), "invoices/s", target=f">= {TARGET:,}",
-                   met=met, baseline={"name": "one save per event", "value": round(base),
-                                      "unit": "invoices/s"},
+    return [result("ingest rate (SQLite)", round(value), "invoices/s",
+                   target=f">= {TARGET:,} and >= {RATIO_TARGET}x baseline", met=met,
+                   baseline={"name": "one save per event", "value": round(base),
+                             "unit": "invoices/s"},
                    ratio=ratio(value, base), ratio_means="batched / one save per event",
                    notes=notes, invoices=invoices, seconds=round(seconds, 2),
                    events=events, file_bytes=path.stat().st_size, summary=summary)]
@@ -160,7 +163,7 @@ def postgres_figures(opts: Any) -> list[dict[str, Any]]:
                        notes=[f"skipped: {exc}"])]
     value = rate(summary["invoices_new"], seconds)
     return [result("PostgreSQL ingest", round(value), "invoices/s",
-                   target="reported, ratio to SQLite",
+                   target=f"ratio >= {PG_RATIO_TARGET} to SQLite (same run)",
                    notes=[f"{invoices:,} invoices, {events:,} events in {seconds:.1f} s "
                           "(throwaway database, dropped afterwards), "
                           + split_note(first, seconds),
