@@ -23,7 +23,9 @@ from bench.common import (Unavailable, args, downloaded, emit, generated_export,
 from ledger.app import Ledger
 from ledger.signing import EventKeys
 
-TARGET = 10_000                        # invoices per second
+TARGET = 20_000                        # invoices per second, on a quiet machine (issue 16)
+RATIO_TARGET = 10                      # batched / one save per event, same run (issue 16)
+PG_RATIO_TARGET = 1.0                  # PostgreSQL / SQLite, same file, same run (issue 16)
 
 
 class PerEventLedger(Ledger):
@@ -37,8 +39,22 @@ class PerEventLedger(Ledger):
                 super().save_all([event])
 
 
-def timed_ingest(url: str, path: Path, name: str, ledger_cls: type[Ledger] = Ledger
-                 ) -> tuple[float, dict[str, Any], int]:
+class FirstItem:
+    """Wraps the reader: when its first invoice came out, i.e. how long pass 1 (read,
+    validate and spill the whole file, before anything can be recorded) took."""
+
+    def __init__(self) -> None:
+        self.at: float | None = None
+
+    def __call__(self, items: Any) -> Any:
+        for item in items:
+            if self.at is None:
+                self.at = time.perf_counter()
+            yield item
+
+
+def timed_ingest(url: str, path: Path, name: str, ledger_cls: type[Ledger] = Ledger,
+                 first: FirstItem | None = None) -> tuple[float, dict[str, Any], int]:
     """(seconds, summary, events recorded) for one file into a fresh ledger at url. Events
     are MACed with an audit key, as the connector always writes them (ledger/signing.py)."""
     ledger = ledger_cls(url)
@@ -47,12 +63,21 @@ def timed_ingest(url: str, path: Path, name: str, ledger_cls: type[Ledger] = Led
         export_file = downloaded(ledger, path, name)
         before = ledger.recorder.max_notification_id() or 0
         started = time.perf_counter()
-        summary = record_export(ledger, export_file, path)
+        summary = record_export(ledger, export_file, path, wrap=first)
         seconds = time.perf_counter() - started
         events = (ledger.recorder.max_notification_id() or 0) - before
     finally:
         ledger.close()
+    if first is not None and first.at is not None:
+        first.at -= started
     return seconds, summary, events
+
+
+def split_note(first: FirstItem, seconds: float) -> str:
+    return (f"of which {first.at:.1f} s before the first invoice (pass 1: read, validate and "
+            f"spill the whole file; nothing can be recorded before it ends) and "
+            f"{seconds - first.at:.1f} s for pass 2 (the rules; in a worker process on a large "
+            f"file) beside recording" if first.at is not None else "no invoice read")
 
 
 def parse_only(path: Path, name: str) -> float:
@@ -99,24 +124,27 @@ def sqlite_figures(opts: Any) -> list[dict[str, Any]]:
     log(f"generating {invoices:,} invoices")
     path, name = generated_export(opts.work, invoices)
     log(f"ingesting {path.stat().st_size / 1e6:,.0f} MB into SQLite")
-    seconds, summary, events = timed_ingest(url_of("batched"), path, name)
+    first = FirstItem()
+    seconds, summary, events = timed_ingest(url_of("batched"), path, name, first=first)
     value = rate(summary["invoices_new"], seconds)
     log(f"{value:,.0f} invoices/s; baseline: one save per event on {subset:,}")
     sub_path, sub_name = generated_export(opts.work, subset)
     base_s, base_summary, base_events = timed_ingest(url_of("per-event"), sub_path, sub_name,
                                                      PerEventLedger)
     base = rate(base_summary["invoices_new"], base_s)
-    met = value >= TARGET
+    met = value >= TARGET and value >= RATIO_TARGET * base
     notes = [f"{invoices:,} invoices ({path.stat().st_size / 1e6:,.0f} MB, "
-             f"{summary['invoices_new']:,} recorded, {events:,} events) in {seconds:.1f} s",
+             f"{summary['invoices_new']:,} recorded, {events:,} events) in {seconds:.1f} s, "
+             + split_note(first, seconds),
              f"baseline on the first {subset:,} invoices of the same data: {base_events:,} "
              f"events, each in its own transaction, {base_s:.1f} s"]
     if should_profile(opts.profile, met):
         log("profiling")
         notes += diagnose(opts.work, url_of, 5_000 if not opts.quick else 1_000)
-    return [result("ingest rate (SQLite)", round(value), "invoices/s", target=f">= {TARGET:,}",
-                   met=met, baseline={"name": "one save per event", "value": round(base),
-                                      "unit": "invoices/s"},
+    return [result("ingest rate (SQLite)", round(value), "invoices/s",
+                   target=f">= {TARGET:,} and >= {RATIO_TARGET}x baseline", met=met,
+                   baseline={"name": "one save per event", "value": round(base),
+                             "unit": "invoices/s"},
                    ratio=ratio(value, base), ratio_means="batched / one save per event",
                    notes=notes, invoices=invoices, seconds=round(seconds, 2),
                    events=events, file_bytes=path.stat().st_size, summary=summary)]
@@ -128,15 +156,18 @@ def postgres_figures(opts: Any) -> list[dict[str, Any]]:
     try:
         with pg_database() as url:
             log(f"ingesting {invoices:,} invoices into PostgreSQL")
-            seconds, summary, events = timed_ingest(url, path, name)
+            first = FirstItem()
+            seconds, summary, events = timed_ingest(url, path, name, first=first)
     except Unavailable as exc:
         return [result("PostgreSQL ingest", None, "invoices/s", target="reported",
                        notes=[f"skipped: {exc}"])]
     value = rate(summary["invoices_new"], seconds)
     return [result("PostgreSQL ingest", round(value), "invoices/s",
-                   target="reported, ratio to SQLite",
+                   target=f"ratio >= {PG_RATIO_TARGET} to SQLite (same run)",
                    notes=[f"{invoices:,} invoices, {events:,} events in {seconds:.1f} s "
-                          "(throwaway database, dropped afterwards)"],
+                          "(throwaway database, dropped afterwards), "
+                          + split_note(first, seconds),
+                          "saves of 100+ events go by binary COPY (ledger/postgres_store.py)"],
                    ratio_means="PostgreSQL / SQLite (same file, same run)",
                    invoices=invoices, seconds=round(seconds, 2), events=events)]
 

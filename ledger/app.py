@@ -16,7 +16,7 @@ from ledger.errors import ConcurrentChange, LedgerError
 from ledger.files import ExportFile
 from ledger.invoice import Invoice, who_and_why
 from ledger.model import DOCUMENT_TYPES, invoice_id, vendor_stream_id
-from ledger.signing import EventKeys, KeyUnavailable, SigningMapper
+from ledger.signing import EventKeys, KeyUnavailable, SigningMapper, Unsealed
 from ledger.posting_path import PostingPath, posting_path_id
 from ledger.vendor import Vendor
 
@@ -153,7 +153,7 @@ class Ledger(Application[UUID]):
             if isinstance(obj, BaseAggregate):
                 processing.events.extend(obj.collect_events())
                 processing.aggregates[obj.id] = obj
-            elif isinstance(obj, DomainEvent):
+            elif isinstance(obj, (DomainEvent, Unsealed)):     # Unsealed: see signing.py
                 processing.events.append(obj)
             else:
                 processing.collect_events(obj)

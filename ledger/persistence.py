@@ -152,11 +152,15 @@ _IDS_PER_QUERY = 500                   # well under SQLite's bound-parameter lim
 
 
 def recorded(recorder: Any, ids: Iterable[UUID]) -> set[UUID]:
-    """Which of these streams have any event: one query per few hundred ids."""
+    """Which of these streams have any event: one query per few hundred ids on SQLite, one
+    for all on PostgreSQL (they go as one array; each query is a round trip)."""
+    from eventsourcing.sqlite import SQLiteAggregateRecorder
+
     ids = list(ids)
+    per_query = _IDS_PER_QUERY if isinstance(recorder, SQLiteAggregateRecorder) else len(ids)
     found: set[UUID] = set()
-    for start in range(0, len(ids), _IDS_PER_QUERY):
-        found |= _recorded(recorder, ids[start:start + _IDS_PER_QUERY])
+    for start in range(0, len(ids), per_query or 1):
+        found |= _recorded(recorder, ids[start:start + per_query])
     return found
 
 
@@ -200,9 +204,14 @@ def _recorded(recorder: Any, ids: list[UUID]) -> set[UUID]:
     if postgres is not None and isinstance(recorder, postgres.PostgresAggregateRecorder):
         from psycopg.sql import SQL, Identifier
 
+        # One index probe per id (LATERAL ... LIMIT 1): a plain `= ANY(ids)` was planned as
+        # a sequential scan of the whole table on a freshly filled one (no statistics yet),
+        # so each batch of an ingest read every event recorded before it.
         as_text = recorder.datastore.originator_id_type == "text"
-        statement = SQL("SELECT DISTINCT originator_id FROM {schema}.{table}"
-                        " WHERE originator_id = ANY(%s)").format(
+        statement = SQL("SELECT i.id AS originator_id FROM unnest(%s::{id_type}[]) AS i(id),"
+                        " LATERAL (SELECT 1 FROM {schema}.{table} AS t"
+                        " WHERE t.originator_id = i.id LIMIT 1) AS hit").format(
+            id_type=Identifier(recorder.datastore.originator_id_type),
             schema=Identifier(recorder.datastore.schema),
             table=Identifier(recorder.events_table_name))
         with recorder.datastore.transaction(commit=False) as cursor:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import uuid
 
+import orjson
 import pytest
 
 from ledger.app import Ledger
+from ledger.errors import LedgerError
 from ledger.intake import record_invoice_file
 from ledger.invoice import Invoice
 from ledger.model import RuleViolation, content_hash, invoice_data_and_hash, invoice_to_data
+from ledger.signing import EventKeys
 from tests.builders import export_file, invoice, parsed
 
 VIOLATIONS = [{"rule": "lines_sum_net", "field": "invoice_net", "message": "m", "line": 0},
@@ -66,3 +69,64 @@ def test_data_and_hash_in_one_go_equal_the_two_functions():
         data, digest = invoice_data_and_hash(inv)
         assert data == invoice_to_data(inv) and list(data) == list(invoice_to_data(inv))
         assert digest == content_hash(inv)
+
+
+def _stored_members(state: bytes) -> list:
+    """A stored state's members in stored order, without the two that differ between two
+    recordings of the same event: when (timestamp) and the MAC made over it."""
+    return [(k, v) for k, v in orjson.loads(state).items() if k not in ("timestamp", "mlc_mac")]
+
+
+@pytest.mark.parametrize("violations,approval", [((), "Approved"), ((), "Pending"),
+                                                 ((RuleViolation(rule="r", field="f",
+                                                                 message="m", line=3),),
+                                                  "Approved")])
+def test_stored_rows_equal_those_of_the_aggregate_path(tmp_path, violations, approval):
+    """Intake encodes a new invoice's events itself (ledger/intake.py): the stored rows must
+    be the ones the aggregate and the mapper make, MACed alike, and read back the same."""
+    keys = EventKeys({"0000000a": b"k" * 32}, "0000000a")
+    ledger = Ledger(f"sqlite:///{tmp_path}/l.db")
+    ledger.use_keys(keys)
+    try:
+        inv = invoice("N 7", lines=(("6100", "CC210", "1E+2", "-0.000"),) * 2,
+                      approval=approval)
+        file = export_file("a.csv")
+        record_invoice_file(ledger, file, [parsed(inv, *violations, line=4)], ["Approved"])
+        stored = ledger.recorder.select_events(inv.id)
+        expected_aggregate = Invoice.discover(
+            inv.id, company=inv.company, vendor_id=inv.vendor_id,
+            document_type=inv.document_type, invoice_number=inv.invoice_number,
+            file_name=file.name, file_sha256=file.sha256, locations=[4])
+        data, digest = invoice_data_and_hash(inv)
+        expected_aggregate.take_content(
+            data, digest, [{"rule": v.rule, "field": v.field, "message": v.message,
+                            "line": v.line} for v in violations],
+            file_name=file.name, file_sha256=file.sha256, locations=[4],
+            approved=approval == "Approved")
+        expected = [ledger.mapper.to_stored_event(e)
+                    for e in expected_aggregate.collect_events()]
+        assert len(stored) == len(expected) == (2 if approval == "Approved" and not violations
+                                                else 3)
+        assert [(e.topic, e.originator_version) for e in stored] == [
+            (e.topic, e.originator_version) for e in expected]
+        assert [_stored_members(e.state) for e in stored] == [
+            _stored_members(e.state) for e in expected]
+        assert all(keys.check(e.originator_id, e.originator_version, e.topic, e.state) == ""
+                   for e in stored)
+        read_back = ledger.invoice(inv.id)
+        assert (read_back.version, read_back.state, read_back.content_hash) == (
+            expected_aggregate.version, expected_aggregate.state, digest)
+    finally:
+        ledger.close()
+
+
+def test_fast_path_events_are_refused_without_the_audit_key(tmp_path):
+    ledger = Ledger(f"sqlite:///{tmp_path}/l.db")
+    ledger.use_keys(None, refusal="the audit key could not be read")
+    try:
+        with pytest.raises(LedgerError, match="audit key"):
+            record_invoice_file(ledger, export_file("a.csv"), [parsed(invoice("A"))],
+                                ["Approved"])
+        assert ledger.recorder.max_notification_id() is None
+    finally:
+        ledger.close()
