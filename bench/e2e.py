@@ -56,6 +56,7 @@ class RssWatch:
     def __init__(self) -> None:
         self.peak_mb = 0.0
         self._pids: set[int] = set()
+        self._cpu: dict[int, float] = {}
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -69,6 +70,10 @@ class RssWatch:
         with self._lock:
             self._pids.discard(pid)
 
+    def cpu_of(self, pid: int) -> float:
+        """CPU seconds (user + system) of a process this one has waited for."""
+        return self._cpu.pop(pid, 0.0)
+
     def _run(self) -> None:
         import psutil
 
@@ -79,6 +84,8 @@ class RssWatch:
                 try:
                     proc = psutil.Process(pid)
                     total = proc.memory_info().rss
+                    times = proc.cpu_times()
+                    self._cpu[pid] = times.user + times.system
                     for kid in proc.children(recursive=True):
                         total += kid.memory_info().rss
                 except psutil.Error:
@@ -94,7 +101,7 @@ def sync_until_posted(config: Path, expected: int, watch: RssWatch, *, deadline:
                       profile: Path | None = None, tag: str = "") -> dict[str, Any]:
     """`ml-connector sync --json` again and again until `expected` invoices are posted (a
     cycle may end at connector.cycle_timeout; a second worker may finish the last ones)."""
-    runs, last = 0, {}
+    runs, last, cpu = 0, {}, 0.0
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         command = [*CLI, "--config", str(config), "sync", "--json"]
@@ -104,8 +111,16 @@ def sync_until_posted(config: Path, expected: int, watch: RssWatch, *, deadline:
         proc = subprocess.Popen(command, cwd=config.parent, env=cli_env(), text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         watch.watch(proc.pid)
-        out, err = proc.communicate()
+        err_lines: list[str] = []
+        reader = threading.Thread(target=_timestamped, args=(proc.stderr, err_lines))
+        reader.start()
+        out = proc.stdout.read()
+        proc.wait()
+        reader.join()
+        err = "".join(err_lines)
+        (config.parent / f"sync{tag.strip(' #')}-{runs}.log").write_text(err)
         watch.forget(proc.pid)
+        cpu += watch.cpu_of(proc.pid)
         runs += 1
         if proc.returncode != 0:
             raise RuntimeError(f"sync{tag} exited {proc.returncode}: {err[-2000:]}")
@@ -115,7 +130,14 @@ def sync_until_posted(config: Path, expected: int, watch: RssWatch, *, deadline:
         if last.get("errors"):
             log(f"sync{tag} errors: {last['errors'][:3]}")
         time.sleep(0.2)
-    return {"runs": runs, "report": last}
+    return {"runs": runs, "report": last, "cpu_seconds": cpu}
+
+
+def _timestamped(stream: Any, into: list[str]) -> None:
+    """The sync's progress lines, each with the seconds since it started (where time goes)."""
+    started = time.perf_counter()
+    for line in stream:
+        into.append(f"{time.perf_counter() - started:7.2f} {line}")
 
 
 def run_flow(work: Path, invoices: int, *, ledger: str | None = None, workers: int = 1,
@@ -138,6 +160,7 @@ def run_flow(work: Path, invoices: int, *, ledger: str | None = None, workers: i
             finally:
                 watch.stop()
             seconds = time.perf_counter() - started
+            emulator_cpu = emu.cpu_seconds()
             seen = emu.http_requests()
             documents = Counter(i["ExternalRef"] for i in emu.state()["invoices"])
         finally:
@@ -152,6 +175,8 @@ def run_flow(work: Path, invoices: int, *, ledger: str | None = None, workers: i
             "per_invoice": len(seen) / posted if posted else None,
             "per_minute": posted / seconds * 60 if posted else 0.0,
             "peak_rss_mb": round(watch.peak_mb, 1), "sync_runs": [r["runs"] for r in runs],
+            "sync_cpu_seconds": [round(r["cpu_seconds"], 1) for r in runs],
+            "emulator_cpu_seconds": round(emulator_cpu, 1),
             "states": runs[0]["report"].get("states", {}), "config": config}
 
 
@@ -222,6 +247,8 @@ def backfill_figure(flow: dict[str, Any], ingest: dict[str, Any]) -> dict[str, A
         f"{per_invoice:.4f} per posted invoice -> budget ceiling {ceiling:,.0f}/min; ingest "
         f"alone (`ml-connector ingest`, same files, fresh ledger) {ingest['seconds']:.1f} s "
         f"= {ingest['per_minute']:,.0f}/min; the slower is {which}",
+        f"where the wall time went: sync process CPU {sum(flow['sync_cpu_seconds']):.1f} s, "
+        f"emulator CPU {flow['emulator_cpu_seconds']:.1f} s, of {flow['seconds']:.1f} s",
         f"documents in the emulator {flow['documents']:,}, posted twice {flow['posted_twice']};"
         f" peak RSS of the sync process tree {flow['peak_rss_mb']:,.0f} MB (<= 512 MB)",
         "the machine is shared (other jobs on the 2 cores): absolute rates are low while they "

@@ -15,10 +15,12 @@ but no outcome is first looked up in IFS before anything is sent again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -48,6 +50,9 @@ class PipelineSettings:
     intent_lease: float = 120.0        # an intent younger than this may still be in flight
     post_batch: int = 200
     page: int = 500
+    # Invoices a stage records per transaction: a commit (an fsync, a round trip to
+    # PostgreSQL) per invoice cost more than the stage's own work.
+    save_chunk: int = 100
     reference_retry: float = 900.0     # a reference refused at posting: tried again this late
     # Stampli approval statuses that let an invoice go to IFS ([stampli.invoices]).
     approved_statuses: tuple[str, ...] = ("Approved",)
@@ -87,6 +92,9 @@ class Pipeline:
         self.poller, self.clock, self.jitter = poller, clock, jitter
         self.progress = progress or (lambda line: None)   # one line per stage (sync, stderr)
         self.stopping = asyncio.Event()
+        self._sending: asyncio.Task | None = None      # the batch IFS is working on
+        self._sending_ids: set[str] = set()
+        self._recent: OrderedDict[str, Invoice] = OrderedDict()   # see _keep
 
     # ------------------------------------------------------------------ the cycle
 
@@ -107,11 +115,19 @@ class Pipeline:
         try:
             await self.sync_vendors(report)
             await self.resume_parked_reference(report)
-            while not self.stopping.is_set():
-                moved = (await self.validate(report) + await self.resolve_vendors(report)
-                         + await self.post(report))
-                if not moved:
-                    break
+            try:
+                while not self.stopping.is_set():
+                    moved = (await self.validate(report) + await self.resolve_vendors(report)
+                             + await self.post(report))
+                    if not moved:
+                        break
+            except BaseException:
+                # The batch in flight gets its outcome recorded all the same; the cycle ends
+                # on the error that stopped it.
+                with contextlib.suppress(ErpFailure):
+                    await self._sent()
+                raise
+            await self._sent()
         except ErpFailure as exc:       # IFS unreachable as a whole (token, network, deadline)
             report.errors.append(f"IFS: {exc}")
             self.progress(f"IFS: stopped calling IFS for this cycle: {exc}")
@@ -122,8 +138,11 @@ class Pipeline:
 
     def _load(self, row: dict[str, Any], stage: str) -> Invoice | None:
         """The invoice as the ledger has it now, if it still waits for this stage: the row
-        came from a view, and another worker sharing the ledger may have moved it since."""
-        invoice = self.ledger.invoice(UUID(row["id"]))
+        came from a view, and another worker sharing the ledger may have moved it since.
+        One this pipeline recorded last, at the row's version, is taken from memory."""
+        invoice = self._recent.pop(row["id"], None)
+        if invoice is None or invoice.version != row["version"]:
+            invoice = self.ledger.invoice(UUID(row["id"]))
         if not invoice.waiting_for(stage) or invoice.version != row["version"]:
             return None
         return invoice
@@ -135,6 +154,55 @@ class Pipeline:
         except ConcurrentChange:
             log.info("another worker moved %s first", ", ".join(i.ref for i in invoices))
             return False
+
+    def _save_chunk(self, invoices: list[Invoice], *, each: bool = True,
+                    keep: bool = True) -> list[Invoice]:
+        """Record several invoices' new events in one transaction; returns those recorded.
+        When another worker moved one of them first, nothing of the chunk is written and,
+        with `each`, every invoice is then saved alone (the others still get recorded).
+        With `keep`, the next stage takes the recorded invoices from memory (_load)."""
+        if not invoices:
+            return []
+        pending = [(invoice, invoice.collect_events()) for invoice in invoices]
+        try:
+            self.ledger.save_all([e for _, events in pending for e in events])
+            saved = invoices
+        except ConcurrentChange:
+            if not each:
+                log.info("another worker moved one of %s first", invoices[0].ref)
+                return []
+            saved = []
+            for invoice, events in pending:
+                try:
+                    self.ledger.save_all(events)
+                    saved.append(invoice)
+                except ConcurrentChange:
+                    log.info("another worker moved %s first", invoice.ref)
+        if keep:
+            self._keep(saved)
+        return saved
+
+    def _keep(self, invoices: list[Invoice]) -> None:
+        """Invoices just recorded, for the next stage (which would read their events back):
+        a few pages' worth, the oldest forgotten first."""
+        for invoice in invoices:
+            self._recent[str(invoice.id)] = invoice
+        while len(self._recent) > 2 * self.settings.page + self.settings.post_batch:
+            self._recent.popitem(last=False)
+
+    def _chunks(self, rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        """A page in chunks of save_chunk, starting at a random chunk: workers sharing the
+        ledger read the same page, and starting apart they mostly take different chunks."""
+        size = self.settings.save_chunk
+        chunks = [rows[i:i + size] for i in range(0, len(rows), size)]
+        start = int(self.jitter() * len(chunks)) % len(chunks) if len(chunks) > 1 else 0
+        return chunks[start:] + chunks[:start]
+
+    def _loaded(self, chunk: list[dict[str, Any]], stage: str) -> list[Invoice] | None:
+        """The chunk's invoices still waiting for the stage; None when most were moved by
+        another worker already (it is working on this page: read a fresh one instead)."""
+        invoices = [i for i in (self._load(row, stage) for row in chunk) if i is not None]
+        return None if len(invoices) * 2 < len(chunk) else invoices
 
     def _fail(self, invoice: Invoice, stage: str, failure: ErpFailure,
               report: CycleReport) -> None:
@@ -219,15 +287,30 @@ class Pipeline:
         report.count("validated")
 
     async def validate(self, report: CycleReport) -> int:
-        rows = self.queue.ready(Stage.VALIDATE, self._now(), self.settings.page)
+        return await self._run_stage(Stage.VALIDATE, "validate",
+                                     lambda invoice: self._validate_one(invoice, report))
+
+    async def _run_stage(self, stage: str, label: str,
+                         act: Callable[[Invoice], Awaitable[None]]) -> int:
+        """A page of the invoices waiting for `stage`, acted on and recorded a chunk at a
+        time; returns how many rows the page had."""
+        rows = self.queue.ready(stage, self._now(), self.settings.page)
         if rows:
-            self.progress(f"validate: {len(rows)} invoice(s)")
-        for row in rows:
-            invoice = self._load(row, Stage.VALIDATE)
-            if invoice is None:
-                continue
-            await self._validate_one(invoice, report)
-            self._save(invoice)
+            self.progress(f"{label}: {len(rows)} invoice(s)")
+        for chunk in self._chunks(rows):
+            await asyncio.sleep(0)      # a batch in flight: read IFS's answer as it comes
+            invoices = self._loaded(chunk, stage)
+            if invoices is None:
+                break
+            done: list[Invoice] = []
+            try:
+                for invoice in invoices:
+                    await act(invoice)
+                    done.append(invoice)
+            finally:                    # IFS gone mid-chunk: what was done is kept
+                saved = self._save_chunk(done)
+            if len(saved) < len(done):  # another worker is on this page: read a fresh one
+                break
         return len(rows)
 
     async def resume_parked_reference(self, report: CycleReport) -> None:
@@ -326,25 +409,21 @@ class Pipeline:
             log.info("vendor %s: another worker recorded its sync", vendor.vendor_id)
 
     async def resolve_vendors(self, report: CycleReport) -> int:
-        rows = self.queue.ready(Stage.RESOLVE_VENDOR, self._now(), self.settings.page)
-        if rows:
-            self.progress(f"resolve vendors: {len(rows)} invoice(s)")
         cache: dict[tuple[str, str], Any] = {}
-        for row in rows:
-            invoice = self._load(row, Stage.RESOLVE_VENDOR)
-            if invoice is None:
-                continue
-            if self._held_for_approval(invoice, report):   # before any supplier is written
-                self._save(invoice)
-                continue
-            try:
-                await self._resolve_one(invoice, cache)
-                report.count("vendor_resolved")
-            except ErpFailure as failure:
-                _stop_if_unavailable(failure)
-                self._fail(invoice, Stage.RESOLVE_VENDOR, failure, report)
-            self._save(invoice)
-        return len(rows)
+        return await self._run_stage(
+            Stage.RESOLVE_VENDOR, "resolve vendors",
+            lambda invoice: self._resolve_or_hold(invoice, cache, report))
+
+    async def _resolve_or_hold(self, invoice: Invoice, cache: dict[tuple[str, str], Any],
+                               report: CycleReport) -> None:
+        if self._held_for_approval(invoice, report):   # before any supplier is written
+            return
+        try:
+            await self._resolve_one(invoice, cache)
+            report.count("vendor_resolved")
+        except ErpFailure as failure:
+            _stop_if_unavailable(failure)
+            self._fail(invoice, Stage.RESOLVE_VENDOR, failure, report)
 
     # ------------------------------------------------------------------ post
 
@@ -359,9 +438,66 @@ class Pipeline:
         return self.clock() - intent["timestamp"].timestamp() < self.settings.intent_lease
 
     async def post(self, report: CycleReport) -> int:
-        rows = self.queue.ready(Stage.POST, self._now(), self.settings.post_batch)
+        """Claim the next batch (intents recorded), then send it in the background: while
+        IFS works on it the cycle validates, resolves and claims the next. One batch at a
+        time is in flight; its outcomes are recorded before the next one is sent."""
+        batch = self.settings.post_batch
+        rows = [row for row in self.queue.ready(Stage.POST, self._now(),
+                                                batch + len(self._sending_ids))
+                if row["id"] not in self._sending_ids][:batch]
         claimed: list[tuple[Invoice, PostingRequest]] = []
-        for row in rows:
+        for chunk in self._chunks(rows):
+            intended = await self._intend(chunk, report)
+            # The intent is the lock: only its winner posts. A chunk another worker claimed
+            # first is left whole, and so is the rest of the page (it is on it too).
+            saved = self._save_chunk([invoice for invoice, _ in intended], each=False,
+                                     keep=False)
+            if not saved and intended:
+                break
+            claimed += intended
+        finished = len(self._sending_ids)
+        await self._sent()
+        if not claimed:                 # one more round when a batch just came back
+            return finished
+        self._sending_ids = {str(invoice.id) for invoice, _ in claimed}
+        self._sending = asyncio.create_task(self._send(claimed, report))
+        await asyncio.sleep(0)          # the request goes out before the next stage's work
+        return len(claimed)
+
+    async def _sent(self) -> None:
+        """Wait for the batch in flight, its outcomes recorded (its ErpUnavailable raised)."""
+        task, self._sending = self._sending, None
+        try:
+            if task is not None:
+                await task
+        finally:
+            self._sending_ids = set()
+
+    async def _send(self, claimed: list[tuple[Invoice, PostingRequest]],
+                    report: CycleReport) -> None:
+        self.progress(f"post: sending {len(claimed)} invoice(s) to IFS")
+        try:
+            results = await self.erp.post([request for _, request in claimed])
+        except ErpUnavailable as exc:   # nothing was sent: the intents still get an outcome
+            results = [exc] * len(claimed)
+        self._record_paths()
+        for (invoice, _), result in zip(claimed, results):
+            if isinstance(result, PostingResult):
+                self._record_posted(invoice, result, report)
+            else:
+                self._fail(invoice, Stage.POST, result, report)
+        self._save_chunk([invoice for invoice, _ in claimed], keep=False)  # intents: the lock
+        posted = sum(isinstance(r, PostingResult) for r in results)
+        self.progress(f"post: {posted} posted, {len(results) - posted} failed")
+        for result in results:
+            if isinstance(result, ErpUnavailable):
+                raise result
+
+    async def _intend(self, chunk: list[dict[str, Any]], report: CycleReport
+                      ) -> list[tuple[Invoice, PostingRequest]]:
+        """The chunk's invoices to post, each with its intent recorded in memory (not saved)."""
+        intended = []
+        for row in chunk:
             invoice = self._load(row, Stage.POST)
             if invoice is None or invoice.posted is not None or self._intent_in_flight(invoice):
                 continue
@@ -383,30 +519,8 @@ class Pipeline:
                                        approved_statuses=self.settings.approved_statuses)
             except InvoiceRuleError:
                 continue
-            if self._save(invoice):    # the intent is the lock: only its winner posts
-                claimed.append((invoice, request))
-        if not claimed:
-            return 0
-        self.progress(f"post: sending {len(claimed)} invoice(s) to IFS")
-        try:
-            results = await self.erp.post([request for _, request in claimed])
-        except ErpUnavailable as exc:   # nothing was sent: the intents still get an outcome
-            results = [exc] * len(claimed)
-        self._record_paths()
-        for (invoice, _), result in zip(claimed, results):
-            if isinstance(result, PostingResult):
-                self._record_posted(invoice, result, report)
-            else:
-                self._fail(invoice, Stage.POST, result, report)
-        if not self._save(*(invoice for invoice, _ in claimed)):
-            for invoice, _ in claimed:   # pragma: no cover - the intents hold the lock
-                self._save(invoice)
-        posted = sum(isinstance(r, PostingResult) for r in results)
-        self.progress(f"post: {posted} posted, {len(results) - posted} failed")
-        for result in results:
-            if isinstance(result, ErpUnavailable):
-                raise result
-        return len(claimed)
+            intended.append((invoice, request))
+        return intended
 
     def _record_paths(self) -> None:
         """How the ERP learned to post (issue 13): on the service's own stream, so it is in the
