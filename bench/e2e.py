@@ -327,19 +327,20 @@ def main() -> None:
         rows.append(row)
     if not opts.no_postgres:
         try:
-            rows += _postgres(opts.work, small)
+            rows += _postgres(opts.work, small, profile is not None)
         except Unavailable as exc:
             rows.append(result("end to end on a PostgreSQL ledger, 1 worker", None,
                                "invoices/min", notes=[f"skipped: {exc}"]))
     emit(rows, opts.out)
 
 
-def _postgres(work: Path, n: int) -> list[dict[str, Any]]:
+def _postgres(work: Path, n: int, profile: bool = False) -> list[dict[str, Any]]:
     log(f"SQLite at {n:,} invoices")
     sqlite = run_flow(work, n, label="sqlite-small")
     with pg_database("mlc_bench_e2e") as url:
         log(f"PostgreSQL, 1 worker, {n:,} invoices (SQLite {sqlite['per_minute']:,.0f}/min)")
-        one = run_flow(work, n, ledger=url, label="pg1")
+        one = run_flow(work, n, ledger=url, label="pg1",
+                       profile=work / "e2e-pg1.pyinstrument.txt" if profile else None)
     with pg_database("mlc_bench_e2e") as url:
         log(f"PostgreSQL, 2 workers (1 worker {one['per_minute']:,.0f}/min)")
         two = run_flow(work, n, ledger=url, workers=2, label="pg2")

@@ -136,16 +136,23 @@ class Pipeline:
     def _now(self) -> str:
         return _iso(self.clock())
 
-    def _load(self, row: dict[str, Any], stage: str) -> Invoice | None:
+    def _load(self, row: dict[str, Any], stage: str,
+              read: dict[UUID, Invoice] | None = None) -> Invoice | None:
         """The invoice as the ledger has it now, if it still waits for this stage: the row
         came from a view, and another worker sharing the ledger may have moved it since.
-        One this pipeline recorded last, at the row's version, is taken from memory."""
+        One this pipeline recorded last, at the row's version, is taken from memory; `read`
+        holds invoices just read together (_read)."""
         invoice = self._recent.pop(row["id"], None)
         if invoice is None or invoice.version != row["version"]:
-            invoice = self.ledger.invoice(UUID(row["id"]))
+            invoice = (read or {}).get(UUID(row["id"])) or self.ledger.invoice(UUID(row["id"]))
         if not invoice.waiting_for(stage) or invoice.version != row["version"]:
             return None
         return invoice
+
+    def _read(self, rows: list[dict[str, Any]]) -> dict[UUID, Invoice]:
+        """The rows' invoices not in memory, read from the ledger in one query."""
+        wanted = [UUID(row["id"]) for row in rows if row["id"] not in self._recent]
+        return self.ledger.invoices(wanted) if wanted else {}
 
     def _save(self, *invoices: Invoice) -> bool:
         try:
@@ -201,7 +208,8 @@ class Pipeline:
     def _loaded(self, chunk: list[dict[str, Any]], stage: str) -> list[Invoice] | None:
         """The chunk's invoices still waiting for the stage; None when most were moved by
         another worker already (it is working on this page: read a fresh one instead)."""
-        invoices = [i for i in (self._load(row, stage) for row in chunk) if i is not None]
+        read = self._read(chunk)
+        invoices = [i for i in (self._load(row, stage, read) for row in chunk) if i is not None]
         return None if len(invoices) * 2 < len(chunk) else invoices
 
     def _fail(self, invoice: Invoice, stage: str, failure: ErpFailure,
@@ -497,8 +505,9 @@ class Pipeline:
                       ) -> list[tuple[Invoice, PostingRequest]]:
         """The chunk's invoices to post, each with its intent recorded in memory (not saved)."""
         intended = []
+        read = self._read(chunk)
         for row in chunk:
-            invoice = self._load(row, Stage.POST)
+            invoice = self._load(row, Stage.POST, read)
             if invoice is None or invoice.posted is not None or self._intent_in_flight(invoice):
                 continue
             request = PostingRequest(ledger_id=str(invoice.id),
