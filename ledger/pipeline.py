@@ -1,5 +1,7 @@
 """The stages that move invoices on, driven by the ledger: each takes the invoices waiting for
-it (from the work queue, never from memory), acts through a port, and records the next event.
+it (the work queue says which, never a list kept in memory), acts through a port, and records
+the next event, a chunk of invoices per transaction (ledger/chunked.py). Posting is in
+ledger/posting_stage.py.
 
     poll -> Discovered/Parsed -> validate -> Validated -> resolve vendor -> VendorResolved
          -> intend (write-ahead) -> post -> Posted | Failed
@@ -20,21 +22,19 @@ import logging
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
-from uuid import UUID
 
 from ledger.app import Ledger
 from ledger.errors import ConcurrentChange
-from ledger.invoice import Invoice, InvoiceRuleError
+from ledger.invoice import Invoice
 from ledger.model import VendorRecord, invoice_from_data
 from ledger.poller import Poller
-from ledger.posting_path import PostingPath
+from ledger.posting_stage import PostingStage, stop_if_unavailable
 from ledger.replay import replay_command
-from ledger.ports import (Erp, ErpFailure, ErpUnavailable, PostingRequest, PostingResult,
-                          SourceError, SupplierResolution, WorkQueue)
+from ledger.ports import Erp, ErpFailure, SourceError, SupplierResolution, WorkQueue
 from ledger.status import Stage
 from ledger.vendor import Vendor
 
@@ -76,14 +76,7 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat()
 
 
-def _stop_if_unavailable(failure: ErpFailure) -> None:
-    """IFS as a whole is down, misconfigured or out of this cycle's time: that is no fault of
-    the invoice at hand. The cycle stops (and reports it) without recording it on the invoice."""
-    if isinstance(failure, ErpUnavailable):
-        raise failure
-
-
-class Pipeline:
+class Pipeline(PostingStage):
     def __init__(self, ledger: Ledger, erp: Erp, queue: WorkQueue, settings: PipelineSettings,
                  poller: Poller | None = None, clock: Callable[[], float] = time.time,
                  jitter: Callable[[], float] = random.random,
@@ -135,82 +128,6 @@ class Pipeline:
 
     def _now(self) -> str:
         return _iso(self.clock())
-
-    def _load(self, row: dict[str, Any], stage: str,
-              read: dict[UUID, Invoice] | None = None) -> Invoice | None:
-        """The invoice as the ledger has it now, if it still waits for this stage: the row
-        came from a view, and another worker sharing the ledger may have moved it since.
-        One this pipeline recorded last, at the row's version, is taken from memory; `read`
-        holds invoices just read together (_read)."""
-        invoice = self._recent.pop(row["id"], None)
-        if invoice is None or invoice.version != row["version"]:
-            invoice = (read or {}).get(UUID(row["id"])) or self.ledger.invoice(UUID(row["id"]))
-        if not invoice.waiting_for(stage) or invoice.version != row["version"]:
-            return None
-        return invoice
-
-    def _read(self, rows: list[dict[str, Any]]) -> dict[UUID, Invoice]:
-        """The rows' invoices not in memory, read from the ledger in one query."""
-        wanted = [UUID(row["id"]) for row in rows if row["id"] not in self._recent]
-        return self.ledger.invoices(wanted) if wanted else {}
-
-    def _save(self, *invoices: Invoice) -> bool:
-        try:
-            self.ledger.save_all(invoices)
-            return True
-        except ConcurrentChange:
-            log.info("another worker moved %s first", ", ".join(i.ref for i in invoices))
-            return False
-
-    def _save_chunk(self, invoices: list[Invoice], *, each: bool = True,
-                    keep: bool = True) -> list[Invoice]:
-        """Record several invoices' new events in one transaction; returns those recorded.
-        When another worker moved one of them first, nothing of the chunk is written and,
-        with `each`, every invoice is then saved alone (the others still get recorded).
-        With `keep`, the next stage takes the recorded invoices from memory (_load)."""
-        if not invoices:
-            return []
-        pending = [(invoice, invoice.collect_events()) for invoice in invoices]
-        try:
-            self.ledger.save_all([e for _, events in pending for e in events])
-            saved = invoices
-        except ConcurrentChange:
-            if not each:
-                log.info("another worker moved one of %s first", invoices[0].ref)
-                return []
-            saved = []
-            for invoice, events in pending:
-                try:
-                    self.ledger.save_all(events)
-                    saved.append(invoice)
-                except ConcurrentChange:
-                    log.info("another worker moved %s first", invoice.ref)
-        if keep:
-            self._keep(saved)
-        return saved
-
-    def _keep(self, invoices: list[Invoice]) -> None:
-        """Invoices just recorded, for the next stage (which would read their events back):
-        a few pages' worth, the oldest forgotten first."""
-        for invoice in invoices:
-            self._recent[str(invoice.id)] = invoice
-        while len(self._recent) > 2 * self.settings.page + self.settings.post_batch:
-            self._recent.popitem(last=False)
-
-    def _chunks(self, rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-        """A page in chunks of save_chunk, starting at a random chunk: workers sharing the
-        ledger read the same page, and starting apart they mostly take different chunks."""
-        size = self.settings.save_chunk
-        chunks = [rows[i:i + size] for i in range(0, len(rows), size)]
-        start = int(self.jitter() * len(chunks)) % len(chunks) if len(chunks) > 1 else 0
-        return chunks[start:] + chunks[:start]
-
-    def _loaded(self, chunk: list[dict[str, Any]], stage: str) -> list[Invoice] | None:
-        """The chunk's invoices still waiting for the stage; None when most were moved by
-        another worker already (it is working on this page: read a fresh one instead)."""
-        read = self._read(chunk)
-        invoices = [i for i in (self._load(row, stage, read) for row in chunk) if i is not None]
-        return None if len(invoices) * 2 < len(chunk) else invoices
 
     def _fail(self, invoice: Invoice, stage: str, failure: ErpFailure,
               report: CycleReport) -> None:
@@ -288,7 +205,7 @@ class Pipeline:
         try:
             outcome = await self.erp.validate(invoice_from_data(invoice.content))
         except ErpFailure as failure:
-            _stop_if_unavailable(failure)
+            stop_if_unavailable(failure)
             self._fail(invoice, Stage.VALIDATE, failure, report)
             return
         invoice.validate(outcome.checks, outcome.snapshot)
@@ -297,29 +214,6 @@ class Pipeline:
     async def validate(self, report: CycleReport) -> int:
         return await self._run_stage(Stage.VALIDATE, "validate",
                                      lambda invoice: self._validate_one(invoice, report))
-
-    async def _run_stage(self, stage: str, label: str,
-                         act: Callable[[Invoice], Awaitable[None]]) -> int:
-        """A page of the invoices waiting for `stage`, acted on and recorded a chunk at a
-        time; returns how many rows the page had."""
-        rows = self.queue.ready(stage, self._now(), self.settings.page)
-        if rows:
-            self.progress(f"{label}: {len(rows)} invoice(s)")
-        for chunk in self._chunks(rows):
-            await asyncio.sleep(0)      # a batch in flight: read IFS's answer as it comes
-            invoices = self._loaded(chunk, stage)
-            if invoices is None:
-                break
-            done: list[Invoice] = []
-            try:
-                for invoice in invoices:
-                    await act(invoice)
-                    done.append(invoice)
-            finally:                    # IFS gone mid-chunk: what was done is kept
-                saved = self._save_chunk(done)
-            if len(saved) < len(done):  # another worker is on this page: read a fresh one
-                break
-        return len(rows)
 
     async def resume_parked_reference(self, report: CycleReport) -> None:
         """A `reference` failure moves again by itself once IFS has the missing value. Every
@@ -351,7 +245,7 @@ class Pipeline:
             else:
                 return
         except ErpFailure as failure:
-            _stop_if_unavailable(failure)
+            stop_if_unavailable(failure)
             if failure.kind == "reference" and failure.message == row["failure_message"]:
                 return                 # still missing: nothing new to record
             self._fail(invoice, row["stage"], failure, report)
@@ -373,7 +267,7 @@ class Pipeline:
             try:
                 outcome = await self.erp.sync_vendor(VendorRecord(**vendor.record))
             except ErpFailure as failure:
-                _stop_if_unavailable(failure)
+                stop_if_unavailable(failure)
                 if failure.message == vendor.last_failure:
                     continue
                 vendor.sync_failed(failure.kind, failure.message)
@@ -430,142 +324,7 @@ class Pipeline:
             await self._resolve_one(invoice, cache)
             report.count("vendor_resolved")
         except ErpFailure as failure:
-            _stop_if_unavailable(failure)
+            stop_if_unavailable(failure)
             self._fail(invoice, Stage.RESOLVE_VENDOR, failure, report)
 
     # ------------------------------------------------------------------ post
-
-    def _intent_in_flight(self, invoice: Invoice) -> bool:
-        """Another worker's intent with nothing recorded after it, younger than the lease,
-        may still be waiting for IFS's answer: leave it alone."""
-        intent = invoice.open_intent
-        if not intent or intent["originator_version"] != invoice.version:
-            return False
-        if intent.get("worker") == self.settings.worker:
-            return False
-        return self.clock() - intent["timestamp"].timestamp() < self.settings.intent_lease
-
-    async def post(self, report: CycleReport) -> int:
-        """Claim the next batch (intents recorded), then send it in the background: while
-        IFS works on it the cycle validates, resolves and claims the next. One batch at a
-        time is in flight; its outcomes are recorded before the next one is sent."""
-        batch = self.settings.post_batch
-        rows = [row for row in self.queue.ready(Stage.POST, self._now(),
-                                                batch + len(self._sending_ids))
-                if row["id"] not in self._sending_ids][:batch]
-        claimed: list[tuple[Invoice, PostingRequest]] = []
-        for chunk in self._chunks(rows):
-            intended = await self._intend(chunk, report)
-            # The intent is the lock: only its winner posts. A chunk another worker claimed
-            # first is left whole, and so is the rest of the page (it is on it too).
-            saved = self._save_chunk([invoice for invoice, _ in intended], each=False,
-                                     keep=False)
-            if not saved and intended:
-                break
-            claimed += intended
-        finished = len(self._sending_ids)
-        await self._sent()
-        if not claimed:                 # one more round when a batch just came back
-            return finished
-        self._sending_ids = {str(invoice.id) for invoice, _ in claimed}
-        self._sending = asyncio.create_task(self._send(claimed, report))
-        await asyncio.sleep(0)          # the request goes out before the next stage's work
-        return len(claimed)
-
-    async def _sent(self) -> None:
-        """Wait for the batch in flight, its outcomes recorded (its ErpUnavailable raised)."""
-        task, self._sending = self._sending, None
-        try:
-            if task is not None:
-                await task
-        finally:
-            self._sending_ids = set()
-
-    async def _send(self, claimed: list[tuple[Invoice, PostingRequest]],
-                    report: CycleReport) -> None:
-        self.progress(f"post: sending {len(claimed)} invoice(s) to IFS")
-        try:
-            results = await self.erp.post([request for _, request in claimed])
-        except ErpUnavailable as exc:   # nothing was sent: the intents still get an outcome
-            results = [exc] * len(claimed)
-        self._record_paths()
-        for (invoice, _), result in zip(claimed, results):
-            if isinstance(result, PostingResult):
-                self._record_posted(invoice, result, report)
-            else:
-                self._fail(invoice, Stage.POST, result, report)
-        self._save_chunk([invoice for invoice, _ in claimed], keep=False)  # intents: the lock
-        posted = sum(isinstance(r, PostingResult) for r in results)
-        self.progress(f"post: {posted} posted, {len(results) - posted} failed")
-        for result in results:
-            if isinstance(result, ErpUnavailable):
-                raise result
-
-    async def _intend(self, chunk: list[dict[str, Any]], report: CycleReport
-                      ) -> list[tuple[Invoice, PostingRequest]]:
-        """The chunk's invoices to post, each with its intent recorded in memory (not saved)."""
-        intended = []
-        read = self._read(chunk)
-        for row in chunk:
-            invoice = self._load(row, Stage.POST, read)
-            if invoice is None or invoice.posted is not None or self._intent_in_flight(invoice):
-                continue
-            request = PostingRequest(ledger_id=str(invoice.id),
-                                     invoice=invoice_from_data(invoice.content),
-                                     supplier_id=invoice.supplier_id)
-            looked_up = False
-            if invoice.open_intent is not None:   # IFS may hold it already: look first
-                found = await self._look_up(invoice, request, report)
-                if found:
-                    continue
-                looked_up = True
-            if self._held_for_approval(invoice, report) or \
-                    self._before_cutover(invoice, report):
-                self._save(invoice)
-                continue
-            try:
-                invoice.intend_posting(self.settings.worker, looked_up=looked_up,
-                                       approved_statuses=self.settings.approved_statuses)
-            except InvoiceRuleError:
-                continue
-            intended.append((invoice, request))
-        return intended
-
-    def _record_paths(self) -> None:
-        """How the ERP learned to post (issue 13): on the service's own stream, so it is in the
-        audit trail and the next process starts from it; never an invoice attempt."""
-        learned = getattr(self.erp, "learned_paths", None)
-        for service, path, reason in (learned() if learned is not None else []):
-            stream = self.ledger.posting_path(service) or PostingPath.open(service)
-            if stream.choose(path, reason, self._now()):
-                try:
-                    self.ledger.record(stream)
-                except ConcurrentChange:       # another worker recorded it first
-                    pass
-
-    async def _look_up(self, invoice: Invoice, request: PostingRequest,
-                       report: CycleReport) -> bool:
-        try:
-            found = await self.erp.find_posted(request)
-        except ErpFailure as failure:
-            _stop_if_unavailable(failure)
-            self._fail(invoice, Stage.POST, failure, report)
-            self._save(invoice)
-            return True
-        if found is None:
-            return False
-        self._record_posted(invoice, found, report)
-        self._save(invoice)
-        return True
-
-    def _record_posted(self, invoice: Invoice, result: PostingResult,
-                       report: CycleReport) -> None:
-        invoice.post(result.ifs_invoice_id, result.voucher, result.etags, result.exchanges,
-                     found_existing=result.found_existing)
-        report.count("posted")
-        log.info("%s posted: IFS invoice %s, voucher %s%s", invoice.ref, result.ifs_invoice_id,
-                 result.voucher.get("VoucherNo", "-"),
-                 " (found in IFS after an interrupted attempt)" if result.found_existing else "",
-                 extra={"event": "invoice_posted", "invoice": invoice.ref,
-                        "ifs_invoice_id": result.ifs_invoice_id})
-
