@@ -147,7 +147,7 @@ class PostingStage(ChunkedStages):
         try:
             found = await self.erp.find_posted(request)
         except ErpFailure as failure:
-            _stop_if_unavailable(failure)
+            stop_if_unavailable(failure)
             self._fail(invoice, Stage.POST, failure, report)
             self._save(invoice)
             return True
