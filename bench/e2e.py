@@ -31,7 +31,7 @@ from typing import Any
 from bench import emulator as emulators
 from bench.common import (ROOT, Unavailable, args, emit, log, pg_database, rate, ratio,
                           result, scratch)
-from bench.e2e_world import Sshd, drop_exports, write_world
+from bench.e2e_world import RequestCounter, RssWatch, Sshd, drop_exports, write_world
 
 INVOICES, QUICK_INVOICES = 100_000, 4_000
 PG_INVOICES, QUICK_PG_INVOICES = 10_000, 2_000
@@ -48,53 +48,6 @@ def cli_env() -> dict[str, str]:
            if k not in ("ML_CONNECTOR_MASTER_KEY", "ML_CONNECTOR_CONFIG")}
     env["PYTHONPATH"] = str(ROOT)
     return env
-
-
-class RssWatch:
-    """Peak resident set size of a process and its children, sampled every 0.1 s."""
-
-    def __init__(self) -> None:
-        self.peak_mb = 0.0
-        self._pids: set[int] = set()
-        self._cpu: dict[int, float] = {}
-        self._lock = threading.Lock()
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def watch(self, pid: int) -> None:
-        with self._lock:
-            self._pids.add(pid)
-
-    def forget(self, pid: int) -> None:
-        with self._lock:
-            self._pids.discard(pid)
-
-    def cpu_of(self, pid: int) -> float:
-        """CPU seconds (user + system) of a process this one has waited for."""
-        return self._cpu.pop(pid, 0.0)
-
-    def _run(self) -> None:
-        import psutil
-
-        while not self._done.wait(0.1):
-            with self._lock:
-                pids = list(self._pids)
-            for pid in pids:
-                try:
-                    proc = psutil.Process(pid)
-                    total = proc.memory_info().rss
-                    times = proc.cpu_times()
-                    self._cpu[pid] = times.user + times.system
-                    for kid in proc.children(recursive=True):
-                        total += kid.memory_info().rss
-                except psutil.Error:
-                    continue            # ended between the listing and the look
-                self.peak_mb = max(self.peak_mb, total / 2**20)
-
-    def stop(self) -> None:
-        self._done.set()
-        self._thread.join()
 
 
 def sync_until_posted(config: Path, expected: int, watch: RssWatch, *, deadline: float,
@@ -149,7 +102,7 @@ def run_flow(work: Path, invoices: int, *, ledger: str | None = None, workers: i
         try:
             config = write_world(folder, sshd, emu.base_url, ledger=ledger)
             names = drop_exports(folder / "exports", sshd.outbound, invoices, FILES, VENDORS)
-            watch = RssWatch()
+            watch, counter = RssWatch(), RequestCounter(emu)
             started = time.perf_counter()
             try:
                 if workers == 1:
@@ -161,18 +114,19 @@ def run_flow(work: Path, invoices: int, *, ledger: str | None = None, workers: i
                 watch.stop()
             seconds = time.perf_counter() - started
             emulator_cpu = emu.cpu_seconds()
-            seen = emu.http_requests()
+            counter.stop()
             documents = Counter(i["ExternalRef"] for i in emu.state()["invoices"])
         finally:
             emu.stop()
     posted = max(r["report"]["states"].get("posted", 0) for r in runs)
     twice = {ref: n for ref, n in documents.items() if n > 1}
-    statuses = Counter(e["status"] for e in seen)
+    requests = counter.total
     return {"invoices": invoices, "files": names, "seconds": seconds, "posted": posted,
             "documents": len(documents), "posted_twice": len(twice),
-            "requests": len(seen), "by_method": dict(Counter(e["method"] for e in seen)),
-            "status_429": statuses.get(429, 0), "statuses": dict(statuses),
-            "per_invoice": len(seen) / posted if posted else None,
+            "requests": requests, "by_method": dict(counter.by_method),
+            "status_429": counter.statuses.get(429, 0), "statuses": dict(counter.statuses),
+            "log_entries_lost": counter.lost,
+            "per_invoice": requests / posted if posted else None,
             "per_minute": posted / seconds * 60 if posted else 0.0,
             "peak_rss_mb": round(watch.peak_mb, 1), "sync_runs": [r["runs"] for r in runs],
             "sync_cpu_seconds": [round(r["cpu_seconds"], 1) for r in runs],
@@ -237,13 +191,16 @@ def backfill_figure(flow: dict[str, Any], ingest: dict[str, Any]) -> dict[str, A
     slower = min(ceiling, ingest["per_minute"])
     which = "budget-bound ceiling" if ceiling <= ingest["per_minute"] else "ingest alone"
     clean = flow["posted"] == flow["invoices"] == flow["documents"] and not flow["posted_twice"]
+    lost = (" (the emulator's log was full at a read: a floor)"
+            if flow["log_entries_lost"] else "")
     notes = [
         f"{flow['invoices']:,} generated invoices in {FILES} CSV exports + one vendor file "
         f"({VENDORS} vendors) on a real OpenSSH sshd; the IFS emulator in its own process "
         f"with {BUDGET[0]} req/{BUDGET[1]:g} s; suppliers not in IFS (created from the vendor "
         "file), reference data not cached; `ml-connector sync --json` run as a subprocess "
         f"{flow['sync_runs'][0]} time(s) until all were posted, {flow['seconds']:.1f} s",
-        f"requests {flow['requests']:,} {flow['by_method']}, statuses {flow['statuses']}: "
+        f"requests {flow['requests']:,} {flow['by_method']}, statuses {flow['statuses']}"
+        f"{lost}: "
         f"{per_invoice:.4f} per posted invoice -> budget ceiling {ceiling:,.0f}/min; ingest "
         f"alone (`ml-connector ingest`, same files, fresh ledger) {ingest['seconds']:.1f} s "
         f"= {ingest['per_minute']:,.0f}/min; the slower is {which}",

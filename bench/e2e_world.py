@@ -1,14 +1,18 @@
 """The world bench.e2e runs in: a real OpenSSH sshd (tests/fixtures/sshd.py's server, started
-without pytest, key login only), generated exports in its outbound folder, and a config with
-its secrets as `init` + `secrets set` would leave them."""
+without pytest, key login only), generated exports in its outbound folder, a config with its
+secrets as `init` + `secrets set` would leave them; and what watches a run (peak RSS and CPU of
+the sync processes, the emulator's requests)."""
 from __future__ import annotations
 
 import json
 import os
 import shutil
 import socket
+import threading
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from bench.common import Unavailable
 from bench.generate import write_invoices_csv, write_vendors_csv
@@ -109,3 +113,93 @@ tax_accounts = {{ TX8 = "2640" }}
     store.set("stampli.private_key", sshd.client_key)
     store.set("ifs.client_secret", IFS_SECRET)
     return config
+
+
+class RssWatch:
+    """Peak resident set size of a process and its children, sampled every 0.1 s."""
+
+    def __init__(self) -> None:
+        self.peak_mb = 0.0
+        self._pids: set[int] = set()
+        self._cpu: dict[int, float] = {}
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def watch(self, pid: int) -> None:
+        with self._lock:
+            self._pids.add(pid)
+
+    def forget(self, pid: int) -> None:
+        with self._lock:
+            self._pids.discard(pid)
+
+    def cpu_of(self, pid: int) -> float:
+        """CPU seconds (user + system) of a process this one has waited for."""
+        return self._cpu.pop(pid, 0.0)
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._done.wait(0.1):
+            with self._lock:
+                pids = list(self._pids)
+            for pid in pids:
+                try:
+                    proc = psutil.Process(pid)
+                    total = proc.memory_info().rss
+                    times = proc.cpu_times()
+                    self._cpu[pid] = times.user + times.system
+                    for kid in proc.children(recursive=True):
+                        total += kid.memory_info().rss
+                except psutil.Error:
+                    continue            # ended between the listing and the look
+                self.peak_mb = max(self.peak_mb, total / 2**20)
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+class RequestCounter:
+    """The emulator's OData requests, read from its log every few seconds as they come: the
+    log keeps the last 200,000 entries (each $batch operation is one), fewer than a 100k
+    backfill writes. A $batch is logged whole between two reads (the emulator runs it without
+    yielding), so reading from the last seq seen misses nothing; `lost` says when one read
+    found the log full (older entries may have gone)."""
+
+    LOG_LIMIT = 200_000                 # sandbox/ifs/app.py's default
+
+    def __init__(self, emu: Any, every: float = 5.0) -> None:
+        self.emu, self.every = emu, every
+        self.last, self.lost = 0, 0
+        self.by_method: Counter = Counter()
+        self.statuses: Counter = Counter()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @property
+    def total(self) -> int:
+        return sum(self.statuses.values())
+
+    def read(self) -> None:
+        entries = self.emu.requests(self.last)
+        if len(entries) >= self.LOG_LIMIT:
+            self.lost += 1
+        for entry in entries:
+            if entry.get("kind") == "odata":   # what the budget counts (not token, not ops)
+                self.by_method[entry["method"]] += 1
+                self.statuses[entry["status"]] += 1
+        if entries:
+            self.last = entries[-1]["seq"]
+
+    def _run(self) -> None:
+        while not self._done.wait(self.every):
+            self.read()
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+        self.read()
