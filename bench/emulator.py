@@ -86,6 +86,13 @@ class ProcessEmulator(Emulator):
     def state(self) -> dict[str, Any]:
         return self._get("/_emulator/state")
 
+    def cpu_seconds(self) -> float:
+        """CPU time the emulator's process has used so far (user + system)."""
+        import psutil
+
+        times = psutil.Process(self._process.pid).cpu_times()
+        return times.user + times.system
+
     def stop(self) -> None:
         if self._process.poll() is None:
             self._process.terminate()

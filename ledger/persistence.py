@@ -220,6 +220,50 @@ def _recorded(recorder: Any, ids: list[UUID]) -> set[UUID]:
     return {i for i in ids if recorder.select_events(i, limit=1)}
 
 
+def stored_events_of(recorder: Any, ids: list[UUID]) -> dict[UUID, list[Any]]:
+    """Every stored event of these streams, oldest first per stream, in one query per few
+    hundred ids (SQLite and PostgreSQL; any other recorder is asked per id). The pipeline
+    reads a chunk of invoices at once: a query per invoice was a round trip per invoice to
+    PostgreSQL."""
+    from eventsourcing.persistence import StoredEvent
+    from eventsourcing.sqlite import SQLiteAggregateRecorder
+
+    found: dict[UUID, list[Any]] = {}
+    postgres = sys.modules.get("eventsourcing.postgres")    # loaded if the ledger uses it
+    for part in iter_chunks(ids, _IDS_PER_QUERY):
+        if isinstance(recorder, SQLiteAggregateRecorder):
+            marks = ",".join("?" * len(part))
+            with recorder.datastore.transaction(commit=False) as cursor:
+                cursor.execute("SELECT originator_id, originator_version, topic, state FROM"
+                               f" {recorder.events_table_name} WHERE originator_id IN"
+                               f" ({marks}) ORDER BY originator_id, originator_version",
+                               [i.hex for i in part])
+                rows = [tuple(row) for row in cursor.fetchall()]
+        elif postgres is not None and isinstance(recorder, postgres.PostgresAggregateRecorder):
+            from psycopg.sql import SQL, Identifier
+
+            as_text = recorder.datastore.originator_id_type == "text"
+            statement = SQL("SELECT originator_id, originator_version, topic, state"
+                            " FROM {schema}.{table} WHERE originator_id = ANY(%s)"
+                            " ORDER BY originator_id, originator_version").format(
+                schema=Identifier(recorder.datastore.schema),
+                table=Identifier(recorder.events_table_name))
+            with recorder.datastore.transaction(commit=False) as cursor:
+                cursor.execute(statement, ([str(i) for i in part] if as_text else part,))
+                rows = [(r["originator_id"], r["originator_version"], r["topic"], r["state"])
+                        for r in cursor.fetchall()]
+        else:
+            for i in part:
+                found[i] = list(recorder.select_events(i))
+            continue
+        for stream, version, topic, state in rows:
+            key = stream if isinstance(stream, UUID) else UUID(str(stream))
+            found.setdefault(key, []).append(StoredEvent(
+                originator_id=key, originator_version=version, topic=topic,
+                state=bytes(state)))
+    return found
+
+
 def iter_chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     chunk: list[Any] = []
     for item in items:

@@ -1,5 +1,7 @@
 """The stages that move invoices on, driven by the ledger: each takes the invoices waiting for
-it (from the work queue, never from memory), acts through a port, and records the next event.
+it (the work queue says which, never a list kept in memory), acts through a port, and records
+the next event, a chunk of invoices per transaction (ledger/chunked.py). Posting is in
+ledger/posting_stage.py.
 
     poll -> Discovered/Parsed -> validate -> Validated -> resolve vendor -> VendorResolved
          -> intend (write-ahead) -> post -> Posted | Failed
@@ -15,24 +17,24 @@ but no outcome is first looked up in IFS before anything is sent again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
-from uuid import UUID
 
 from ledger.app import Ledger
-from ledger.errors import ConcurrentChange, InvoiceRuleError
+from ledger.errors import ConcurrentChange
 from ledger.invoice import Invoice
 from ledger.model import VendorRecord, invoice_from_data
 from ledger.poller import Poller
-from ledger.posting_path import PostingPath
+from ledger.posting_stage import PostingStage, stop_if_unavailable
 from ledger.replay import replay_command
-from ledger.ports import (Erp, ErpFailure, ErpUnavailable, PostingRequest, PostingResult,
-                          SourceError, SupplierResolution, WorkQueue)
+from ledger.ports import Erp, ErpFailure, SourceError, SupplierResolution, WorkQueue
 from ledger.status import Stage
 from ledger.vendor import Vendor
 
@@ -48,6 +50,9 @@ class PipelineSettings:
     intent_lease: float = 120.0        # an intent younger than this may still be in flight
     post_batch: int = 200
     page: int = 500
+    # Invoices a stage records per transaction: a commit (an fsync, a round trip to
+    # PostgreSQL) per invoice cost more than the stage's own work.
+    save_chunk: int = 100
     reference_retry: float = 900.0     # a reference refused at posting: tried again this late
     # Stampli approval statuses that let an invoice go to IFS ([stampli.invoices]).
     approved_statuses: tuple[str, ...] = ("Approved",)
@@ -71,14 +76,7 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat()
 
 
-def _stop_if_unavailable(failure: ErpFailure) -> None:
-    """IFS as a whole is down, misconfigured or out of this cycle's time: that is no fault of
-    the invoice at hand. The cycle stops (and reports it) without recording it on the invoice."""
-    if isinstance(failure, ErpUnavailable):
-        raise failure
-
-
-class Pipeline:
+class Pipeline(PostingStage):
     def __init__(self, ledger: Ledger, erp: Erp, queue: WorkQueue, settings: PipelineSettings,
                  poller: Poller | None = None, clock: Callable[[], float] = time.time,
                  jitter: Callable[[], float] = random.random,
@@ -87,6 +85,9 @@ class Pipeline:
         self.poller, self.clock, self.jitter = poller, clock, jitter
         self.progress = progress or (lambda line: None)   # one line per stage (sync, stderr)
         self.stopping = asyncio.Event()
+        self._sending: asyncio.Task | None = None      # the batch IFS is working on
+        self._sending_ids: set[str] = set()
+        self._recent: OrderedDict[str, Invoice] = OrderedDict()   # see _keep
 
     # ------------------------------------------------------------------ the cycle
 
@@ -107,11 +108,19 @@ class Pipeline:
         try:
             await self.sync_vendors(report)
             await self.resume_parked_reference(report)
-            while not self.stopping.is_set():
-                moved = (await self.validate(report) + await self.resolve_vendors(report)
-                         + await self.post(report))
-                if not moved:
-                    break
+            try:
+                while not self.stopping.is_set():
+                    moved = (await self.validate(report) + await self.resolve_vendors(report)
+                             + await self.post(report))
+                    if not moved:
+                        break
+            except BaseException:
+                # The batch in flight gets its outcome recorded all the same; the cycle ends
+                # on the error that stopped it.
+                with contextlib.suppress(ErpFailure):
+                    await self._sent()
+                raise
+            await self._sent()
         except ErpFailure as exc:       # IFS unreachable as a whole (token, network, deadline)
             report.errors.append(f"IFS: {exc}")
             self.progress(f"IFS: stopped calling IFS for this cycle: {exc}")
@@ -119,22 +128,6 @@ class Pipeline:
 
     def _now(self) -> str:
         return _iso(self.clock())
-
-    def _load(self, row: dict[str, Any], stage: str) -> Invoice | None:
-        """The invoice as the ledger has it now, if it still waits for this stage: the row
-        came from a view, and another worker sharing the ledger may have moved it since."""
-        invoice = self.ledger.invoice(UUID(row["id"]))
-        if not invoice.waiting_for(stage) or invoice.version != row["version"]:
-            return None
-        return invoice
-
-    def _save(self, *invoices: Invoice) -> bool:
-        try:
-            self.ledger.save_all(invoices)
-            return True
-        except ConcurrentChange:
-            log.info("another worker moved %s first", ", ".join(i.ref for i in invoices))
-            return False
 
     def _fail(self, invoice: Invoice, stage: str, failure: ErpFailure,
               report: CycleReport) -> None:
@@ -212,23 +205,15 @@ class Pipeline:
         try:
             outcome = await self.erp.validate(invoice_from_data(invoice.content))
         except ErpFailure as failure:
-            _stop_if_unavailable(failure)
+            stop_if_unavailable(failure)
             self._fail(invoice, Stage.VALIDATE, failure, report)
             return
         invoice.validate(outcome.checks, outcome.snapshot)
         report.count("validated")
 
     async def validate(self, report: CycleReport) -> int:
-        rows = self.queue.ready(Stage.VALIDATE, self._now(), self.settings.page)
-        if rows:
-            self.progress(f"validate: {len(rows)} invoice(s)")
-        for row in rows:
-            invoice = self._load(row, Stage.VALIDATE)
-            if invoice is None:
-                continue
-            await self._validate_one(invoice, report)
-            self._save(invoice)
-        return len(rows)
+        return await self._run_stage(Stage.VALIDATE, "validate",
+                                     lambda invoice: self._validate_one(invoice, report))
 
     async def resume_parked_reference(self, report: CycleReport) -> None:
         """A `reference` failure moves again by itself once IFS has the missing value. Every
@@ -260,7 +245,7 @@ class Pipeline:
             else:
                 return
         except ErpFailure as failure:
-            _stop_if_unavailable(failure)
+            stop_if_unavailable(failure)
             if failure.kind == "reference" and failure.message == row["failure_message"]:
                 return                 # still missing: nothing new to record
             self._fail(invoice, row["stage"], failure, report)
@@ -282,7 +267,7 @@ class Pipeline:
             try:
                 outcome = await self.erp.sync_vendor(VendorRecord(**vendor.record))
             except ErpFailure as failure:
-                _stop_if_unavailable(failure)
+                stop_if_unavailable(failure)
                 if failure.message == vendor.last_failure:
                     continue
                 vendor.sync_failed(failure.kind, failure.message)
@@ -326,123 +311,20 @@ class Pipeline:
             log.info("vendor %s: another worker recorded its sync", vendor.vendor_id)
 
     async def resolve_vendors(self, report: CycleReport) -> int:
-        rows = self.queue.ready(Stage.RESOLVE_VENDOR, self._now(), self.settings.page)
-        if rows:
-            self.progress(f"resolve vendors: {len(rows)} invoice(s)")
         cache: dict[tuple[str, str], Any] = {}
-        for row in rows:
-            invoice = self._load(row, Stage.RESOLVE_VENDOR)
-            if invoice is None:
-                continue
-            if self._held_for_approval(invoice, report):   # before any supplier is written
-                self._save(invoice)
-                continue
-            try:
-                await self._resolve_one(invoice, cache)
-                report.count("vendor_resolved")
-            except ErpFailure as failure:
-                _stop_if_unavailable(failure)
-                self._fail(invoice, Stage.RESOLVE_VENDOR, failure, report)
-            self._save(invoice)
-        return len(rows)
+        return await self._run_stage(
+            Stage.RESOLVE_VENDOR, "resolve vendors",
+            lambda invoice: self._resolve_or_hold(invoice, cache, report))
+
+    async def _resolve_or_hold(self, invoice: Invoice, cache: dict[tuple[str, str], Any],
+                               report: CycleReport) -> None:
+        if self._held_for_approval(invoice, report):   # before any supplier is written
+            return
+        try:
+            await self._resolve_one(invoice, cache)
+            report.count("vendor_resolved")
+        except ErpFailure as failure:
+            stop_if_unavailable(failure)
+            self._fail(invoice, Stage.RESOLVE_VENDOR, failure, report)
 
     # ------------------------------------------------------------------ post
-
-    def _intent_in_flight(self, invoice: Invoice) -> bool:
-        """Another worker's intent with nothing recorded after it, younger than the lease,
-        may still be waiting for IFS's answer: leave it alone."""
-        intent = invoice.open_intent
-        if not intent or intent["originator_version"] != invoice.version:
-            return False
-        if intent.get("worker") == self.settings.worker:
-            return False
-        return self.clock() - intent["timestamp"].timestamp() < self.settings.intent_lease
-
-    async def post(self, report: CycleReport) -> int:
-        rows = self.queue.ready(Stage.POST, self._now(), self.settings.post_batch)
-        claimed: list[tuple[Invoice, PostingRequest]] = []
-        for row in rows:
-            invoice = self._load(row, Stage.POST)
-            if invoice is None or invoice.posted is not None or self._intent_in_flight(invoice):
-                continue
-            request = PostingRequest(ledger_id=str(invoice.id),
-                                     invoice=invoice_from_data(invoice.content),
-                                     supplier_id=invoice.supplier_id)
-            looked_up = False
-            if invoice.open_intent is not None:   # IFS may hold it already: look first
-                found = await self._look_up(invoice, request, report)
-                if found:
-                    continue
-                looked_up = True
-            if self._held_for_approval(invoice, report) or \
-                    self._before_cutover(invoice, report):
-                self._save(invoice)
-                continue
-            try:
-                invoice.intend_posting(self.settings.worker, looked_up=looked_up,
-                                       approved_statuses=self.settings.approved_statuses)
-            except InvoiceRuleError:
-                continue
-            if self._save(invoice):    # the intent is the lock: only its winner posts
-                claimed.append((invoice, request))
-        if not claimed:
-            return 0
-        self.progress(f"post: sending {len(claimed)} invoice(s) to IFS")
-        try:
-            results = await self.erp.post([request for _, request in claimed])
-        except ErpUnavailable as exc:   # nothing was sent: the intents still get an outcome
-            results = [exc] * len(claimed)
-        self._record_paths()
-        for (invoice, _), result in zip(claimed, results):
-            if isinstance(result, PostingResult):
-                self._record_posted(invoice, result, report)
-            else:
-                self._fail(invoice, Stage.POST, result, report)
-        if not self._save(*(invoice for invoice, _ in claimed)):
-            for invoice, _ in claimed:   # pragma: no cover - the intents hold the lock
-                self._save(invoice)
-        posted = sum(isinstance(r, PostingResult) for r in results)
-        self.progress(f"post: {posted} posted, {len(results) - posted} failed")
-        for result in results:
-            if isinstance(result, ErpUnavailable):
-                raise result
-        return len(claimed)
-
-    def _record_paths(self) -> None:
-        """How the ERP learned to post (issue 13): on the service's own stream, so it is in the
-        audit trail and the next process starts from it; never an invoice attempt."""
-        learned = getattr(self.erp, "learned_paths", None)
-        for service, path, reason in (learned() if learned is not None else []):
-            stream = self.ledger.posting_path(service) or PostingPath.open(service)
-            if stream.choose(path, reason, self._now()):
-                try:
-                    self.ledger.record(stream)
-                except ConcurrentChange:       # another worker recorded it first
-                    pass
-
-    async def _look_up(self, invoice: Invoice, request: PostingRequest,
-                       report: CycleReport) -> bool:
-        try:
-            found = await self.erp.find_posted(request)
-        except ErpFailure as failure:
-            _stop_if_unavailable(failure)
-            self._fail(invoice, Stage.POST, failure, report)
-            self._save(invoice)
-            return True
-        if found is None:
-            return False
-        self._record_posted(invoice, found, report)
-        self._save(invoice)
-        return True
-
-    def _record_posted(self, invoice: Invoice, result: PostingResult,
-                       report: CycleReport) -> None:
-        invoice.post(result.ifs_invoice_id, result.voucher, result.etags, result.exchanges,
-                     found_existing=result.found_existing)
-        report.count("posted")
-        log.info("%s posted: IFS invoice %s, voucher %s%s", invoice.ref, result.ifs_invoice_id,
-                 result.voucher.get("VoucherNo", "-"),
-                 " (found in IFS after an interrupted attempt)" if result.found_existing else "",
-                 extra={"event": "invoice_posted", "invoice": invoice.ref,
-                        "ifs_invoice_id": result.ifs_invoice_id})
-
