@@ -9,8 +9,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ledger.chunked import ChunkedStages
-from ledger.errors import ConcurrentChange
-from ledger.errors import InvoiceRuleError
+from ledger.errors import ConcurrentChange, InvoiceRuleError
 from ledger.invoice import Invoice
 from ledger.model import invoice_from_data
 from ledger.posting_path import PostingPath
