@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import CORES, ROOT, WORK, result
+from bench.ingest import PG_RATIO_TARGET
 
 FIGURES: dict[str, list[str]] = {
     "posting": ["bench.posting"],
@@ -106,6 +107,7 @@ def link_baselines(rows: list[dict[str, Any]]) -> None:
             row["baseline"] = {"name": "SQLite ingest (same file)", "value": sqlite["value"],
                                "unit": sqlite["unit"]}
             row["ratio"] = round(row["value"] / sqlite["value"], 3)
+            row["met"] = row["ratio"] >= PG_RATIO_TARGET
 
 
 def fmt(value: Any) -> str:
