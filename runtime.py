@@ -315,7 +315,7 @@ class Runtime:
         from datetime import datetime, timezone
 
         from adapters.schedule import Schedule, early_cycle_at
-        from ledger.poller import earliest_ready
+        from ledger.poller import earliest_ready, young_names
 
         run_log = logging.getLogger("ml_connector.run")
         schedule = Schedule(self.settings.connector.schedule, self.settings.connector.timezone)
@@ -362,9 +362,7 @@ class Runtime:
                         next_cycle = schedule.next_after(now)
                     skipped = report.poll.get("skipped", []) if report else []
                     early = early_cycle_at(earliest_ready(skipped), now, next_cycle)
-                    young = [s["name"] for s in skipped if s.get("ready_at")]
-                    waiting = ", ".join(young[:5]) + (f" and {len(young) - 5} more"
-                                                      if len(young) > 5 else "")
+                    waiting = young_names(skipped)
                     if early is not None:
                         run_log.info("%s skipped as younger than min_file_age: an early cycle"
                                      " at %s", waiting, early.isoformat(timespec="seconds"),

@@ -1,9 +1,10 @@
 """Polling Stampli's outbound folder: list, wait for files to be stable, download, record.
 
 A file is taken only when it is older than `min_file_age` and its size and mtime are the same
-on two looks `stable_wait` apart. A file skipped as too young says when it will be old enough
-(`ready_at`), so the daemon can come back for it then instead of a whole schedule later. A file already taken (same name, size and mtime, or same
-content) is not processed again — across restarts, since "taken" lives in the ledger.
+on two looks `stable_wait` apart. A file already taken (same name, size and mtime, or same
+content) is not processed again — across restarts, since "taken" lives in the ledger. A file
+skipped as too young says when it is old enough (`ready_at`), so the daemon can come back for
+it then rather than a whole schedule later.
 Every poll is recorded as a PollRun, with what was listed, taken, skipped and why.
 """
 from __future__ import annotations
@@ -60,6 +61,13 @@ def earliest_ready(skipped: list[dict[str, Any]]) -> datetime | None:
     return min(moments, default=None)
 
 
+def young_names(skipped: list[dict[str, Any]], shown: int = 5) -> str:
+    """The files skipped as too young, for a log line: the first few, then how many more."""
+    names = [s["name"] for s in skipped if s.get("ready_at")]
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
 def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat()
 
@@ -114,8 +122,9 @@ class Poller:
             if remote.name in taken:
                 result.skipped.append({"name": remote.name, "reason": "already taken"})
             elif now - remote.mtime < self.settings.min_file_age:
+                ready = remote.mtime + self.settings.min_file_age
                 result.skipped.append({"name": remote.name, "reason": "younger than min_file_age",
-                                       "ready_at": _iso(remote.mtime + self.settings.min_file_age)})
+                                       "ready_at": _iso(ready)})
                 if remote.mtime > now + FUTURE_MTIME_TOLERANCE:
                     log.warning("%s was modified %ds in the future by our clock (is the SFTP "
                                 "server's clock ahead?); it is taken once it is older than "
