@@ -11,7 +11,8 @@ and IFS settings untouched. 200 approved invoices are dripped onto the outbound 
 10 minutes as 1-15 invoice export files at seeded random moments; each file is written
 under a name no pattern takes and renamed into place, as an SFTP upload does (put, then
 rename). Per invoice: the time from its file's rename to its Posted event (the event's own
-timestamp in the ledger). `--quick`: 20 invoices over 1 minute with a 10 s schedule.
+timestamp in the ledger). A file still younger than `min_file_age` at a tick is taken by the
+daemon's early cycle just after it is old enough, not a whole schedule later. `--quick`: 20 invoices over 1 minute with a 10 s schedule.
 
 The drip lasts its whole 10 minutes whatever the machine does, so `python -m bench` runs this
 figure beside the others (it is idle most of the time) and says so in its notes.
@@ -261,7 +262,9 @@ def figure(run: dict[str, Any], sizes: dict[str, Any], beside: bool) -> dict[str
              "at least 5 s after the cycle before and 5 s before the next tick), else at the "
              "next tick",
              f"the daemon ran {run['cycles']} cycles, {run['early_cycles']} of them early "
-             "(for a file skipped as too young)",
+             "(for a file skipped as too young); a file is first seen at the tick after it "
+             f"lands, so an invoice waits about the longer of the time to that tick (up to "
+             f"{schedule} s) and {age:.0f} s + 1 s + stable_wait, plus the cycle's work",
              "`ml-connector run` against a real sshd and the IFS emulator in its own process "
              "(1000 requests/min)"]
     if missing:
