@@ -307,13 +307,17 @@ class Runtime:
         return asyncio.run(self.sync(progress=progress))
 
     async def run_daemon(self, on_cycle, on_error, serve: bool = False) -> None:
-        """A cycle on every tick of `schedule`; SIGTERM/SIGINT let the request in flight
-        finish and be recorded, then return. `serve`: the web workspace in the same loop."""
+        """A cycle on every tick of `schedule`, and an early one between ticks when a file
+        was skipped only as too young (adapters.schedule.early_cycle_at); SIGTERM/SIGINT let
+        the request in flight finish and be recorded, then return. `serve`: the web
+        workspace in the same loop."""
         import signal
         from datetime import datetime, timezone
 
-        from adapters.schedule import Schedule
+        from adapters.schedule import Schedule, early_cycle_at
+        from ledger.poller import earliest_ready, young_names
 
+        run_log = logging.getLogger("ml_connector.run")
         schedule = Schedule(self.settings.connector.schedule, self.settings.connector.timezone)
         pipeline = self.pipeline()
         notices = self.notifications()
@@ -329,8 +333,17 @@ class Runtime:
         server = await self.start_web(schedule) if serve else None
         try:
             next_cycle = datetime.now(timezone.utc)
+            early: datetime | None = None      # for a file skipped only as too young
+            waiting = ""
             while not stop.is_set():
-                if datetime.now(timezone.utc) >= next_cycle:
+                now = datetime.now(timezone.utc)
+                if now >= next_cycle or (early is not None and now >= early):
+                    scheduled = now >= next_cycle
+                    if not scheduled:
+                        run_log.info("early cycle for %s: skipped by the last cycle as younger"
+                                     " than min_file_age, old enough now (next scheduled cycle"
+                                     " at %s)", waiting, next_cycle.isoformat(timespec="seconds"),
+                                     extra={"event": "early_cycle", "file": waiting})
                     report, error = None, ""
                     try:
                         report = await self.cycle(pipeline)
@@ -340,12 +353,21 @@ class Runtime:
                         error = str(exc)
                     except Exception as exc:  # noqa: BLE001 - the daemon outlives a bad answer
                         on_error(RuntimeError(f"unexpected {type(exc).__name__}: {exc}"))
-                        logging.getLogger("ml_connector.run").debug("cycle failed", exc_info=True)
+                        run_log.debug("cycle failed", exc_info=True)
                         error = f"unexpected {type(exc).__name__}: {exc}"
                     if notices is not None:
                         await asyncio.to_thread(self.notify_after_cycle, notices, report, error)
-                    next_cycle = schedule.next_after(datetime.now(timezone.utc))
-                wake = next_cycle
+                    now = datetime.now(timezone.utc)
+                    if scheduled:
+                        next_cycle = schedule.next_after(now)
+                    skipped = report.poll.get("skipped", []) if report else []
+                    early = early_cycle_at(earliest_ready(skipped), now, next_cycle)
+                    waiting = young_names(skipped)
+                    if early is not None:
+                        run_log.info("%s skipped as younger than min_file_age: an early cycle"
+                                     " at %s", waiting, early.isoformat(timespec="seconds"),
+                                     extra={"event": "early_cycle_planned", "file": waiting})
+                wake = min(next_cycle, early) if early is not None else next_cycle
                 if notices is not None:     # a stall and the digest are the daemon's to see
                     await asyncio.to_thread(self.notify_tick, notices)
                     wake = min(wake, notices.next_check())

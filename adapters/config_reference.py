@@ -82,8 +82,9 @@ DOCS: dict[str, tuple[str, str]] = {
     "stampli.outbound_dir": ("The folder Stampli writes exports to.", '"/outbound"'),
     "stampli.archive_dir": ("If set, a file is moved there once fully recorded (relative paths"
                             " are inside `outbound_dir`).", '"archive"'),
-    "stampli.min_file_age": ("A file younger than this is left for the next poll (it may still"
-                             " be being written).", '"30s"'),
+    "stampli.min_file_age": ("A file younger than this is left for later (it may still be"
+                             " being written); `run` polls again as soon as it is old enough,"
+                             " before the next tick.", '"30s"'),
     "stampli.stable_wait": ("Time between the two looks at a file's size and mtime; a file"
                             " that changed in between is left for the next poll.", '"2s"'),
     "stampli.connect_timeout": ("Longest wait for the SFTP connection and login.", '"15s"'),

@@ -4,7 +4,10 @@
 matching is enough). A cron line is read in `connector.timezone`: "0 7 * * MON-FRI" is 07:00
 local time before and after a daylight-saving change; a local time that does not exist that
 day (skipped by the clock change) fires once at the first instant after it, one that occurs
-twice fires once."""
+twice fires once.
+
+Between ticks the daemon may run an early cycle for a file the last cycle skipped only because
+it was younger than `min_file_age` (`early_cycle_at`); the ticks themselves do not move."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -13,6 +16,23 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import CroniterError, croniter
 
 from adapters.durations import parse_duration
+
+
+EARLY_MARGIN = timedelta(seconds=1)   # SFTP mtimes are whole seconds
+EARLY_GAP = timedelta(seconds=5)      # an early cycle at least this long after any cycle
+
+
+def early_cycle_at(ready_at: datetime | None, now: datetime,
+                   next_cycle: datetime) -> datetime | None:
+    """When to run an extra cycle for files skipped as too young, the first of them old
+    enough at `ready_at`: just after that, never within EARLY_GAP of the cycle that just
+    ended (so it cannot loop hot), and only when that saves at least EARLY_GAP over the next
+    tick. A file old enough only after the next tick (an mtime in the future, the SFTP
+    server's clock ahead of ours) waits for the schedule."""
+    if ready_at is None:
+        return None
+    when = max(ready_at + EARLY_MARGIN, now + EARLY_GAP)
+    return when if when + EARLY_GAP <= next_cycle else None
 
 
 class ScheduleError(ValueError):

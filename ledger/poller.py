@@ -2,7 +2,9 @@
 
 A file is taken only when it is older than `min_file_age` and its size and mtime are the same
 on two looks `stable_wait` apart. A file already taken (same name, size and mtime, or same
-content) is not processed again — across restarts, since "taken" lives in the ledger.
+content) is not processed again — across restarts, since "taken" lives in the ledger. A file
+skipped as too young says when it is old enough (`ready_at`), so the daemon can come back for
+it then rather than a whole schedule later.
 Every poll is recorded as a PollRun, with what was listed, taken, skipped and why.
 """
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ledger.ports import (ExportReaders, ExportSource, RemoteFile, SourceError, 
 
 log = logging.getLogger("ml_connector.poller")
 KIND_ORDER = {"vendors": 0, "purchase_orders": 1, "invoices": 2}
+FUTURE_MTIME_TOLERANCE = 60.0   # seconds; below that, ordinary clock drift says nothing
 
 
 @dataclass
@@ -44,12 +47,33 @@ class PollSettings:
 class PollResult:
     listed: int = 0
     taken: list[dict[str, Any]] = field(default_factory=list)
-    skipped: list[dict[str, str]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+
+    @property
+    def ready_at(self) -> datetime | None:
+        return earliest_ready(self.skipped)
+
+
+def earliest_ready(skipped: list[dict[str, Any]]) -> datetime | None:
+    """When the first file skipped as too young becomes old enough to be taken."""
+    moments = [datetime.fromisoformat(s["ready_at"]) for s in skipped if s.get("ready_at")]
+    return min(moments, default=None)
+
+
+def young_names(skipped: list[dict[str, Any]], shown: int = 5) -> str:
+    """The files skipped as too young, for a log line: the first few, then how many more."""
+    names = [s["name"] for s in skipped if s.get("ready_at")]
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat()
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat()
 
 
 class Poller:
@@ -98,7 +122,14 @@ class Poller:
             if remote.name in taken:
                 result.skipped.append({"name": remote.name, "reason": "already taken"})
             elif now - remote.mtime < self.settings.min_file_age:
-                result.skipped.append({"name": remote.name, "reason": "younger than min_file_age"})
+                ready = remote.mtime + self.settings.min_file_age
+                result.skipped.append({"name": remote.name, "reason": "younger than min_file_age",
+                                       "ready_at": _iso(ready)})
+                if remote.mtime > now + FUTURE_MTIME_TOLERANCE:
+                    log.warning("%s was modified %ds in the future by our clock (is the SFTP "
+                                "server's clock ahead?); it is taken once it is older than "
+                                "min_file_age by our clock", remote.name, remote.mtime - now,
+                                extra={"event": "mtime_in_future", "file": remote.name})
             else:
                 candidates.append(remote)
         if not candidates:

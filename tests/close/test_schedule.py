@@ -2,11 +2,11 @@
 rule, and daylight-saving changes in America/New_York and Europe/Berlin."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from adapters.schedule import Schedule, ScheduleError
+from adapters.schedule import EARLY_GAP, EARLY_MARGIN, Schedule, ScheduleError, early_cycle_at
 from adapters.settings import ConfigError, settings_from_dict
 
 UTC = timezone.utc
@@ -75,3 +75,27 @@ def test_config_takes_named_cron_and_timezone_and_refuses_an_unknown_zone():
     with pytest.raises(ConfigError, match="`connector.timezone`: 'Mars/Olympus'"):
         settings_from_dict({"connector": {"company": "10", "timezone": "Mars/Olympus"}},
                            source="c.toml")
+
+
+def test_an_early_cycle_comes_just_after_a_young_file_is_old_enough_and_before_the_tick():
+    now = datetime(2026, 12, 1, 9, 0, 0, tzinfo=UTC)
+    tick = Schedule("*/15 6-20 * * MON-FRI", "Europe/Berlin").next_after(now)
+    assert tick == datetime(2026, 12, 1, 9, 15, tzinfo=UTC)
+    ready = now + timedelta(seconds=25)
+    assert early_cycle_at(ready, now, tick) == ready + EARLY_MARGIN
+    assert early_cycle_at(None, now, tick) is None                  # nothing was too young
+
+
+def test_an_early_cycle_never_follows_a_cycle_closer_than_the_gap():
+    now = datetime(2026, 12, 1, 9, 0, 0, tzinfo=UTC)
+    ready_already = now - timedelta(seconds=3)
+    assert early_cycle_at(ready_already, now, now + timedelta(hours=1)) == now + EARLY_GAP
+
+
+def test_a_file_old_enough_only_after_the_tick_waits_for_the_schedule():
+    now = datetime(2026, 12, 1, 9, 0, 0, tzinfo=UTC)
+    tick = now + timedelta(minutes=1)
+    from_the_future = now + timedelta(days=1)                        # server clock ahead
+    assert early_cycle_at(from_the_future, now, tick) is None
+    # nor is a cycle worth running a moment before the tick that comes anyway
+    assert early_cycle_at(tick - EARLY_GAP, now, tick) is None

@@ -67,11 +67,13 @@ CONNECTOR = {"company": "10", "ledger": "sqlite:///data/ledger.db", "data_dir": 
 
 
 def write_config(directory: Path, sshd, ifs_url: str, *, ledger: str | None = None,
-                 connector: dict | None = None, extra_ifs: str = "") -> Path:
+                 connector: dict | None = None, extra_ifs: str = "",
+                 stampli: dict | None = None) -> Path:
     values = {**CONNECTOR, **({"ledger": ledger} if ledger else {}), **(connector or {})}
     stampli = {"host": "127.0.0.1", "port": sshd.port, "username": sshd.login_user,
                "auth": "key", "known_hosts": str(sshd.known_hosts),
-               "outbound_dir": str(sshd.outbound), "min_file_age": "1s", "stable_wait": "0.2s"}
+               "outbound_dir": str(sshd.outbound), "min_file_age": "1s", "stable_wait": "0.2s",
+               **(stampli or {})}
     return emulator_config.write_config(
         directory, ifs_url, connector=values, stampli=stampli,
         ifs={"requests_per_minute": 1000, "backoff_base": "0.05s", "backoff_cap": "0.5s"},

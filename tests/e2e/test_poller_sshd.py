@@ -7,6 +7,7 @@ import asyncio
 import os
 import shutil
 import time
+from datetime import datetime, timezone
 
 import pytest
 
@@ -131,3 +132,14 @@ def test_a_file_name_that_is_not_utf8_is_skipped_on_record_and_the_others_are_ta
     skipped = ledger.mapper.to_domain_event(finished).skipped
     (skip,) = [s for s in skipped if s.get("problem")]
     assert skip["name"] == "invoices_\\xff\\xfe.csv" and "not UTF-8" in skip["reason"]
+
+
+def test_a_too_young_file_says_when_it_is_old_enough(parts):
+    sshd, ledger = parts[0], parts[2]
+    put(sshd, INVOICES, age=10)
+    mtime = int((sshd.outbound / INVOICES).stat().st_mtime)     # SFTP gives whole seconds
+    result = asyncio.run(make_poller(parts, min_file_age=30.0).poll())
+    assert result.ready_at == datetime.fromtimestamp(mtime + 30, timezone.utc)
+    (finished,) = poll_runs(ledger)                              # and the ledger keeps it
+    (skip,) = ledger.mapper.to_domain_event(finished).skipped
+    assert datetime.fromisoformat(skip["ready_at"]) == result.ready_at
