@@ -20,12 +20,15 @@ build ~1 s. What moved it from ~13 s (one step at a time, roughly): stream ids d
 per stream instead of per row in SQL (-0.9 s), the plain indexes built once at the end
 instead of kept through every upsert (-1.3 s); then each row written once per transaction
 of 25 pages, no read-back for a stream's first event, a page decoded at a time (a small
-working set) with a leaner loop. Then (second round, CPU ~10 -> ~7.5 s): pages decoded and
-folded 250 rows at a time (2000 rows' decoded dicts miss the caches: decode + fold 4.9 ->
-2.6 us per event), the status row folded in place (no copy per event), and on SQLite the
-reading and the writing moved to threads of their own (sqlite3 lets go of the GIL while
-SQLite steps), which only pays when a second core is free: the wall time moves with the
-machine's load far more than the CPU time does, so both are reported.
+working set) with a leaner loop. Then (second round, CPU ~9.5 -> ~7 s): rows decoded and
+folded 250 at a time (a 2000-row page's decoded dicts miss the caches: decode + fold 4.9 ->
+2.6 us per event, thread CPU time) and the status row folded in place (no copy per event).
+Tried and not kept: reading ahead and writing the view on threads of their own (sqlite3 lets
+go of the GIL while SQLite steps; each transaction's rows still committed with its
+position). On this 2-core machine shared with other work it cost 1.5-4 s more CPU (the GIL
+handed over per row fetched or written) and was slower in wall time, 8.4-11.7 s against
+7.3-8.1 s single-threaded, alternating runs on one ledger. The wall times move with the
+machine's load more than the CPU times do, so both are reported.
 The notes below split the rebuild into its own read of the rows and the rest.
 """
 from __future__ import annotations
@@ -179,9 +182,8 @@ def main() -> None:
                  f"(notification_rows, no decode) {1e6 * rows_s / applied:.1f} us and decode + "
                  f"fold + view writes {1e6 * (seconds - rows_s) / applied:.1f} us; the target "
                  f"allows {1e6 / TARGET:.1f} us in all",
-                 f"CPU time (all threads): the raw read {raw_cpu:.1f} s, the rebuild "
-                 f"{cpu_s:.1f} s; the rebuild reads and writes on threads of their own, so "
-                 "its wall time needs a second core free (the machine's load shows here)"]
+                 f"CPU time: the raw read {raw_cpu:.1f} s, the rebuild {cpu_s:.1f} s (wall "
+                 "above; on a loaded machine they part)"]
         if should_profile(opts.profile, met):
             log("profiling the last 100k events re-applied")
             tail = max(1, applied - 100_000)

@@ -33,10 +33,6 @@ class Projection:
     # Bumped whenever the tables or the fold change: a read model written by another version
     # is dropped and rebuilt from the ledger when a projector starts (runner.ensure_tables).
     schema_version = 1
-    # Its reads never need its own writes of the open transaction (it writes only in flush,
-    # and holds what it wrote until then): a rebuild may fold it on one thread and write its
-    # rows on another (projections/overlap.py).
-    writes_deferrable = False
 
     def wants(self, event: LedgerEvent) -> bool:
         return event.topic.startswith(self.topic_prefix)

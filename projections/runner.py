@@ -5,8 +5,6 @@ view never runs ahead of or behind its position, and several processes can share
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 from collections.abc import Callable, Iterator, Sequence
 
 import ledger.files  # noqa: F401  (registers the explicit topics)
@@ -22,7 +20,6 @@ from projections.base import POSITIONS, LedgerEvent, Projection
 from projections.files import (FileDetailsProjection, FilesProjection, PollRunsProjection,
                                VendorsProjection)
 from projections.notices import PendingNoticesProjection
-from projections.overlap import READ_AHEAD_PAGES, Deferred, PositionMoved, Writer, read_ahead
 from projections.status import StatusProjection
 from projections.store import Cursor, ViewStore, open_view_store
 
@@ -184,9 +181,9 @@ class Projector:
     def _catch_up_pages(self, total: int, progress: Progress | None, page_size: int,
                         pages: int) -> int:
         """Up to `pages` pages of events applied and the new position recorded, in one
-        transaction. Pages are decoded and applied one at a time: a page's decoded events
-        are dropped before the next is read (a small working set is what keeps the decode
-        fast), while the projections write what they hold once, before the commit."""
+        transaction. Pages are decoded and applied a chunk at a time (decoded_chunks): the
+        decoded events are dropped before the next chunk (a small working set is what keeps
+        the decode fast), while the projections write what they hold once, before the commit."""
         read, last = 0, 0
         with self.store.transaction() as cur:
             positions = self._lock_positions(cur)
@@ -199,7 +196,10 @@ class Projector:
                 if not page:
                     break
                 for events in decoded_chunks(page):
-                    self._apply_page(cur, events, positions, self.projections)
+                    for projection in self.projections:
+                        mine = _wanted(projection, events, positions[projection.name])
+                        if mine:
+                            projection.apply(cur, mine)
                 start = last = page[-1][0]
                 read += len(page)
                 del page
@@ -207,88 +207,12 @@ class Projector:
                 return 0
             for projection in self.projections:
                 projection.flush(cur)
-            self._record(cur, last)
+                cur.execute(f"UPDATE {POSITIONS} SET position = ? WHERE name = ?",
+                            (last, projection.name))
         self._written = {projection.name: last for projection in self.projections}
         if progress:
             progress(last, max(total, last))
         return read
-
-    def _record(self, cur: Cursor, position: int) -> None:
-        for projection in self.projections:
-            cur.execute(f"UPDATE {POSITIONS} SET position = ? WHERE name = ?",
-                        (position, projection.name))
-
-    def _apply_page(self, cur: Cursor, events: list[LedgerEvent], positions: dict[str, int],
-                    projections: list[Projection]) -> None:
-        for projection in projections:
-            mine = _wanted(projection, events, positions[projection.name])
-            if mine:
-                projection.apply(cur, mine)
-
-    @gc_paused()
-    def _rebuild_overlapped(self, progress: Progress | None, page_size: int,
-                            pages: int) -> int:
-        """As catch_up, on SQLite, with the reading and the writing on threads of their own
-        (projections/overlap.py): the main thread decodes and folds the projections whose
-        writes can wait for the commit; the others fold on the writer thread. Returns the
-        events committed; on a position moved by another process it stops early and the
-        ordinary catch_up goes on from what was committed."""
-        positions = self.positions()
-        here = [p for p in self.projections if p.writes_deferrable]
-        there = [p for p in self.projections if not p.writes_deferrable]
-        total = self.ledger.recorder.max_notification_id() or 0
-        writer = Writer(self.store, positions, self._lock_positions,
-                        lambda cur, events, at: self._apply_page(cur, events, at, there),
-                        lambda cur: [p.flush(cur) for p in there], self._record)
-        stop, pages_read = threading.Event(), queue.Queue(maxsize=READ_AHEAD_PAGES)
-        writer.start()
-        reader = read_ahead(self.ledger.notification_rows, min(positions.values()) + 1,
-                            page_size, pages_read, stop)
-        cur = Deferred(self.store.reader(), writer)
-        done = False
-        try:
-            while not done and writer.error is None:
-                count, last = 0, 0
-                for _ in range(pages):
-                    page = pages_read.get()
-                    if isinstance(page, BaseException):
-                        raise page
-                    if not page:
-                        done = True
-                        break
-                    for events in decoded_chunks(page):
-                        self._apply_page(cur, events, positions, here)
-                        if there:
-                            writer.page(events)
-                    last = page[-1][0]
-                    count += len(page)
-                    del page
-                if count:
-                    for projection in here:
-                        projection.flush(cur)
-                    writer.commit(last, count, cur.take())
-                    positions = dict.fromkeys(positions, last)
-                    if progress:
-                        progress(last, max(total, last))
-        except BaseException:
-            self._stop(stop, pages_read, writer, reader)
-            self._forget_all()
-            raise
-        self._stop(stop, pages_read, writer, reader)
-        if writer.error is not None:
-            self._forget_all()
-            if not isinstance(writer.error, PositionMoved):
-                raise writer.error
-        else:
-            self._written = dict(writer.positions)
-        return writer.committed
-
-    @staticmethod
-    def _stop(stop: threading.Event, pages_read: queue.Queue, writer: Writer,
-              reader: threading.Thread) -> None:
-        stop.set()
-        writer.finish()
-        reader.join()
 
     def rebuild(self, from_position: int | None = None, progress: Progress | None = None,
                 include_evidence: bool = False) -> int:
@@ -312,12 +236,8 @@ class Projector:
                     new = min(positions[projection.name], max(0, from_position - 1))
                 cur.execute(f"UPDATE {POSITIONS} SET position = ? WHERE name = ?",
                             (new, projection.name))
-        applied = 0
-        if self.store.dialect == "sqlite":    # PostgreSQL: one thread (catch_up below)
-            applied = self._rebuild_overlapped(progress, REBUILD_PAGE,
-                                               REBUILD_PAGES_PER_TRANSACTION)
-        applied += self.catch_up(progress, page_size=REBUILD_PAGE,
-                                 pages_per_transaction=REBUILD_PAGES_PER_TRANSACTION)
+        applied = self.catch_up(progress, page_size=REBUILD_PAGE,
+                                pages_per_transaction=REBUILD_PAGES_PER_TRANSACTION)
         # An interrupted rebuild leaves them to the next start's ensure_tables.
         with self.store.transaction() as cur:
             for projection in self.projections:

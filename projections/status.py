@@ -17,7 +17,6 @@ class StatusProjection(Projection):
     name = "status"
     schema_version = 2                 # 2: the Skipped event (go-live cutover) sets a state
     topic_prefix = "ml_connector.invoice."
-    writes_deferrable = True
     tables = (TABLE,)
     ddl = (
         f"CREATE TABLE IF NOT EXISTS {TABLE} ("

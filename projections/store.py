@@ -86,10 +86,6 @@ class SqliteViewStore(ViewStore):
             raise
         conn.commit()
 
-    def reader(self) -> Cursor:
-        """A cursor outside any transaction: each read sees what is committed by then."""
-        return Cursor(self._connection().cursor(), translate=False)
-
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:

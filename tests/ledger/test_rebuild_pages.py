@@ -129,38 +129,3 @@ def test_rebuild_leaves_the_views_indexes_in_place(tmp_path, monkeypatch, interr
     finally:
         projector.store.close()
         ledger.close()
-
-
-def test_a_rebuild_another_process_overtakes_ends_equal_to_the_live_view(tmp_path,
-                                                                          monkeypatch):
-    """On SQLite the rebuild writes on a thread of its own; when another process moves the
-    view's position between two of its transactions, it stops its read-ahead and goes on
-    from what is committed, and the view still equals the live one."""
-    import projections.overlap as overlap
-
-    ledger = Ledger(f"sqlite:///{tmp_path}/ledger.db")
-    projector = Projector(ledger, projections=[StatusProjection()], page_size=3)
-    other = Projector(ledger, projections=[StatusProjection()])       # another process
-    try:
-        _every_event(ledger, projector)
-        live = _status(projector)
-        monkeypatch.setattr(runner, "REBUILD_PAGE", 4)
-        monkeypatch.setattr(runner, "REBUILD_PAGES_PER_TRANSACTION", 2)
-        commits = []
-        end = overlap.Writer._end
-
-        def end_then_overtaken(writer, rollback):
-            end(writer, rollback)
-            if not rollback:
-                commits.append(writer.positions)
-                if len(commits) == 1:             # after the rebuild's first commit
-                    other.catch_up(page_size=5)
-        monkeypatch.setattr(overlap.Writer, "_end", end_then_overtaken)
-        applied = projector.rebuild()
-        assert len(commits) == 1                  # the moved position stopped the writer
-        assert applied == 2 * 4                   # its one transaction; the rest was done
-        assert _status(projector) == live
-    finally:
-        other.store.close()
-        projector.store.close()
-        ledger.close()
