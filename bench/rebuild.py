@@ -20,9 +20,13 @@ build ~1 s. What moved it from ~13 s (one step at a time, roughly): stream ids d
 per stream instead of per row in SQL (-0.9 s), the plain indexes built once at the end
 instead of kept through every upsert (-1.3 s); then each row written once per transaction
 of 25 pages, no read-back for a stream's first event, a page decoded at a time (a small
-working set) with a leaner loop. Then (second round, CPU ~9.5 -> ~7 s): rows decoded and
-folded 250 at a time (a 2000-row page's decoded dicts miss the caches: decode + fold 4.9 ->
-2.6 us per event, thread CPU time) and the status row folded in place (no copy per event).
+working set) with a leaner loop. Then (second round; rebuild / raw read 0.54-0.60 -> 0.72-0.87
+in alternating runs, wall 8.7-13.8 s -> 7.1-10.7 s on a shared, loaded machine): rows decoded
+and folded 250 at a time (a 2000-row page's decoded dicts miss the caches: decode + fold 4.9
+-> 2.6 us per event, thread CPU time) and the status row folded in place (no copy per event).
+What is left (pyinstrument, 100k re-applied): orjson 20%, the view upserts 18%, fetching the
+rows 17%, building the events 7%, the fold ~10%: the read and decode the baseline also pays
+are over half of it.
 Tried and not kept: reading ahead and writing the view on threads of their own (sqlite3 lets
 go of the GIL while SQLite steps; each transaction's rows still committed with its
 position). On this 2-core machine shared with other work it cost 1.5-4 s more CPU (the GIL
