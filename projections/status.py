@@ -1,11 +1,11 @@
 """Current status: one row per invoice (operations.md §3), folded by the same `transition`
-the Invoice aggregate uses."""
+the Invoice aggregate uses (in place: `ledger.status.fold`)."""
 from __future__ import annotations
 
 import operator
 from typing import Any
 
-from ledger.status import COLUMNS, empty_row, transition
+from ledger.status import COLUMNS, empty_row, fold
 from projections.base import LedgerEvent, Projection, select_in
 from projections.store import Cursor
 
@@ -52,8 +52,10 @@ class StatusProjection(Projection):
             cur, f"SELECT {', '.join(COLUMNS)} FROM {TABLE} WHERE id IN", missing))
         get = rows.get
         for _, stream_id, version, _, kind, data, recorded_at, _ in events:
-            rows[stream_id] = transition(get(stream_id) or empty_row(stream_id), kind, data,
-                                         version, recorded_at)
+            row = get(stream_id)
+            if row is None:
+                row = rows[stream_id] = empty_row(stream_id)
+            fold(row, kind, data, version, recorded_at)     # the rows are this cache's own
         self._dirty.update(ids)
 
     def flush(self, cur: Cursor) -> None:
