@@ -171,7 +171,7 @@ def main() -> None:
             extra: list[str] = []
             if name == "memory":
                 elapsed = time.perf_counter() - started
-                extra = ["--budget", f"{max(90.0, opts.budget - elapsed - RESERVE):.0f}"]
+                extra = ["--budget", f"{max(75.0, opts.budget - elapsed - RESERVE):.0f}"]
             rows.extend(run_figure(name, opts, extra))
         for name, (process, began) in background.items():
             rows.extend(join_background(name, process, began, opts))

@@ -34,7 +34,7 @@ from bench.common import (ROOT, Unavailable, args, emit, log, pg_database, rate,
 from bench.e2e_world import RequestCounter, RssWatch, Sshd, drop_exports, write_world
 
 INVOICES, QUICK_INVOICES = 100_000, 4_000
-PG_INVOICES, QUICK_PG_INVOICES = 10_000, 2_000
+PG_INVOICES, QUICK_PG_INVOICES = 5_000, 2_000
 FILES = 20
 VENDORS = 50
 BUDGET = (1000, 60.0)                  # the tenant's: 1,000 requests per minute

@@ -221,7 +221,7 @@ def main() -> None:
     opts = args(__doc__.splitlines()[0], lambda p: p.add_argument(
         "--emulator", choices=("thread", "process"), default="thread"))
     invoices = 200 if opts.quick else 2000
-    naive_invoices = 6 if opts.quick else 30
+    naive_invoices = 6 if opts.quick else 12   # budget-bound: ~24 requests each
     log(f"batched plan: {invoices:,} invoices, emulator in a {opts.emulator}")
     batched = run_plan(opts.work, opts.emulator, invoices, naive=False)
     log(f"batched: {batched['per_invoice']} req/invoice, {batched['per_minute']:,.0f}/min; "
