@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import sqlite3
 import tempfile
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
@@ -25,8 +24,9 @@ import msgspec
 
 _BATCH = 5000         # stored rows per executemany
 _BATCH_BYTES = 4 << 20  # ... or fewer, when the encoded rows add up to this much
-_RECENT = 4096        # identities remembered in memory; adjacent rows rarely hit SQLite
-_RUN = 256            # records of one key stored together at most (bounds one blob)
+_RECENT = 4096        # identities remembered in memory (then forgotten all at once); adjacent
+                      # rows rarely hit SQLite
+RUN = 256             # records of one key stored together at most (bounds one blob)
 
 T = TypeVar("T")
 Y = TypeVar("Y")
@@ -50,7 +50,7 @@ class Spill:
             BEGIN;
         """)
         self._next = 0
-        self._recent: OrderedDict[bytes, int] = OrderedDict()
+        self._recent: dict[bytes, int] = {}
         self._batch: list[tuple[int, bytes]] = []
         self._new_keys: list[tuple[bytes, int]] = []    # ordinals given since the last flush
         self._batch_bytes = 0
@@ -69,10 +69,21 @@ class Spill:
             self._next += 1
             self._store(self._next, [record])
             return
-        if key != self._run_key or len(self._run) >= _RUN:
+        if key != self._run_key or len(self._run) >= RUN:
             self._end_run()
             self._run_key = key
         self._run.append(record)
+
+    def add_run(self, key: str, records: list[Any]) -> None:
+        """add(key, record) for each of records (adjacent rows of one key), in one call; the
+        caller keeps runs to about RUN records."""
+        self.count += len(records)
+        if key != self._run_key:
+            self._end_run()
+            self._run_key = key
+        self._run += records
+        if len(self._run) >= RUN:
+            self._end_run()
 
     def groups(self) -> Iterator[list[Any]]:
         """Every group's records in insertion order, groups in first-seen order."""
@@ -123,16 +134,15 @@ class Spill:
         raw = key.encode("utf-8", "surrogatepass")
         ordinal = self._recent.get(raw)
         if ordinal is not None:
-            self._recent.move_to_end(raw)
             return ordinal
         # Assume the key is new (nearly always true) and check the whole batch in _flush,
         # with one statement instead of one or two per key.
         self._next += 1
         ordinal = self._next
         self._new_keys.append((raw, ordinal))
+        if len(self._recent) >= _RECENT:
+            self._recent.clear()       # cheaper than an LRU; a miss only costs a re-check
         self._recent[raw] = ordinal
-        if len(self._recent) > _RECENT:
-            self._recent.popitem(last=False)
         return ordinal
 
     def _flush(self) -> None:
