@@ -3,7 +3,7 @@
 Two passes keep memory bounded on a 1 GB export whose invoices' rows need not be adjacent:
 
 1. Stream the file (strict decoding, csv module), map columns through the template, and spill
-   every row to a temporary SQLite file keyed by invoice identity (IFS company, vendor, document
+   every row to a temporary spill file keyed by invoice identity (IFS company, vendor, document
    type, normalized number). Anything that makes the whole file unreadable (encoding, missing
    column, broken CSV) raises ExportFileError here, before anything is yielded.
 2. Read the spill back grouped by identity, in first-seen order, and apply the rules to one
