@@ -3,7 +3,7 @@ mapped to kinds by the configured patterns and reader errors translated for the 
 
 Every reader is a generator that reads the whole file once (pass 1) before yielding anything:
 a file that cannot be read at all raises ExportFileError on the first `next()`, so the caller
-records nothing from it. Pass 1 spills rows to a temporary SQLite file, so memory stays bounded
+records nothing from it. Pass 1 spills rows to a temporary spill file, so memory stays bounded
 however large the export. OSError (file missing, permission) is not an export problem and
 propagates unchanged. CSV or XML is chosen by the file extension.
 """

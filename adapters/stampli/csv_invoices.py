@@ -3,7 +3,7 @@
 Two passes keep memory bounded on a 1 GB export whose invoices' rows need not be adjacent:
 
 1. Stream the file (strict decoding, csv module), map columns through the template, and spill
-   every row to a temporary SQLite file keyed by invoice identity (IFS company, vendor, document
+   every row to a temporary spill file keyed by invoice identity (IFS company, vendor, document
    type, normalized number). Anything that makes the whole file unreadable (encoding, missing
    column, broken CSV) raises ExportFileError here, before anything is yielded.
 2. Read the spill back grouped by identity, in first-seen order, and apply the rules to one
@@ -23,7 +23,7 @@ from adapters.settings import InvoiceFileSettings
 from adapters.stampli import worker
 from adapters.stampli.csvfile import BrokenRecord, CsvExport
 from adapters.stampli.invoice_groups import company_of
-from adapters.stampli.spill import Spill, two_pass
+from adapters.stampli.spill import RUN, Spill, two_pass
 from adapters.stampli.templates import INVOICES, Template
 from adapters.stampli.values import Formats
 from ledger.model import ParsedInvoice, RejectedRow, invoice_identity
@@ -68,12 +68,19 @@ def _spill_rows(export: CsvExport, template: Template, delimiter: str, spill: Sp
     number_at, vendor_at, type_at = (fields.index(f) for f in IDENTITY)
     company_at = fields.index("company_id") if "company_id" in fields else None
     strip = str.strip
-    add = spill.add
     last: tuple[str, ...] | None = None
     key = ""
+    run: list[tuple[str, int, list[str], str]] = []   # adjacent rows of `key`, not spilled yet
+
+    def end_run() -> None:             # one spill call per run of rows, not one per row
+        if run:
+            spill.add_run(key, run)
+            run.clear()
+
     for line, cells in export.records():
         if cells.__class__ is BrokenRecord:
-            add(None, ("rejected", line, "row", f"the row {cells.message}"))  # type: ignore
+            end_run()
+            spill.add(None, ("rejected", line, "row", f"the row {cells.message}"))  # type: ignore
             continue
         count = len(cells)
         if count >= reach:
@@ -83,9 +90,10 @@ def _spill_rows(export: CsvExport, template: Template, delimiter: str, spill: Sp
         number, vendor, doc_type = values[number_at], values[vendor_at], values[type_at]
         if not (number and vendor and doc_type):
             missing = next(f for f, v in zip(IDENTITY, (number, vendor, doc_type)) if not v)
-            add(None, ("rejected", line, missing,
-                       f"{template.labels[missing]} is empty, so the row cannot be "
-                       f"attributed to an invoice; fix it in Stampli and export again"))
+            end_run()
+            spill.add(None, ("rejected", line, missing,
+                             f"{template.labels[missing]} is empty, so the row cannot be "
+                             f"attributed to an invoice; fix it in Stampli and export again"))
             continue
         shape = ""
         if count != width and (count < width or any(c.strip() for c in cells[width:])):
@@ -94,8 +102,11 @@ def _spill_rows(export: CsvExport, template: Template, delimiter: str, spill: Sp
                      f"{delimiter!r} or a line break, so the columns shifted")
         company_id = values[company_at] if company_at is not None else ""
         identity = (company_id, vendor, doc_type, number)
-        if identity != last:
-            last = identity
-            key = invoice_identity(company_of(company_id, default_company, companies),
-                                   vendor, doc_type, number)
-        add(key, ("row", line, values, shape))
+        if identity != last or len(run) >= RUN:
+            end_run()
+            if identity != last:
+                last = identity
+                key = invoice_identity(company_of(company_id, default_company, companies),
+                                       vendor, doc_type, number)
+        run.append(("row", line, values, shape))
+    end_run()

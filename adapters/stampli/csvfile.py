@@ -66,15 +66,13 @@ class CsvExport:
             text = io.TextIOWrapper(self._raw, encoding=self.settings.encoding, errors="strict",
                                     newline="")
             self._reader = csv.reader(text, delimiter=self.settings.delimiter, strict=True)
-            for line, row in self._rows():
+            for line, row in self.records():       # blank lines before the header: skipped
                 if isinstance(row, BrokenRecord):
                     raise ExportFileError(self.name, line, "", f"the header row {row.message}")
-                if any(cell.strip() for cell in row):   # blank lines before the header: skip
-                    row[0] = row[0].lstrip("\ufeff")   # a BOM under plain "utf-8" is no header
-                    self.template = resolve(row, self.spec, self.settings.columns, self.name,
-                                            line)
-                    self._header = [cell.strip() for cell in row]
-                    return self
+                row[0] = row[0].lstrip("\ufeff")       # a BOM under plain "utf-8" is no header
+                self.template = resolve(row, self.spec, self.settings.columns, self.name, line)
+                self._header = [cell.strip() for cell in row]
+                return self
             raise ExportFileError(self.name, 1, "", "the file is empty: a header row is "
                                   "required; check the export template in Stampli")
         except BaseException:
@@ -102,26 +100,22 @@ class CsvExport:
         """(file line where the record starts, cells) for every non-blank record after the
         header, or (line, BrokenRecord) for one the csv module could not read. Rows whose
         cells are all blank are skipped."""
-        for line, row in self._rows():
-            # Same test as any(cell.strip() ...), in one C call: this runs once per row.
-            if row.__class__ is BrokenRecord or "".join(row).strip():
-                yield line, row
-
-    def _rows(self) -> Iterator[tuple[int, list[str] | BrokenRecord]]:
         reader = self._reader
         assert reader is not None
         while True:
             start = reader.line_num + 1
             try:
-                row = next(reader)
-            except StopIteration:
+                # One `for` over the C reader per stretch of good rows: this runs per row.
+                for row in reader:
+                    # Same test as any(cell.strip() ...), in one C call.
+                    if "".join(row).strip():
+                        yield start, row
+                    start = reader.line_num + 1
                 return
             except UnicodeError:          # UnicodeDecodeError, or UTF-16 without BOM
                 raise self._decode_error() from None
             except csv.Error as exc:
                 yield start, self._broken(start, reader.line_num, str(exc))
-                continue
-            yield start, row
 
     def _broken(self, start: int, end: int, reason: str) -> BrokenRecord:
         """A record the strict reader refused. A quote that never closes (or runs on over

@@ -1,7 +1,7 @@
 """Purchase-order CSV (stampli-exports.md §4): one row per PO line.
 
 Pass 1 streams and validates the whole file (ExportFileError before anything is yielded) and
-spills each row to a temporary SQLite file; pass 2 turns each into a PurchaseOrderLine, or a
+spills each row to a temporary spill file; pass 2 turns each into a PurchaseOrderLine, or a
 RejectedRow naming the line and field when a value is unusable. Quantities and prices use the
 configured decimal/thousands separators and are Decimal, never float.
 """

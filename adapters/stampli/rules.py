@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from itertools import repeat
 from operator import is_not
 
@@ -38,6 +39,7 @@ _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _LINE_BREAK = re.compile("[\r\n\u2028\u2029]")
 _SUSPECT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\n\u2028\u2029]")
 _NO_HEADER = ("",) * len(HEADER_FIELDS)    # defaults for map(values.get, HEADER_FIELDS, ...)
+_ZERO = Decimal("0")                       # immutable: one for every empty line tax
 
 
 @dataclass
@@ -143,7 +145,7 @@ class _Builder:
         the currency's, None when the currency is unknown)."""
         text = row.values.get(name, "")
         if not text and empty_is_zero:
-            return Decimal("0")
+            return _ZERO
         try:
             amount, decimals = self.ctx.formats.amount(text)
         except ValueProblem as exc:
@@ -169,13 +171,7 @@ class _Builder:
     def _timestamp(self, row: Row, name: str) -> None:
         """An ISO 8601 date and time with its UTC offset (2026-11-06T15:22:10Z), or empty."""
         text = row.get(name)
-        if not text:
-            return
-        try:
-            ok = datetime.fromisoformat(text).tzinfo is not None and "T" in text.upper()
-        except ValueError:
-            ok = False
-        if not ok:
+        if text and not _is_timestamp(text):
             self.flag("timestamp_format", name, row.line,
                       f"{self.ctx.label(name)}: expected an ISO 8601 date and time with its "
                       f"UTC offset (e.g. '2026-11-06T15:22:10Z'), got {text[:60]!r}; fix the "
@@ -204,27 +200,31 @@ class _Builder:
                               f"after it; fix the export and send it again")
 
     def _line(self, row: Row, units: int | None, currency: str) -> InvoiceLine:
-        label, get = self.ctx.label, row.values.get
+        # Runs once per CSV row: labels are looked up only for a message.
+        get, line = row.values.get, row.line
         number = 0
         text = get("line_number", "")
         if not text:
-            self.flag("required", "line_number", row.line, f"{label('line_number')} is empty; "
-                      f"it is required")
+            self.flag("required", "line_number", line, f"{self.ctx.label('line_number')} is "
+                      f"empty; it is required")
         else:
             try:
                 number = line_number(text)
             except ValueProblem as exc:
-                self.flag("line_number_invalid", "line_number", row.line,
-                          f"{label('line_number')}: {exc}")
-        for name in ("gl_account", "cost_center"):
-            if not get(name):
-                self.flag("required", name, row.line, f"{label(name)} is empty; it is required")
+                self.flag("line_number_invalid", "line_number", line,
+                          f"{self.ctx.label('line_number')}: {exc}")
+        gl_account, cost_center = get("gl_account", ""), get("cost_center", "")
+        if not (gl_account and cost_center):
+            for name, value in (("gl_account", gl_account), ("cost_center", cost_center)):
+                if not value:
+                    self.flag("required", name, line, f"{self.ctx.label(name)} is empty; it is "
+                              f"required")
         return InvoiceLine(
             line_number=number, description=get("line_description", ""),
-            gl_account=get("gl_account", ""), cost_center=get("cost_center", ""),
+            gl_account=gl_account, cost_center=cost_center,
             net=self._money(row, "line_net", units, currency), tax_code=get("tax_code", ""),
             tax=self._money(row, "line_tax", units, currency, empty_is_zero=True),
-            source_line=row.line)
+            source_line=line)
 
     # ------------------------------------------------------------------ rules
 
@@ -296,6 +296,14 @@ class _Builder:
         if total is not None and doc_type == "CreditNote" and total >= 0:
             self.flag("total_sign", "invoice_total", 0,
                       f"{label('invoice_total')} of a CreditNote must be negative, got {total}")
+
+
+@lru_cache(maxsize=4096)   # an export repeats its ExportedAt on every row
+def _is_timestamp(text: str) -> bool:
+    try:
+        return datetime.fromisoformat(text).tzinfo is not None and "T" in text.upper()
+    except ValueError:
+        return False
 
 
 def _all_set(amounts: list[Decimal | None]) -> bool:

@@ -1,4 +1,4 @@
-"""A temporary SQLite file that holds pass-1 records so memory stays bounded.
+"""A temporary folder that holds pass-1 records so memory stays bounded.
 
 Pass 1 of every reader streams the export and `add`s each record (any msgpack-able value),
 keyed by invoice identity (rows of one invoice may be far apart in the file). Each new key
@@ -7,17 +7,20 @@ order: only one group is in memory at a time. The database lives in its own temp
 directory and is deleted by `close()` (also on garbage collection of the TemporaryDirectory).
 
 Consecutive records with the same key (an invoice's rows are usually adjacent) are stored as
-one SQLite row, so a typical invoice costs one insert and one identity lookup, not one per
-line. When every key's records were adjacent, the rows are already in group order and pass 2
-reads them straight back without building an index.
+one item, so a typical invoice costs one item and one identity lookup, not one per line. Items
+are appended to a plain file (items.bin: length, group ordinal, msgpack), which costs a third
+of SQLite rows holding the same bytes; the identities live in SQLite (groups). When every
+key's records were adjacent, the items are already in group order and pass 2 reads the file
+straight through; otherwise seal() indexes the items by group once, in SQLite.
 """
 from __future__ import annotations
 
 import sqlite3
+import struct
 import tempfile
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import closing
+from itertools import chain
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,14 +28,16 @@ import msgspec
 
 _BATCH = 5000         # stored rows per executemany
 _BATCH_BYTES = 4 << 20  # ... or fewer, when the encoded rows add up to this much
-_RECENT = 4096        # identities remembered in memory; adjacent rows rarely hit SQLite
-_RUN = 256            # records of one key stored together at most (bounds one blob)
+_RECENT = 4096        # identities remembered in memory (then forgotten all at once); adjacent
+                      # rows rarely hit SQLite
+RUN = 256             # records of one key stored together at most (bounds one blob)
 
 T = TypeVar("T")
 Y = TypeVar("Y")
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
+_HEAD = struct.Struct("<IQ")   # an item in items.bin: data length, group ordinal; then data
 
 
 class Spill:
@@ -46,11 +51,11 @@ class Spill:
             PRAGMA cache_size = -8192;
             PRAGMA temp_store = FILE;
             CREATE TABLE groups (key BLOB PRIMARY KEY, ord INTEGER NOT NULL) WITHOUT ROWID;
-            CREATE TABLE items (seq INTEGER PRIMARY KEY, ord INTEGER NOT NULL, data BLOB);
             BEGIN;
         """)
+        self._items = open(items_path(self.path), "wb")  # noqa: SIM115 - closed in seal/close
         self._next = 0
-        self._recent: OrderedDict[bytes, int] = OrderedDict()
+        self._recent: dict[bytes, int] = {}
         self._batch: list[tuple[int, bytes]] = []
         self._new_keys: list[tuple[bytes, int]] = []    # ordinals given since the last flush
         self._batch_bytes = 0
@@ -69,15 +74,25 @@ class Spill:
             self._next += 1
             self._store(self._next, [record])
             return
-        if key != self._run_key or len(self._run) >= _RUN:
+        if key != self._run_key or len(self._run) >= RUN:
             self._end_run()
             self._run_key = key
         self._run.append(record)
 
+    def add_run(self, key: str, records: list[Any]) -> None:
+        """add(key, record) for each of records (adjacent rows of one key), in one call; the
+        caller keeps runs to about RUN records."""
+        self.count += len(records)
+        if key != self._run_key:
+            self._end_run()
+            self._run_key = key
+        self._run += records
+        if len(self._run) >= RUN:
+            self._end_run()
+
     def groups(self) -> Iterator[list[Any]]:
         """Every group's records in insertion order, groups in first-seen order."""
-        self.seal()
-        return read_groups(self._db, self._in_order)
+        return read_groups(*self.seal())
 
     def seal(self) -> tuple[Path, bool]:
         """End pass 1: everything stored and committed, so another connection (pass 2 in a
@@ -86,9 +101,10 @@ class Spill:
         if not self._sealed:
             self._end_run()
             self._flush()
-            self._db.execute("COMMIT")
+            self._items.close()
             if not self._in_order:
-                self._db.execute("CREATE INDEX items_by_group ON items (ord, seq)")
+                self._index()
+            self._db.execute("COMMIT")
             self._sealed = True
         return self.path, self._in_order
 
@@ -98,6 +114,7 @@ class Spill:
 
     def close(self) -> None:
         try:
+            self._items.close()
             self._db.close()
         finally:
             self._dir.cleanup()
@@ -123,16 +140,15 @@ class Spill:
         raw = key.encode("utf-8", "surrogatepass")
         ordinal = self._recent.get(raw)
         if ordinal is not None:
-            self._recent.move_to_end(raw)
             return ordinal
         # Assume the key is new (nearly always true) and check the whole batch in _flush,
         # with one statement instead of one or two per key.
         self._next += 1
         ordinal = self._next
         self._new_keys.append((raw, ordinal))
+        if len(self._recent) >= _RECENT:
+            self._recent.clear()       # cheaper than an LRU; a miss only costs a re-check
         self._recent[raw] = ordinal
-        if len(self._recent) > _RECENT:
-            self._recent.popitem(last=False)
         return ordinal
 
     def _flush(self) -> None:
@@ -143,9 +159,24 @@ class Spill:
                 self._reassign()
             self._new_keys.clear()
         if self._batch:
-            self._db.executemany("INSERT INTO items (ord, data) VALUES (?, ?)", self._batch)
+            pack = _HEAD.pack      # piece by piece: a joined copy would double the memory
+            self._items.writelines(chain.from_iterable((pack(len(data), ordinal), data)
+                                                       for ordinal, data in self._batch))
             self._batch.clear()
             self._batch_bytes = 0
+
+    def _index(self) -> None:
+        """Some key's records are far apart: where each item is, by group, for read_groups."""
+        self._db.execute("CREATE TABLE items (seq INTEGER PRIMARY KEY, ord INTEGER NOT NULL, "
+                         "pos INTEGER NOT NULL)")
+        batch: list[tuple[int, int]] = []
+        for ordinal, pos, _data in _items(items_path(self.path)):
+            batch.append((ordinal, pos))
+            if len(batch) >= _BATCH:
+                self._db.executemany("INSERT INTO items (ord, pos) VALUES (?, ?)", batch)
+                batch.clear()
+        self._db.executemany("INSERT INTO items (ord, pos) VALUES (?, ?)", batch)
+        self._db.execute("CREATE INDEX items_by_group ON items (ord, seq)")
 
     def _reassign(self) -> None:
         """Some keys of the batch were seen before (long ago, or earlier in the batch): their
@@ -168,18 +199,44 @@ class Spill:
                               for ordinal, data in self._batch]
 
 
-def read_groups(db: sqlite3.Connection, in_order: bool) -> Iterator[list[Any]]:
-    """The records of a sealed spill grouped by key, groups in first-seen order."""
-    query = ("SELECT ord, data FROM items ORDER BY seq" if in_order
-             else "SELECT ord, data FROM items ORDER BY ord, seq")
+def items_path(db_path: Path) -> Path:
+    return Path(db_path).with_name("items.bin")
+
+
+def _items(path: Path) -> Iterator[tuple[int, int, bytes]]:
+    """(group ordinal, position, data) of every item of items.bin, in file order."""
+    head, unpack = _HEAD.size, _HEAD.unpack
+    with open(path, "rb") as items:
+        pos = 0
+        while len(raw := items.read(head)) == head:
+            size, ordinal = unpack(raw)
+            yield ordinal, pos, items.read(size)
+            pos += head + size
+
+
+def _items_by_group(db_path: Path) -> Iterator[tuple[int, int, bytes]]:
+    """The same items ordered by group (then by when they were stored): seal()'s index."""
+    head, unpack = _HEAD.size, _HEAD.unpack
+    with closing(sqlite3.connect(Path(db_path).as_uri() + "?mode=ro", uri=True)) as db, \
+            open(items_path(db_path), "rb") as items:
+        for ordinal, pos in db.execute("SELECT ord, pos FROM items ORDER BY ord, seq"):
+            items.seek(pos)
+            size, _ = unpack(items.read(head))
+            yield ordinal, pos, items.read(size)
+
+
+def read_groups(db_path: Path, in_order: bool) -> Iterator[list[Any]]:
+    """The records of a sealed spill (seal() gives db_path and in_order) grouped by key,
+    groups in first-seen order."""
     current: int | None = None
     group: list[Any] = []
-    for ordinal, data in db.execute(query):
-        if ordinal != current and group:
-            yield group
-            group = []
-        current = ordinal
-        group.extend(_decode(data))
+    with closing(_items(items_path(db_path)) if in_order else _items_by_group(db_path)) as items:
+        for ordinal, _pos, data in items:
+            if ordinal != current and group:
+                yield group
+                group = []
+            current = ordinal
+            group.extend(_decode(data))
     if group:
         yield group
 

@@ -1,7 +1,7 @@
 """Vendor exports (stampli-exports.md §4), CSV and XML.
 
 Same two passes as the invoice readers: pass 1 streams and validates the whole file and spills
-each record's raw text to a temporary SQLite file (so an unreadable file raises ExportFileError
+each record's raw text to a temporary spill file (so an unreadable file raises ExportFileError
 before anything is yielded, with bounded memory); pass 2 turns each into a VendorRecord, or a
 RejectedRow naming the line and field when a value is unusable (a vendor has no place to carry
 violations, and syncing half-wrong master data to IFS is worse than skipping it).

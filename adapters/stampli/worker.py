@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -185,13 +184,12 @@ def _env() -> dict[str, str]:
 def main() -> None:
     """The worker: reads the job on stdin, writes length-prefixed msgpack batches on stdout."""
     job = msgspec.msgpack.decode(sys.stdin.buffer.read())
-    db = sqlite3.connect(Path(job["spill"]).as_uri() + "?mode=ro", uri=True)
     out = sys.stdout.buffer
     invoices: list[ParsedInvoice] = []
     rejected: list[tuple[int, RejectedRow]] = []
-    for item in build_groups(read_groups(db, job["in_order"]), tuple(job["fields"]),
-                             job["labels"], Formats(*job["formats"]), job["default_company"],
-                             job["companies"]):
+    for item in build_groups(read_groups(Path(job["spill"]), job["in_order"]),
+                             tuple(job["fields"]), job["labels"], Formats(*job["formats"]),
+                             job["default_company"], job["companies"]):
         if isinstance(item, RejectedRow):
             rejected.append((len(invoices) + len(rejected), item))
         else:
@@ -203,7 +201,6 @@ def main() -> None:
         _send(out, _encode((invoices, rejected)))
     _send(out, _DONE)
     out.flush()
-    db.close()
 
 
 def _send(out: IO[bytes], frame: bytes) -> None:

@@ -1,7 +1,7 @@
 """Invoice XML (stampli-exports.md §3): one <Invoice> element per invoice.
 
 Pass 1 parses incrementally and safely (see xmlfile: no DTD, no entities, elements cleared as
-they are read) and spills each invoice's raw text to a temporary SQLite file, so a malformed or
+they are read) and spills each invoice's raw text to a temporary spill file, so a malformed or
 truncated file raises ExportFileError before anything is yielded and memory stays bounded.
 Pass 2 applies the rules one invoice at a time. Every location is the 1-based index of the
 <Invoice> element. Amounts and dates in XML are xs:decimal ('.' separator, no thousands) and
