@@ -41,35 +41,30 @@ def default_projections() -> list[Projection]:
             FileDetailsProjection(), AuditChainProjection(), PendingNoticesProjection()]
 
 
-_KINDS: dict[str, tuple[str, int]] = {}   # topic -> (event type, current class version)
-
-
 Decode = Callable[[bytes], dict[str, Any]]
+Reading = tuple[Decode, str, int]         # a topic's decoder, event type, current class version
 
 
-class Decoders(dict[str, Decode]):
-    """topic -> how its states are decoded for these projections: the one reader's own
-    decoder (Projection.decoder: only the fields it reads) when a single projection reads
-    the topic, else the whole state, as each of several readers may read any of it."""
+class Decoders(dict[str, Reading]):
+    """topic -> how its states are read for these projections: decoded with the one
+    reader's own decoder (Projection.decoder: only the fields it reads) when a single
+    projection reads the topic, else in whole, as each of several readers may read any of
+    it; with the topic's event type and class version, looked up once."""
 
     def __init__(self, projections: Sequence[Projection]) -> None:
         super().__init__()
         self.projections = projections
 
-    def __missing__(self, topic: str) -> Decode:
+    def __missing__(self, topic: str) -> Reading:
         readers = [p for p in self.projections if _may_read(p, topic)]
         own = readers[0].decoder(topic) if len(readers) == 1 else None
-        if own is None or current_version(topic) > 1:      # an upcaster may read any field
-            decode = decode_state
-        else:
-            def decode(state: bytes, own: Decode = own) -> dict[str, Any]:
-                try:
-                    return own(state)
-                except ValueError:        # not the shape declared: the whole state, as before
-                    return decode_state(state)
+        version = current_version(topic)
+        if own is None or version > 1:    # an upcaster may read any field
+            own = decode_state
+        reading = (own, event_type(topic), version)
         if len(self) < 1000:              # a few dozen topics; a tampered table cannot grow it
-            self[topic] = decode
-        return decode
+            self[topic] = reading
+        return reading
 
 
 def _may_read(projection: Projection, topic: str) -> bool:
@@ -78,10 +73,13 @@ def _may_read(projection: Projection, topic: str) -> bool:
     return True                           # its own `wants` looks at more than the topic
 
 
+_IN_WHOLE = Decoders(())
+
+
 def decode_notifications(notifications: Sequence,
-                         decoders: Decoders | None = None) -> list[LedgerEvent]:
+                         decoders: Decoders = _IN_WHOLE) -> list[LedgerEvent]:
     """Notifications (the library's objects, or Ledger.notification_rows tuples) as events,
-    each state decoded once for all the projections (see Decoders; without, in whole).
+    each state decoded once for all the projections (see Decoders; by default in whole).
     The hot loop of a rebuild: the per-topic facts are looked up once, an event whose stored
     class version is current is not handed to the upcaster, the tuple is built directly."""
     events: list[LedgerEvent] = []
@@ -90,18 +88,19 @@ def decode_notifications(notifications: Sequence,
         position, stream_id, version, topic, state = (
             n if isinstance(n, tuple) else
             (n.id, str(n.originator_id), n.originator_version, n.topic, n.state))
-        data = decoders[topic](state) if decoders is not None else decode_state(state)
-        kind = _KINDS.get(topic)
-        if kind is None:
-            kind = _KINDS.setdefault(topic, (event_type(topic), current_version(topic)))
-        if kind[1] > 1 or "class_version" in data:
+        decode, kind, current = decoders[topic]
+        try:
+            data = decode(state)
+        except ValueError:                # not the shape a decoder declared: in whole, as before
+            data = decode_state(state)
+        if current > 1 or "class_version" in data:
             data = upcast(topic, data)
-        append(make(LedgerEvent, (position, stream_id, version, topic, kind[0], data,
+        append(make(LedgerEvent, (position, stream_id, version, topic, kind, data,
                                   data.get("timestamp", ""), state)))
     return events
 
 
-def decoded_chunks(rows: Sequence, decoders: Decoders | None = None
+def decoded_chunks(rows: Sequence, decoders: Decoders = _IN_WHOLE
                    ) -> Iterator[list[LedgerEvent]]:
     """Ledger.notification_rows decoded a few hundred at a time, each folded before the next
     is decoded: the decoded dicts of a whole 2000-row page no longer fit the CPU's caches

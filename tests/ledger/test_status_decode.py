@@ -56,16 +56,19 @@ class EveryTopic(StatusProjection):
     name, topic_prefix = "every_topic", ""
 
 
+def _decoded(state: bytes, topic: str, projections: list) -> dict:
+    [event] = decode_notifications([(1, "s", 1, PREFIX + topic, state)], Decoders(projections))
+    return event.data
+
+
 def test_a_topic_several_projections_read_is_decoded_in_whole():
     state = orjson.dumps({"timestamp": "t", "supplier_id": "S1", "note": "kept"})
-    topic = PREFIX + "VendorResolved"
-    assert Decoders([StatusProjection()])[topic](state) == {"timestamp": "t",
-                                                             "supplier_id": "S1"}
-    both = Decoders([StatusProjection(), EveryTopic()])
-    assert both[topic](state) == decode_state(state)
+    assert _decoded(state, "VendorResolved", [StatusProjection()]) == {"timestamp": "t",
+                                                                       "supplier_id": "S1"}
+    both = [StatusProjection(), EveryTopic()]
+    assert _decoded(state, "VendorResolved", both) == decode_state(state)
 
 
 def test_a_state_not_of_the_declared_shape_is_decoded_in_whole():
     state = orjson.dumps({"timestamp": "t", "ifs_invoice_id": "7", "voucher": ["odd"]})
-    decode = Decoders([StatusProjection()])[PREFIX + "Posted"]
-    assert decode(state) == decode_state(state)
+    assert _decoded(state, "Posted", [StatusProjection()]) == decode_state(state)
