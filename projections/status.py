@@ -46,8 +46,8 @@ class StatusProjection(Projection):
         self._rows, self._dirty = {}, set()
 
     def decoder(self, topic: str) -> Callable[[bytes], dict[str, Any]] | None:
-        """Only what the fold reads (ledger.status.FOLD_READS): decoding a Parsed event's
-        whole invoice, lines and all, was a fifth of a rebuild."""
+        """Only what the fold reads (ledger.status.FOLD_READS): decoding every state in
+        whole (a Parsed event's invoice lines and all) was a fifth of a rebuild."""
         return _decoder(event_type(topic))
 
     def apply(self, cur: Cursor, events: list[LedgerEvent]) -> None:
