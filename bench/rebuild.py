@@ -24,9 +24,18 @@ working set) with a leaner loop. Then (second round; rebuild / raw read 0.54-0.6
 in alternating runs, wall 8.7-13.8 s -> 7.1-10.7 s on a shared, loaded machine): rows decoded
 and folded 250 at a time (a 2000-row page's decoded dicts miss the caches: decode + fold 4.9
 -> 2.6 us per event, thread CPU time) and the status row folded in place (no copy per event).
-What is left (pyinstrument, 100k re-applied): orjson 20%, the view upserts 18%, fetching the
-rows 17%, building the events 7%, the fold ~10%: the read and decode the baseline also pays
-are over half of it.
+Left after it (pyinstrument, 100k re-applied): orjson 20%, the view upserts 18%, fetching the
+rows 17%, building the events 7%, the fold ~10%. Third round: a projection may decode only
+the fields it reads (Projection.decoder; the status fold's are ledger.status.FOLD_READS,
+msgspec TypedDicts, values as stored), used while it alone reads the topic: a Parsed
+event's invoice lines are no longer decoded, and each event's topic facts are one lookup.
+Rebuild CPU 7.5-8.8 s -> 6.9-7.4 s; rebuild / raw read 0.56, 0.75, 0.76, 1.44 (old) against
+1.17, 0.79, 1.14, 1.08 (new), alternating runs on a loaded machine, where the raw read's wall
+time alone moved 6.4-11.9 s. In one process on one 300k ledger (thread CPU, 4 rounds): raw
+read 1.39-1.70 s, whole-state decode 1.69-1.94 s, partial decode 1.44-1.58 s.
+What is left (pyinstrument, 300k rebuilt, 2.5 s): fetching the rows 25% (sqlite3 fetchall
+16%, dashing ids 8%), the fold and its loop 27%, the view upserts 16%, the decode loop 8%
+and msgspec itself 7%: the read the baseline also pays is now the largest part.
 Tried and not kept: reading ahead and writing the view on threads of their own (sqlite3 lets
 go of the GIL while SQLite steps; each transaction's rows still committed with its
 position). On this 2-core machine shared with other work it cost 1.5-4 s more CPU (the GIL

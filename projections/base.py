@@ -5,7 +5,7 @@ objects built), upcast to the current class version, so rebuilding a million eve
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from projections.store import Cursor
@@ -36,6 +36,14 @@ class Projection:
 
     def wants(self, event: LedgerEvent) -> bool:
         return event.topic.startswith(self.topic_prefix)
+
+    def decoder(self, topic: str) -> Callable[[bytes], dict[str, Any]] | None:
+        """How to decode a stored state of this topic into just the fields `apply` reads (a
+        dict with fewer keys, e.g. a msgspec decoder of a TypedDict), or None for the whole
+        state. The runner uses it only while this projection alone reads the topic, and
+        only for a topic at class version 1 (an upcaster may read any field); it falls back
+        to the whole state when the decoder raises ValueError."""
+        return None
 
     def create(self, cur: Cursor, indexes: bool = True) -> None:
         """The tables; `indexes=False` leaves out the plain (non-unique) indexes, which a
