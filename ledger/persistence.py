@@ -186,6 +186,16 @@ def notification_rows(recorder: Any, start: int,
             for n in recorder.select_notifications(start, limit)]
 
 
+def _is_postgres(recorder: Any) -> bool:
+    postgres = sys.modules.get("eventsourcing.postgres")    # loaded if the ledger uses it
+    return postgres is not None and isinstance(recorder, postgres.PostgresAggregateRecorder)
+
+
+def _postgres_ids(recorder: Any, ids: list[UUID]) -> list[Any]:
+    """Stream ids as the PostgreSQL table's originator_id column takes them."""
+    return [str(i) for i in ids] if recorder.datastore.originator_id_type == "text" else ids
+
+
 def _recorded(recorder: Any, ids: list[UUID]) -> set[UUID]:
     """The ids with any event, asked of the recorder's table in one query (SQLite and
     PostgreSQL); any other recorder is asked per id."""
@@ -200,14 +210,12 @@ def _recorded(recorder: Any, ids: list[UUID]) -> set[UUID]:
             cursor.execute(f"SELECT DISTINCT originator_id FROM {recorder.events_table_name}"
                            f" WHERE originator_id IN ({marks})", [i.hex for i in ids])
             return {UUID(row[0]) for row in cursor.fetchall()}
-    postgres = sys.modules.get("eventsourcing.postgres")    # loaded if the ledger uses it
-    if postgres is not None and isinstance(recorder, postgres.PostgresAggregateRecorder):
+    if _is_postgres(recorder):
         from psycopg.sql import SQL, Identifier
 
         # One index probe per id (LATERAL ... LIMIT 1): a plain `= ANY(ids)` was planned as
         # a sequential scan of the whole table on a freshly filled one (no statistics yet),
         # so each batch of an ingest read every event recorded before it.
-        as_text = recorder.datastore.originator_id_type == "text"
         statement = SQL("SELECT i.id AS originator_id FROM unnest(%s::{id_type}[]) AS i(id),"
                         " LATERAL (SELECT 1 FROM {schema}.{table} AS t"
                         " WHERE t.originator_id = i.id LIMIT 1) AS hit").format(
@@ -215,7 +223,7 @@ def _recorded(recorder: Any, ids: list[UUID]) -> set[UUID]:
             schema=Identifier(recorder.datastore.schema),
             table=Identifier(recorder.events_table_name))
         with recorder.datastore.transaction(commit=False) as cursor:
-            cursor.execute(statement, ([str(i) for i in ids] if as_text else ids,))
+            cursor.execute(statement, (_postgres_ids(recorder, ids),))
             return {UUID(str(row["originator_id"])) for row in cursor.fetchall()}
     return {i for i in ids if recorder.select_events(i, limit=1)}
 
@@ -229,7 +237,6 @@ def stored_events_of(recorder: Any, ids: list[UUID]) -> dict[UUID, list[Any]]:
     from eventsourcing.sqlite import SQLiteAggregateRecorder
 
     found: dict[UUID, list[Any]] = {}
-    postgres = sys.modules.get("eventsourcing.postgres")    # loaded if the ledger uses it
     for part in iter_chunks(ids, _IDS_PER_QUERY):
         if isinstance(recorder, SQLiteAggregateRecorder):
             marks = ",".join("?" * len(part))
@@ -239,17 +246,16 @@ def stored_events_of(recorder: Any, ids: list[UUID]) -> dict[UUID, list[Any]]:
                                f" ({marks}) ORDER BY originator_id, originator_version",
                                [i.hex for i in part])
                 rows = [tuple(row) for row in cursor.fetchall()]
-        elif postgres is not None and isinstance(recorder, postgres.PostgresAggregateRecorder):
+        elif _is_postgres(recorder):
             from psycopg.sql import SQL, Identifier
 
-            as_text = recorder.datastore.originator_id_type == "text"
             statement = SQL("SELECT originator_id, originator_version, topic, state"
                             " FROM {schema}.{table} WHERE originator_id = ANY(%s)"
                             " ORDER BY originator_id, originator_version").format(
                 schema=Identifier(recorder.datastore.schema),
                 table=Identifier(recorder.events_table_name))
             with recorder.datastore.transaction(commit=False) as cursor:
-                cursor.execute(statement, ([str(i) for i in part] if as_text else part,))
+                cursor.execute(statement, (_postgres_ids(recorder, part),))
                 rows = [(r["originator_id"], r["originator_version"], r["topic"], r["state"])
                         for r in cursor.fetchall()]
         else:
