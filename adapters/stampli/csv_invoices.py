@@ -36,23 +36,29 @@ def read_csv_invoices(path: Path, settings: InvoiceFileSettings, *, default_comp
     path = Path(path)
     formats = Formats.of(settings, INVOICES.config_key, path.name)
 
-    def pass_1(spill: Spill) -> tuple[Spill, Template]:
-        """Validate the whole file, spill rows by identity."""
+    started: list[worker.Pass2] = []
+
+    def pass_1(spill: Spill) -> worker.Pass2:
+        """Validate the whole file, spill rows by identity; pass 2 may start meanwhile."""
         with CsvExport(path, settings, INVOICES) as export:
             template = export.template
             assert template is not None
+            started.append(worker.Pass2(spill, tuple(template.index), template.labels,
+                                        formats, default_company, companies))
             _spill_rows(export, template, settings.delimiter, spill, default_company, companies)
-        return spill, template
+        return started[0]
 
-    def pass_2(found: tuple[Spill, Template], groups: Iterator[list[Any]]
+    def pass_2(job: worker.Pass2, groups: Iterator[list[Any]]
                ) -> Iterator[ParsedInvoice | RejectedRow]:
         """One invoice at a time, first-seen order; in a worker process when the file is
         large and there is a core to spare (see worker.py)."""
-        spill, template = found
-        return worker.pass_2(spill, groups, tuple(template.index), template.labels, formats,
-                             default_company, companies)
+        return job.run(groups)
 
-    yield from two_pass(pass_1, pass_2)
+    try:
+        yield from two_pass(pass_1, pass_2)
+    finally:
+        for job in started:            # pass 1 failed, or the caller stopped early
+            job.stop()
 
 
 def _spill_rows(export: CsvExport, template: Template, delimiter: str, spill: Spill,

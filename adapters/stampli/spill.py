@@ -12,6 +12,10 @@ are appended to a plain file (items.bin: length, group ordinal, msgpack), which 
 of SQLite rows holding the same bytes; the identities live in SQLite (groups). When every
 key's records were adjacent, the items are already in group order and pass 2 reads the file
 straight through; otherwise seal() indexes the items by group once, in SQLite.
+
+A watcher (`on_flush`) hears of every batch written to items.bin, so pass 2 may start reading
+it while pass 1 still writes (worker.py): `read_groups(..., until=...)` waits at the end of
+what is there until pass 1 says how long the file ends up.
 """
 from __future__ import annotations
 
@@ -41,7 +45,8 @@ _HEAD = struct.Struct("<IQ")   # an item in items.bin: data length, group ordina
 
 
 class Spill:
-    def __init__(self) -> None:
+    def __init__(self, on_flush: Callable[[Spill], None] | None = None) -> None:
+        self.on_flush = on_flush       # called after each batch of items reaches the file
         self._dir = tempfile.TemporaryDirectory(prefix="ml-connector-stampli-")
         self._db = sqlite3.connect(self.path, isolation_level=None)
         # A scratch file: no journal, no fsync; a crash just loses the temp file.
@@ -65,6 +70,7 @@ class Spill:
         self._in_order = True          # every stored row's ordinal >= the one before it
         self._sealed = False
         self.count = 0
+        self.written = 0               # bytes of items.bin written so far
 
     def add(self, key: str | None, record: Any) -> None:
         """Store one record; records with the same key come back together. key=None: alone."""
@@ -107,6 +113,11 @@ class Spill:
             self._db.execute("COMMIT")
             self._sealed = True
         return self.path, self._in_order
+
+    @property
+    def in_order(self) -> bool:
+        """So far, every key's records were adjacent (items.bin is in group order)."""
+        return self._in_order
 
     @property
     def path(self) -> Path:
@@ -162,8 +173,12 @@ class Spill:
             pack = _HEAD.pack      # piece by piece: a joined copy would double the memory
             self._items.writelines(chain.from_iterable((pack(len(data), ordinal), data)
                                                        for ordinal, data in self._batch))
+            self.written += _HEAD.size * len(self._batch) + self._batch_bytes
             self._batch.clear()
             self._batch_bytes = 0
+            if self.on_flush is not None:
+                self._items.flush()    # whole items only, for a reader of the growing file
+                self.on_flush(self)
 
     def _index(self) -> None:
         """Some key's records are far apart: where each item is, by group, for read_groups."""
@@ -199,19 +214,38 @@ class Spill:
                               for ordinal, data in self._batch]
 
 
+class SpillError(Exception):
+    """The spill file is not what pass 1 wrote (a bug or a full disk, not the export)."""
+
+
 def items_path(db_path: Path) -> Path:
     return Path(db_path).with_name("items.bin")
 
 
-def _items(path: Path) -> Iterator[tuple[int, int, bytes]]:
-    """(group ordinal, position, data) of every item of items.bin, in file order."""
+def _items(path: Path, until: Callable[[], int | None] | None = None
+           ) -> Iterator[tuple[int, int, bytes]]:
+    """(group ordinal, position, data) of every item of items.bin, in file order. With
+    `until`, the file may still be growing: at the end of what is there, until() waits a
+    moment and returns the size the file ends up with once pass 1 is over, else None."""
     head, unpack = _HEAD.size, _HEAD.unpack
+    final: int | None = None
     with open(path, "rb") as items:
         pos = 0
-        while len(raw := items.read(head)) == head:
-            size, ordinal = unpack(raw)
-            yield ordinal, pos, items.read(size)
-            pos += head + size
+        while True:
+            raw = items.read(head)
+            if len(raw) == head:
+                size, ordinal = unpack(raw)
+                data = items.read(size)
+                if len(data) == size:
+                    yield ordinal, pos, data
+                    pos += head + size
+                    continue
+            if until is None or pos == final:
+                return
+            if final is not None:
+                raise SpillError(f"the spill ends at byte {pos}, not {final}")
+            final = until()
+            items.seek(pos)            # a half-written item is read again, whole
 
 
 def _items_by_group(db_path: Path) -> Iterator[tuple[int, int, bytes]]:
@@ -225,12 +259,15 @@ def _items_by_group(db_path: Path) -> Iterator[tuple[int, int, bytes]]:
             yield ordinal, pos, items.read(size)
 
 
-def read_groups(db_path: Path, in_order: bool) -> Iterator[list[Any]]:
+def read_groups(db_path: Path, in_order: bool, until: Callable[[], int | None] | None = None
+                ) -> Iterator[list[Any]]:
     """The records of a sealed spill (seal() gives db_path and in_order) grouped by key,
-    groups in first-seen order."""
+    groups in first-seen order. `until`: the spill is still being written in order; see
+    _items."""
     current: int | None = None
     group: list[Any] = []
-    with closing(_items(items_path(db_path)) if in_order else _items_by_group(db_path)) as items:
+    with closing(_items(items_path(db_path), until) if in_order
+                 else _items_by_group(db_path)) as items:
         for ordinal, _pos, data in items:
             if ordinal != current and group:
                 yield group

@@ -3,9 +3,10 @@
 An ingest's CPU splits roughly in half between applying the rules to the spilled rows (pass 2)
 and recording the invoices in the ledger, and both are Python: one process does one at a time.
 For a large file on a machine with a core to spare, pass 1 still runs here (a file that cannot
-be read is rejected before anything is yielded, as always), then a worker process reads the
-sealed spill, applies the rules and streams the invoices back in msgpack batches while this
-process records the ones before. The output is the in-process pass 2's, item for item.
+be read is rejected before anything is yielded, as always), while a worker process reads the
+spill as it grows, applies the rules and streams the invoices back in msgpack batches, which
+this process records once pass 1 is over. The output is the in-process pass 2's, item for
+item.
 
 The worker is a plain `python -m adapters.stampli.worker` child: no fork of a process whose
 other threads may hold locks (SQLite's among them), no re-import of the caller's __main__. It
@@ -17,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import select
 import subprocess
 import sys
 import threading
@@ -47,78 +49,148 @@ def worth_it(rows: int) -> bool:
     return rows >= PARALLEL_ROWS and _cores() > 1
 
 
-def pass_2(spill: Spill, groups: Iterator[list[Any]], fields: tuple[str, ...],
-           labels: dict[str, str], formats: Formats, default_company: str,
-           companies: dict[str, str]) -> Iterator[ParsedInvoice | RejectedRow]:
-    """What build_groups(groups, ...) yields: computed by a worker process when the spill is
-    large and there is a core to spare; here otherwise, or when no worker can be started or it
-    fails before its first batch (nothing yielded yet)."""
-    if worth_it(spill.count):
-        path, in_order = spill.seal()
-        job = _encode({"spill": str(path), "in_order": in_order, "fields": list(fields),
-                       "labels": labels, "default_company": default_company,
-                       "companies": companies,
-                       "formats": [formats.decimal_separator, formats.thousands_separator,
-                                   formats.date_format, formats.config_key]})
-        try:
-            yield from _from_worker(job, path.parent / "worker-errors.txt")
-            return
-        except _NoStart as exc:
-            log.warning("Stampli pass 2 runs in this process: %s", exc)
-    yield from build_groups(groups, fields, labels, formats, default_company, companies)
+class Pass2:
+    """Pass 2 of one file: what build_groups(groups, ...) yields, computed by a worker
+    process when the spill is large and there is a core to spare; here otherwise, or when no
+    worker can be started or it fails before its first batch (nothing yielded yet).
+
+    The worker starts early, while pass 1 still writes the spill: as soon as the file is
+    known to be large, if every invoice's rows were adjacent so far (the spill is then in
+    group order and can be read as it grows). A later row that breaks the order stops it, and
+    pass 2 starts over once the spill is sealed. Nothing is yielded before pass 1 is done."""
+
+    def __init__(self, spill: Spill, fields: tuple[str, ...], labels: dict[str, str],
+                 formats: Formats, default_company: str, companies: dict[str, str]) -> None:
+        self.spill = spill
+        self.settings = (fields, labels, formats, default_company, companies)
+        self.early: _Worker | None = None
+        self.started_early = False     # once: a worker stopped for disorder is not restarted
+        if os.name == "posix":         # the worker waits for pass 1 with select() on a pipe
+            spill.on_flush = self._flushed
+
+    def run(self, groups: Iterator[list[Any]]) -> Iterator[ParsedInvoice | RejectedRow]:
+        spill = self.spill
+        if worth_it(spill.count):
+            path, in_order = spill.seal()
+            try:
+                worker, self.early = self.early, None
+                if worker is not None and in_order:
+                    worker.end_of_spill(spill.written)
+                else:
+                    if worker is not None:
+                        worker.stop()
+                    worker = _Worker(self._job(path, in_order, tail=False))
+                yield from worker.items()
+                return
+            except _NoStart as exc:
+                log.warning("Stampli pass 2 runs in this process: %s", exc)
+        yield from build_groups(groups, *self.settings)
+
+    def stop(self) -> None:
+        if self.early is not None:
+            self.early.stop()
+            self.early = None
+
+    def _flushed(self, spill: Spill) -> None:
+        if self.early is not None and not spill.in_order:
+            self.stop()
+        elif not self.started_early and spill.in_order and worth_it(spill.count):
+            self.started_early = True
+            try:
+                self.early = _Worker(self._job(spill.path, True, tail=True))
+            except _NoStart as exc:
+                log.warning("Stampli pass 2 waits for the end of pass 1: %s", exc)
+
+    def _job(self, path: Path, in_order: bool, *, tail: bool) -> dict[str, Any]:
+        fields, labels, formats, default_company, companies = self.settings
+        return {"spill": str(path), "in_order": in_order, "tail": tail, "fields": list(fields),
+                "labels": labels, "default_company": default_company, "companies": companies,
+                "formats": [formats.decimal_separator, formats.thousands_separator,
+                            formats.date_format, formats.config_key]}
 
 
 class _NoStart(Exception):
     """The worker could not start, or stopped before sending anything."""
 
 
-def _from_worker(job: bytes, errors_path: Path) -> Iterator[ParsedInvoice | RejectedRow]:
-    try:
-        # Its stderr goes to a file beside the spill (a pipe could fill up and stall it).
-        errors = open(errors_path, "w+b")   # noqa: SIM115 - closed below
-    except OSError as exc:
-        raise _NoStart(f"no file for its messages: {exc}") from None
-    try:
-        process = subprocess.Popen([sys.executable, *_COMMAND], stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, stderr=errors, env=_env())
-    except OSError as exc:
-        errors.close()
-        raise _NoStart(f"cannot start {sys.executable}: {exc}") from None
-    assert process.stdin is not None and process.stdout is not None
-    frames = _Frames(process.stdout)
-    received = done = False
-    try:
+class _Worker:
+    """A started worker process: the job sent, its output read on a thread."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        errors_path = Path(job["spill"]).parent / "worker-errors.txt"
         try:
-            process.stdin.write(job)
-            process.stdin.close()
-        except BrokenPipeError:
-            pass                       # it died at start: reported below, with its stderr
-        for frame in frames:
-            received = True
-            if frame == _DONE:
-                done = True
-                break
-            invoices, rejected = _decode_batch(frame)
-            items: list[Any] = list(invoices)
-            for position, row in rejected:
-                items.insert(position, row)
-            yield from items
-        code = process.wait()
-        if not done or code:
-            errors.seek(0)
-            detail = errors.read()[-4000:].decode("utf-8", "replace").strip()
-            message = (f"the Stampli pass-2 worker stopped (exit code {code}) before it was "
-                       f"done: {detail or 'no message'}")
-            if not received:
-                raise _NoStart(message)
-            raise RuntimeError(message)
-    finally:
+            # Its stderr goes to a file beside the spill (a pipe could fill up and stall it).
+            self.errors = open(errors_path, "w+b")   # noqa: SIM115 - closed in stop()
+        except OSError as exc:
+            raise _NoStart(f"no file for its messages: {exc}") from None
+        try:
+            self.process = subprocess.Popen([sys.executable, *_COMMAND], stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, stderr=self.errors,
+                                            env=_env())
+        except OSError as exc:
+            self.errors.close()
+            raise _NoStart(f"cannot start {sys.executable}: {exc}") from None
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.frames = _Frames(self.process.stdout)
+        self._tell(job)
+        if not job["tail"]:
+            self._close_stdin()
+
+    def end_of_spill(self, size: int) -> None:
+        """Pass 1 is over: the spill file ends at `size` bytes."""
+        self._tell({"size": size})
+        self._close_stdin()
+
+    def items(self) -> Iterator[ParsedInvoice | RejectedRow]:
+        received = done = False
+        try:
+            for frame in self.frames:
+                received = True
+                if frame == _DONE:
+                    done = True
+                    break
+                invoices, rejected = _decode_batch(frame)
+                items: list[Any] = list(invoices)
+                for position, row in rejected:
+                    items.insert(position, row)
+                yield from items
+            code = self.process.wait()
+            if not done or code:
+                self.errors.seek(0)
+                detail = self.errors.read()[-4000:].decode("utf-8", "replace").strip()
+                message = (f"the Stampli pass-2 worker stopped (exit code {code}) before it "
+                           f"was done: {detail or 'no message'}")
+                if not received:
+                    raise _NoStart(message)
+                raise RuntimeError(message)
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        process = self.process
         if process.poll() is None:
             process.kill()
-        frames.stop()
+        self.frames.stop()
         process.wait()
+        assert process.stdout is not None
         process.stdout.close()
-        errors.close()
+        self._close_stdin()
+        self.errors.close()
+
+    def _tell(self, message: dict[str, Any]) -> None:
+        assert self.process.stdin is not None
+        try:
+            _send(self.process.stdin, _encode(message))
+            self.process.stdin.flush()
+        except (BrokenPipeError, ValueError):
+            pass                       # it died (or was stopped): reported by items()
+
+    def _close_stdin(self) -> None:
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.close()
+        except BrokenPipeError:
+            pass
 
 
 class _Frames:
@@ -182,12 +254,16 @@ def _env() -> dict[str, str]:
 
 
 def main() -> None:
-    """The worker: reads the job on stdin, writes length-prefixed msgpack batches on stdout."""
-    job = msgspec.msgpack.decode(sys.stdin.buffer.read())
+    """The worker: reads the job on stdin (and, when it tails a spill still being written,
+    the spill's final size later), writes length-prefixed msgpack batches on stdout."""
+    job = _receive(0)
+    if job is None:
+        return                         # stopped before it got a job
+    until = _until_end_of_spill if job["tail"] else None
     out = sys.stdout.buffer
     invoices: list[ParsedInvoice] = []
     rejected: list[tuple[int, RejectedRow]] = []
-    for item in build_groups(read_groups(Path(job["spill"]), job["in_order"]),
+    for item in build_groups(read_groups(Path(job["spill"]), job["in_order"], until),
                              tuple(job["fields"]), job["labels"], Formats(*job["formats"]),
                              job["default_company"], job["companies"]):
         if isinstance(item, RejectedRow):
@@ -201,6 +277,36 @@ def main() -> None:
         _send(out, _encode((invoices, rejected)))
     _send(out, _DONE)
     out.flush()
+
+
+def _until_end_of_spill() -> int | None:
+    """At the end of what pass 1 wrote so far: its final size once it told us, else None
+    after a short wait. Stdin closed without a size: stopped, nothing more to do."""
+    if not select.select([0], [], [], 0.02)[0]:
+        return None
+    end = _receive(0)
+    if end is None:
+        sys.exit(0)
+    return int(end["size"])
+
+
+def _receive(fd: int) -> Any:
+    """One length-prefixed message from a file descriptor, unbuffered (a buffered read could
+    take the next message into its buffer, where select() does not see it); None at EOF."""
+    head = _read_exactly(fd, 4)
+    body = None if head is None else _read_exactly(fd, int.from_bytes(head, "little"))
+    return None if body is None else msgspec.msgpack.decode(body)
+
+
+def _read_exactly(fd: int, size: int) -> bytes | None:
+    chunks = []
+    while size > 0:
+        chunk = os.read(fd, size)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
 
 
 def _send(out: IO[bytes], frame: bytes) -> None:

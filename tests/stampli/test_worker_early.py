@@ -1,0 +1,99 @@
+"""Pass 2 starting while pass 1 still writes the spill (worker.Pass2): the same items as in
+this process; a file whose invoices' rows are far apart, or that turns out unreadable at its
+end, stops the early worker and loses nothing."""
+from __future__ import annotations
+
+import tempfile
+
+import pytest
+
+import adapters.stampli.spill as spill
+import adapters.stampli.worker as worker
+from adapters.stampli.errors import ExportFileError
+from tests.stampli.exports import csv_text, row, write
+from tests.stampli.test_worker import mixed_rows, read
+
+
+@pytest.fixture
+def workers(monkeypatch, tmp_path):
+    """Every file is large, the spill writes a batch every few rows (so pass 1 flushes while
+    it runs); returns the jobs of the workers started, and the processes."""
+    monkeypatch.setattr(worker, "PARALLEL_ROWS", 0)
+    monkeypatch.setattr(worker, "_cores", lambda: 2)
+    monkeypatch.setattr(spill, "_BATCH", 7)
+    folder = tmp_path / "scratch"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    started: list[tuple[dict, object]] = []
+    real = worker._Worker.__init__
+
+    def spy(self, job):
+        real(self, job)
+        started.append((job, self.process))
+    monkeypatch.setattr(worker._Worker, "__init__", spy)
+    return started
+
+
+def in_order_rows(invoices: int = 400):
+    """Each invoice's two lines adjacent, a rule broken and an unattributable row here and
+    there: the spill stays in group order."""
+    rows = []
+    for i in range(invoices):
+        for line in (1, 2):
+            net = "51.00" if i % 97 == 0 and line == 2 else "50.00"
+            rows.append(row(InvoiceNumber=f"N{i}", LineNumber=str(line), LineNet=net,
+                            LineTax="4.00", CompanyID="C2000" if i % 5 == 0 else "C1042"))
+        if i % 101 == 0:
+            rows.append(row(InvoiceNumber="", VendorID=f"V{i}"))
+    return rows
+
+
+def here(monkeypatch, path):
+    with monkeypatch.context() as m:
+        m.setattr(worker, "PARALLEL_ROWS", 10**9)
+        return list(read(path))
+
+
+def test_the_early_worker_yields_what_this_process_yields(tmp_path, monkeypatch, workers):
+    path = write(tmp_path, "invoices_a.csv", csv_text(in_order_rows()))
+    expected = here(monkeypatch, path)
+    got = list(read(path))
+    assert [job["tail"] for job, _ in workers] == [True]       # started during pass 1, once
+    assert got == expected and repr(got) == repr(expected)
+    assert {type(i).__name__ for i in got} == {"ParsedInvoice", "RejectedRow"}
+
+
+def test_rows_far_apart_stop_the_early_worker_and_pass_2_starts_over(tmp_path, monkeypatch,
+                                                                      workers):
+    path = write(tmp_path, "invoices_a.csv", csv_text(mixed_rows(400)))
+    expected = here(monkeypatch, path)
+    got = list(read(path))
+    assert [job["tail"] for job, _ in workers] == [True, False]
+    assert workers[0][1].poll() is not None                     # stopped
+    assert got == expected and repr(got) == repr(expected)
+
+
+def test_a_file_unreadable_at_its_end_stops_the_early_worker(tmp_path, workers):
+    lines = csv_text(in_order_rows()).split("\r\n")
+    lines[-2] = lines[-2].rsplit(",", 1)[0] + ',"2026-11-06T15:25:00Z'   # never closed
+    path = write(tmp_path, "invoices_q.csv", "\r\n".join(lines))
+    with pytest.raises(ExportFileError, match="never closed"):
+        list(read(path))
+    assert workers and all(process.poll() is not None for _, process in workers)
+    assert list((tmp_path / "scratch").iterdir()) == []
+
+
+def test_closing_the_reader_early_stops_the_early_worker(tmp_path, workers):
+    items = read(write(tmp_path, "invoices_a.csv", csv_text(in_order_rows())))
+    next(items)
+    items.close()
+    assert workers and all(process.poll() is not None for _, process in workers)
+    assert list((tmp_path / "scratch").iterdir()) == []
+
+
+def test_an_early_worker_that_dies_at_once_means_pass_2_here(tmp_path, monkeypatch, workers):
+    path = write(tmp_path, "invoices_a.csv", csv_text(in_order_rows(100)))
+    expected = here(monkeypatch, path)
+    monkeypatch.setattr(worker, "_COMMAND", ("-c", "import sys; sys.exit(3)"))
+    assert list(read(path)) == expected
+    assert [job["tail"] for job, _ in workers] == [True]
