@@ -156,10 +156,11 @@ class Ledger(Application[UUID]):
         # What Application.save does, minus its per-object isinstance checks against
         # runtime-checkable Protocols, which cost more than storing the events on Python 3.11
         # (ingest saves thousands of aggregates per batch). Anything not an aggregate goes
-        # through the library's own collection. Then the three private steps save() itself
-        # runs (_record, _take_snapshots, _notify): there is no public way to store events
-        # already collected. tests/ledger/test_library_internals.py fails if a release of
-        # eventsourcing changes them (why it is pinned below 9.6).
+        # through the library's own collection. Then what save() itself runs: _record (here
+        # the mapper and recorder called directly, without the Recording and Notification
+        # objects per event that nothing here reads: an ingest stores hundreds of thousands),
+        # _take_snapshots and notify. tests/ledger/test_library_internals.py fails if a
+        # release of eventsourcing changes them (why it is pinned below 9.6).
         processing: ProcessingEvent[UUID] = ProcessingEvent()
         for obj in aggregates:
             if isinstance(obj, BaseAggregate):
@@ -170,13 +171,12 @@ class Ledger(Application[UUID]):
             else:
                 processing.collect_events(obj)
         try:
-            recordings = self._record(processing)
+            self.recorder.insert_events(self.mapper.to_stored_events(processing.events))
         except IntegrityError as exc:
             raise ConcurrentChange(f"another process changed the ledger first: {exc}") from None
         except KeyUnavailable as exc:
             raise LedgerError(f"nothing recorded: {exc}") from None
         self._take_snapshots(processing)
-        self._notify(recordings)
         self.notify(processing.events)
 
     def request_replay(self, id: UUID, from_version: int | None, reason: str, *, operator: str,

@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from eventsourcing.persistence import Mapper, StoredEvent
@@ -102,10 +103,30 @@ class EventKeys:
         return sorted(self._keys)
 
     def seal(self, originator_id: Any, version: int, topic: str, body: bytes) -> bytes:
-        if not (body.startswith(b"{") and body.endswith(b"}") and len(body) > 2):
-            raise ValueError("an event's state is a JSON object with at least one member")
-        mac = self._keys[self.current].hexdigest(_header(originator_id, version, topic), body)
-        return b"".join((memoryview(body)[:-1], self._open, mac.encode(), b'"}'))
+        return self.seal_all([Unsealed(originator_id, version, topic, body)], _no_other)[0].state
+
+    def seal_all(self, events: list[Any], other: Callable[[Any], StoredEvent]
+                 ) -> list[StoredEvent | Sealed]:
+        """seal() of the Unsealed events among many, in one loop (`other` maps the rest): an
+        ingest seals hundreds of thousands, and per event the calls around the two hashes
+        cost as much as the hashes."""
+        mac = self._keys[self.current]
+        inner_key, outer_key, opening = mac._inner, mac._outer, self._open
+        stored: list[StoredEvent | Sealed] = []
+        for event in events:
+            if event.__class__ is not Unsealed:
+                stored.append(other(event))
+                continue
+            originator_id, version, topic, body = event
+            if not (body[:1] == b"{" and body[-1:] == b"}" and len(body) > 2):
+                raise ValueError("an event's state is a JSON object with at least one member")
+            inner = inner_key.copy()
+            inner.update(b"".join((_header(originator_id, version, topic), body)))
+            outer = outer_key.copy()
+            outer.update(inner.digest())
+            stored.append(Sealed(originator_id, version, topic, b"".join(
+                (body[:-1], opening, outer.hexdigest().encode(), b'"}'))))
+        return stored
 
     def check(self, originator_id: Any, version: int, topic: str, state: bytes) -> str:
         """"" when the event carries a valid MAC, else what is wrong: "unsigned",
@@ -130,6 +151,19 @@ class Unsealed(NamedTuple):
     body: bytes
 
 
+def _no_other(event: Any) -> StoredEvent:
+    raise AssertionError("only Unsealed events here")
+
+
+class Sealed(NamedTuple):
+    """What the recorders read of a StoredEvent (same attributes), made for Unsealed events
+    by EventKeys.seal_all: a tuple costs a third of the frozen dataclass."""
+    originator_id: uuid.UUID
+    originator_version: int
+    topic: str
+    state: bytes
+
+
 class KeyUnavailable(Exception):
     """The ledger was opened for MACed writes but the audit key could not be read: nothing is
     written rather than events without a MAC."""
@@ -141,6 +175,14 @@ class SigningMapper(Mapper):
 
     keys: EventKeys | None = None
     refusal: str = ""
+
+    def to_stored_events(self, events: list[Any]) -> list[StoredEvent | Sealed]:
+        """to_stored_event of each event; Unsealed ones MACed in one loop (EventKeys.seal_all)."""
+        if self.refusal:
+            raise KeyUnavailable(self.refusal)
+        if self.keys is None:
+            return [self.to_stored_event(e) for e in events]
+        return self.keys.seal_all(events, self.to_stored_event)
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         if self.refusal:

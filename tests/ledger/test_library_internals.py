@@ -1,6 +1,7 @@
-"""Ledger.save_all calls three private steps of eventsourcing's Application.save. If a release
-renames, reorders or re-signs them, these tests fail, naming what changed, before a save
-silently skips a step (why pyproject pins eventsourcing below 9.6)."""
+"""Ledger.save_all does what eventsourcing's Application.save does, with its private steps
+(_record done by hand: the mapper, then the recorder). If a release renames, reorders or
+re-signs them, or gives _record or _notify more to do, these tests fail, naming what
+changed, before a save silently skips a step (why pyproject pins eventsourcing below 9.6)."""
 from __future__ import annotations
 
 import ast
@@ -24,6 +25,15 @@ def test_application_save_still_runs_the_steps_save_all_copies():
     assert _calls_on_self(Application.save) == ["_record", "_take_snapshots", "_notify",
                                                 "notify"], \
         "eventsourcing's Application.save changed: update Ledger.save_all to match"
+
+
+def test_the_steps_save_all_does_by_hand_still_do_only_that():
+    record = textwrap.dedent(inspect.getsource(Application._record))
+    assert "self.events.put(" in record and record.count("self.") == 4, \
+        "eventsourcing's Application._record changed: update Ledger.save_all to match"
+    notify = ast.parse(textwrap.dedent(inspect.getsource(Application._notify))).body[0]
+    assert [type(node) for node in notify.body] == [ast.Expr], \
+        "eventsourcing's Application._notify now does something: call it from save_all"
 
 
 def test_the_private_steps_keep_their_signatures():
