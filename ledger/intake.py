@@ -21,7 +21,7 @@ from ledger.codec import encode
 from ledger.files import ExportFile
 from ledger.gcpause import gc_paused
 from ledger.invoice import Invoice
-from ledger.model import (ParsedInvoice, RejectedRow, VendorRecord, content_hash,
+from ledger.model import (ParsedInvoice, RejectedRow, VendorRecord,
                           invoice_data_and_hash, vendor_stream_id)
 from ledger.persistence import iter_chunks
 from ledger.signing import Unsealed
@@ -52,7 +52,7 @@ def record_invoice_file(ledger: Ledger, export_file: ExportFile,
     pending: list[Any] = []
     for chunk in iter_chunks(items, batch_size):
         pending, failing = [], []
-        ids = [None if isinstance(item, RejectedRow) else item.invoice.id for item in chunk]
+        ids = [None if isinstance(item, RejectedRow) else item.id for item in chunk]
         # One query for the whole batch: only invoices already in the ledger are loaded.
         recorded = ledger.recorded(i for i in ids if i is not None)
         for item, id in zip(chunk, ids):
@@ -133,7 +133,7 @@ def _new(export_file: ExportFile, item: ParsedInvoice, id: UUID,
         Unsealed(id, 2, _PARSED, encode({
             "timestamp": _now(), "connector_version": __version__,
             "invoice": orjson.Fragment(_INVOICE_JSON(canonical)),
-            "content_hash": content_hash(canonical), "violations": [], "file_name": name,
+            "content_hash": item.content_hash, "violations": [], "file_name": name,
             "file_sha256": sha256}))]
 
 

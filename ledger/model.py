@@ -110,10 +110,22 @@ class RuleViolation(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ParsedInvoice(msgspec.Struct, frozen=True, kw_only=True):
-    """One invoice read from an export file, with where it came from and what is wrong."""
+    """One invoice read from an export file, with where it came from and what is wrong.
+    `id` and `content_hash` are the invoice's; computed when it is built, so that a reader
+    in a worker process (adapters/stampli/worker.py) spares the recording process them."""
     invoice: CanonicalInvoice
     violations: tuple[RuleViolation, ...] = ()
     locations: tuple[int, ...] = ()    # the CSV lines / XML element index it was read from
+    id: uuid.UUID | None = None        # the invoice's stream id (invoice_id)
+    content_hash: str = ""
+
+    def __post_init__(self) -> None:
+        # Also run after decoding, which brings both along. (content_hash below is the
+        # module's function: a method does not see the class's names.)
+        if self.id is None:
+            msgspec.structs.force_setattr(self, "id", self.invoice.id)
+        if not self.content_hash:
+            msgspec.structs.force_setattr(self, "content_hash", content_hash(self.invoice))
 
 
 _encoder = msgspec.json.Encoder(decimal_format="string", order="sorted")

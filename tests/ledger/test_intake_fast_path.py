@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import msgspec
 import orjson
 import pytest
 
@@ -11,7 +12,8 @@ from ledger.app import Ledger
 from ledger.errors import LedgerError
 from ledger.intake import record_invoice_file
 from ledger.invoice import Invoice
-from ledger.model import RuleViolation, content_hash, invoice_data_and_hash, invoice_to_data
+from ledger.model import (ParsedInvoice, RuleViolation, content_hash, invoice_data_and_hash,
+                          invoice_to_data)
 from ledger.signing import EventKeys
 from tests.builders import export_file, invoice, parsed
 
@@ -45,7 +47,10 @@ def test_fast_path_events_equal_the_aggregate_path(violations, approved):
 
 
 def test_new_and_known_invoices_in_one_batch(tmp_path):
+    """Encoded events and event objects sealed in one save, every MAC valid."""
+    keys = EventKeys({"0000000a": b"k" * 32}, "0000000a")
     ledger = Ledger(f"sqlite:///{tmp_path}/l.db")
+    ledger.use_keys(keys)
     try:
         record_invoice_file(ledger, export_file("a.csv"), [parsed(invoice("A"))], ["Approved"])
         changed = invoice("A", lines=(("6100", "CC210", "90.00", "8.00"),))
@@ -59,8 +64,21 @@ def test_new_and_known_invoices_in_one_batch(tmp_path):
             "Discovered", "Parsed", "Failed"]
         assert ledger.invoice(invoice("A").id).state == "parsed"
         assert ledger.invoice(invoice("B").id).version == 2
+        stored = ledger.recorder.select_notifications(1, 100)
+        # each file Downloaded + Parsed; A 2; then B 2, A Amended, C 3 (with Failed)
+        assert len(stored) == 2 + 2 + 2 + 2 + 1 + 3
+        assert [keys.check(e.originator_id, e.originator_version, e.topic, e.state)
+                for e in stored] == [""] * len(stored)
     finally:
         ledger.close()
+
+
+def test_a_parsed_invoice_carries_its_id_and_hash_through_the_workers_wire():
+    inv = invoice("N 7", lines=(("6100", "CC210", "1E+2", "-0.000"),))
+    item = parsed(inv)
+    assert (item.id, item.content_hash) == (inv.id, content_hash(inv))
+    wire = msgspec.msgpack.decode(msgspec.msgpack.encode(item), type=ParsedInvoice)
+    assert wire == item and (wire.id, wire.content_hash) == (inv.id, content_hash(inv))
 
 
 def test_data_and_hash_in_one_go_equal_the_two_functions():
