@@ -130,9 +130,11 @@ def record_export(ledger: Any, export_file: Any, path: Path,
     record_invoice_file); `wrap` may wrap the reader's iterator (counting, deadlines)."""
     from adapters.stampli.configured import ConfiguredReaders
     from ledger.intake import record_invoice_file
+    from ledger.new_invoice import ExportFileRef
 
     settings = stampli_settings()
-    reader = ConfiguredReaders(settings, "10").invoices(path, export_file.name)
+    reader = ConfiguredReaders(settings, "10").invoices(
+        path, export_file.name, ExportFileRef(export_file.name, export_file.sha256))
     if wrap is not None:
         reader = wrap(reader)
     return record_invoice_file(ledger, export_file, reader,

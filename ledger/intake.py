@@ -12,17 +12,15 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-import orjson
-from eventsourcing.utils import get_topic
 
-from ledger import __version__
+from ledger import new_invoice
 from ledger.app import Ledger
-from ledger.codec import encode
 from ledger.files import ExportFile
 from ledger.gcpause import gc_paused
 from ledger.invoice import Invoice
 from ledger.model import (ParsedInvoice, RejectedRow, VendorRecord,
                           invoice_data_and_hash, vendor_stream_id)
+from ledger.new_invoice import ExportFileRef, PreparedInvoice
 from ledger.persistence import iter_chunks
 from ledger.signing import Unsealed
 from ledger.status import NEEDS_A_PERSON
@@ -40,7 +38,7 @@ MAX_ROWS_LISTED = 1000                 # rows not recorded, listed by `sync` (al
 
 @gc_paused()
 def record_invoice_file(ledger: Ledger, export_file: ExportFile,
-                        items: Iterable[ParsedInvoice | RejectedRow],
+                        items: Iterable[ParsedInvoice | PreparedInvoice | RejectedRow],
                         approved_statuses: Iterable[str], batch_size: int = BATCH_SIZE,
                         superseded: Callable[[Invoice], bool] | None = None) -> dict[str, Any]:
     """`superseded(invoice)`: the ledger holds newer content for it than this file (a file
@@ -62,6 +60,13 @@ def record_invoice_file(ledger: Ledger, export_file: ExportFile,
                     rejected.append({"line": item.line, "field": item.field,
                                      "message": item.message})
                 continue
+            if item.__class__ is PreparedInvoice:      # encoded by the reader's worker
+                if id not in recorded and item.states is not None \
+                        and item.approval_status in approved:
+                    pending.extend(_encoded(id, item.states))
+                    counts["parsed"] += 1
+                    continue
+                item = item.parsed()
             found = ledger.find_invoice(id) if id in recorded else None
             if found is not None and superseded is not None and superseded(found):
                 counts["superseded"] += 1
@@ -97,21 +102,10 @@ def _failure(ref: str, kind: str, message: str) -> dict[str, str]:
     return {"invoice": ref, "stage": "intake", "kind": kind, "message": message}
 
 
-# The common new invoice (no violations, approved) is recorded as two events encoded here
-# directly: building the Discovered and Parsed objects, then the mapper taking them apart
-# again (topic, vars, pops), and turning the invoice into a dict only to encode it, cost
-# about as much as storing them. Same topics, same stored members in the same order
-# (tests/ledger/test_intake_fast_path.py holds them equal to the aggregate's events).
-_INVOICE_JSON = msgspec.json.Encoder(decimal_format="string", order="sorted").encode
-_INVOICE_TOPIC = get_topic(Invoice)
-_DISCOVERED, _PARSED = get_topic(Invoice.Discovered), get_topic(Invoice.Parsed)
-_now = Invoice.Event.create_timestamp
-
-
 def _new(export_file: ExportFile, item: ParsedInvoice, id: UUID,
          approved: frozenset[str]) -> list[Any]:
     """The events of an invoice the ledger does not hold yet: what _take records for it,
-    without building the aggregate (see Invoice.discovered_events)."""
+    without building the aggregate (see Invoice.discovered_events and ledger/new_invoice.py)."""
     canonical = item.invoice
     is_approved = canonical.approval_status in approved
     if item.violations or not is_approved:         # a third event: built as objects
@@ -122,19 +116,14 @@ def _new(export_file: ExportFile, item: ParsedInvoice, id: UUID,
             file_name=export_file.name, file_sha256=export_file.sha256,
             locations=list(item.locations), invoice=data, content_hash=digest,
             violations=_violations(item), approved=is_approved)
-    name, sha256 = export_file.name, export_file.sha256
-    return [
-        Unsealed(id, 1, _DISCOVERED, encode({
-            "timestamp": _now(), "originator_topic": _INVOICE_TOPIC,
-            "connector_version": __version__, "company": canonical.company,
-            "vendor_id": canonical.vendor_id, "document_type": canonical.document_type,
-            "invoice_number": canonical.invoice_number, "file_name": name,
-            "file_sha256": sha256, "locations": list(item.locations)})),
-        Unsealed(id, 2, _PARSED, encode({
-            "timestamp": _now(), "connector_version": __version__,
-            "invoice": orjson.Fragment(_INVOICE_JSON(canonical)),
-            "content_hash": item.content_hash, "violations": [], "file_name": name,
-            "file_sha256": sha256}))]
+    return _encoded(id, new_invoice.states(item, ExportFileRef(export_file.name,
+                                                               export_file.sha256)))
+
+
+def _encoded(id: UUID, states: tuple[bytes, bytes]) -> list[Unsealed]:
+    discovered, parsed = states
+    return [Unsealed(id, 1, new_invoice.DISCOVERED, discovered),
+            Unsealed(id, 2, new_invoice.PARSED, parsed)]
 
 
 def _violations(item: ParsedInvoice) -> list[dict[str, Any]]:

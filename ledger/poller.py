@@ -25,6 +25,7 @@ from ledger.files import ExportFile, PollRun
 from ledger.intake import record_invoice_file, record_vendor_file
 from ledger.invoice import Invoice
 from ledger.model import RejectedRow, export_file_id
+from ledger.new_invoice import ExportFileRef
 from ledger.ports import (ExportReaders, ExportSource, RemoteFile, SourceError, UnreadableFile,
                           WorkQueue)
 
@@ -231,8 +232,10 @@ class Poller:
         kind = export_file.kind
         try:
             if kind == "invoices":
+                items = self.readers.invoices(path, export_file.name, ExportFileRef(
+                    export_file.name, export_file.sha256))
                 summary = record_invoice_file(
-                    self.ledger, export_file, self.readers.invoices(path, export_file.name),
+                    self.ledger, export_file, items,
                     self.settings.approved_statuses,
                     superseded=self._newer_than(export_file) if again else None)
             elif kind == "vendors":

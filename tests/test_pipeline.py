@@ -342,10 +342,10 @@ def test_a_file_that_fails_while_recording_does_not_stop_the_others(tmp_path, ou
 
     real = configured.ConfiguredReaders.invoices
 
-    def flaky(self, path, name):
+    def flaky(self, path, name, prepare_for=None):
         if name.endswith(".xml"):
             raise RuntimeError("pass-2 worker died")
-        return real(self, path, name)
+        return real(self, path, name, prepare_for)
     monkeypatch.setattr(configured.ConfiguredReaders, "invoices", flaky)
     report, rows = sync(tmp_path, outbound, FakeErp())
     assert any("pass-2 worker died" in e for e in report.poll["errors"])

@@ -27,14 +27,20 @@ from adapters.stampli.purchase_orders import read_csv_purchase_orders
 from adapters.stampli.vendors import read_csv_vendors, read_xml_vendors
 from adapters.stampli.xml_invoices import read_xml_invoices
 from ledger.model import ParsedInvoice, PurchaseOrderLine, RejectedRow, VendorRecord
+from ledger.new_invoice import ExportFileRef, PreparedInvoice
 from ledger.ports import UnreadableFile
 
 
 def read_invoices(path: Path, settings: InvoiceFileSettings, *, default_company: str,
-                  companies: dict[str, str]) -> Iterator[ParsedInvoice | RejectedRow]:
-    kind = _kind(Path(path), ("csv", "xml"))
-    reader = read_csv_invoices if kind == "csv" else read_xml_invoices
-    return reader(Path(path), settings, default_company=default_company, companies=companies)
+                  companies: dict[str, str], prepare_for: ExportFileRef | None = None
+                  ) -> Iterator[ParsedInvoice | PreparedInvoice | RejectedRow]:
+    """`prepare_for`: the file intake records the invoices into; a large CSV's invoices may
+    then come as PreparedInvoice (ledger/new_invoice.py)."""
+    if _kind(Path(path), ("csv", "xml")) == "xml":
+        return read_xml_invoices(Path(path), settings, default_company=default_company,
+                                 companies=companies)
+    return read_csv_invoices(Path(path), settings, default_company=default_company,
+                             companies=companies, prepare_for=prepare_for)
 
 
 def read_vendors(path: Path, settings: VendorFileSettings) -> Iterator[VendorRecord | RejectedRow]:
@@ -102,9 +108,11 @@ class ConfiguredReaders:
         reading = {name: getattr(section, name) for name in READING_SETTINGS}
         return hashlib.sha256(msgspec.json.encode(reading, order="sorted")).hexdigest()[:16]
 
-    def invoices(self, path: Path, name: str) -> Iterator[Any]:
+    def invoices(self, path: Path, name: str, prepare_for: ExportFileRef | None = None
+                 ) -> Iterator[Any]:
         return _read(read_invoices, path, name, self.settings.invoices,
-                     default_company=self.default_company, companies=self.settings.companies)
+                     default_company=self.default_company, companies=self.settings.companies,
+                     prepare_for=prepare_for)
 
     def vendors(self, path: Path, name: str) -> Iterator[Any]:
         return _read(read_vendors, path, name, self.settings.vendors)

@@ -27,12 +27,15 @@ from adapters.stampli.spill import RUN, Spill, two_pass
 from adapters.stampli.templates import INVOICES, Template
 from adapters.stampli.values import Formats
 from ledger.model import ParsedInvoice, RejectedRow, invoice_identity
+from ledger.new_invoice import ExportFileRef, PreparedInvoice
 
 IDENTITY = ("invoice_number", "vendor_id", "document_type")
 
 
 def read_csv_invoices(path: Path, settings: InvoiceFileSettings, *, default_company: str,
-                      companies: dict[str, str]) -> Iterator[ParsedInvoice | RejectedRow]:
+                      companies: dict[str, str], prepare_for: ExportFileRef | None = None
+                      ) -> Iterator[ParsedInvoice | PreparedInvoice | RejectedRow]:
+    """`prepare_for`: see worker.Pass2 (a large file's invoices may come as PreparedInvoice)."""
     path = Path(path)
     formats = Formats.of(settings, INVOICES.config_key, path.name)
 
@@ -44,12 +47,12 @@ def read_csv_invoices(path: Path, settings: InvoiceFileSettings, *, default_comp
             template = export.template
             assert template is not None
             started.append(worker.Pass2(spill, tuple(template.index), template.labels,
-                                        formats, default_company, companies))
+                                        formats, default_company, companies, prepare_for))
             _spill_rows(export, template, settings.delimiter, spill, default_company, companies)
         return started[0]
 
     def pass_2(job: worker.Pass2, groups: Iterator[list[Any]]
-               ) -> Iterator[ParsedInvoice | RejectedRow]:
+               ) -> Iterator[ParsedInvoice | PreparedInvoice | RejectedRow]:
         """One invoice at a time, first-seen order; in a worker process when the file is
         large and there is a core to spare (see worker.py)."""
         return job.run(groups)

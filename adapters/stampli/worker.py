@@ -32,6 +32,7 @@ from adapters.stampli.invoice_groups import build_groups
 from adapters.stampli.spill import Spill, read_groups
 from adapters.stampli.values import Formats
 from ledger.model import ParsedInvoice, RejectedRow
+from ledger.new_invoice import ExportFileRef, PreparedInvoice, prepare
 
 PARALLEL_ROWS = 50_000  # rows from which a worker pays for its start (~0.3 s of CPU)
 _BATCH = 500            # items per message
@@ -42,6 +43,8 @@ _COMMAND = ("-m", "adapters.stampli.worker")
 _Batch = tuple[list[ParsedInvoice], list[tuple[int, RejectedRow]]]
 _encode = msgspec.msgpack.Encoder().encode
 _decode_batch = msgspec.msgpack.Decoder(_Batch).decode
+_decode_prepared = msgspec.msgpack.Decoder(
+    tuple[list[PreparedInvoice], list[tuple[int, RejectedRow]]]).decode
 log = logging.getLogger(__name__)
 
 
@@ -60,9 +63,13 @@ class Pass2:
     pass 2 starts over once the spill is sealed. Nothing is yielded before pass 1 is done."""
 
     def __init__(self, spill: Spill, fields: tuple[str, ...], labels: dict[str, str],
-                 formats: Formats, default_company: str, companies: dict[str, str]) -> None:
+                 formats: Formats, default_company: str, companies: dict[str, str],
+                 prepare_for: ExportFileRef | None = None) -> None:
+        """`prepare_for`: the worker yields PreparedInvoice items for intake to record into
+        this file (ledger/new_invoice.py) instead of ParsedInvoice items."""
         self.spill = spill
         self.settings = (fields, labels, formats, default_company, companies)
+        self.prepare_for = prepare_for
         self.early: _Worker | None = None
         self.started_early = False     # once: a worker stopped for disorder is not restarted
         if os.name == "posix":         # the worker waits for pass 1 with select() on a pipe
@@ -103,7 +110,8 @@ class Pass2:
 
     def _job(self, path: Path, in_order: bool, *, tail: bool) -> dict[str, Any]:
         fields, labels, formats, default_company, companies = self.settings
-        return {"spill": str(path), "in_order": in_order, "tail": tail, "fields": list(fields),
+        return {"spill": str(path), "in_order": in_order, "tail": tail,
+                "prepare_for": self.prepare_for, "fields": list(fields),
                 "labels": labels, "default_company": default_company, "companies": companies,
                 "formats": [formats.decimal_separator, formats.thousands_separator,
                             formats.date_format, formats.config_key]}
@@ -132,6 +140,7 @@ class _Worker:
             raise _NoStart(f"cannot start {sys.executable}: {exc}") from None
         assert self.process.stdin is not None and self.process.stdout is not None
         self.frames = _Frames(self.process.stdout)
+        self.prepared = job["prepare_for"]
         self._tell(job)
         if not job["tail"]:
             self._close_stdin()
@@ -141,7 +150,8 @@ class _Worker:
         self._tell({"size": size})
         self._close_stdin()
 
-    def items(self) -> Iterator[ParsedInvoice | RejectedRow]:
+    def items(self) -> Iterator[ParsedInvoice | PreparedInvoice | RejectedRow]:
+        decode = _decode_batch if self.prepared is None else _decode_prepared
         received = done = False
         try:
             for frame in self.frames:
@@ -149,7 +159,7 @@ class _Worker:
                 if frame == _DONE:
                     done = True
                     break
-                invoices, rejected = _decode_batch(frame)
+                invoices, rejected = decode(frame)
                 items: list[Any] = list(invoices)
                 for position, row in rejected:
                     items.insert(position, row)
@@ -261,7 +271,8 @@ def main() -> None:
         return                         # stopped before it got a job
     until = _until_end_of_spill if job["tail"] else None
     out = sys.stdout.buffer
-    invoices: list[ParsedInvoice] = []
+    file = ExportFileRef(*job["prepare_for"]) if job["prepare_for"] else None
+    invoices: list[ParsedInvoice | PreparedInvoice] = []
     rejected: list[tuple[int, RejectedRow]] = []
     for item in build_groups(read_groups(Path(job["spill"]), job["in_order"], until),
                              tuple(job["fields"]), job["labels"], Formats(*job["formats"]),
@@ -269,7 +280,7 @@ def main() -> None:
         if isinstance(item, RejectedRow):
             rejected.append((len(invoices) + len(rejected), item))
         else:
-            invoices.append(item)
+            invoices.append(item if file is None else prepare(item, file))
         if len(invoices) + len(rejected) >= _BATCH:
             _send(out, _encode((invoices, rejected)))
             invoices, rejected = [], []
