@@ -6,6 +6,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -315,6 +316,7 @@ class Runtime(MonthEndClose):
         import signal
         from datetime import datetime, timezone
 
+        from adapters.cycle_record import note_next_run
         from adapters.schedule import Schedule, early_cycle_at
         from ledger.poller import earliest_ready, young_names
 
@@ -364,6 +366,8 @@ class Runtime(MonthEndClose):
                     skipped = report.poll.get("skipped", []) if report else []
                     early = early_cycle_at(earliest_ready(skipped), now, next_cycle)
                     waiting = young_names(skipped)
+                    with contextlib.suppress(OSError):     # the overview's "next run"
+                        note_next_run(self.settings.data_dir, min(next_cycle, early or next_cycle))
                     if early is not None:
                         run_log.info("%s skipped as younger than min_file_age: an early cycle"
                                      " at %s", waiting, early.isoformat(timespec="seconds"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,31 @@ def write_cycle(data_dir: Path, summary: dict) -> None:
     record = dict(summary)
     record["last_success_at"] = summary["finished_at"] if summary["ok"] \
         else previous.get("last_success_at")
+    _write(path, record)
+
+
+def note_next_run(data_dir: Path, when: datetime) -> None:
+    """What the daemon plans after a cycle: the next tick, or an early cycle for a file that
+    was too young (adapters/schedule.py). Dropped when another cycle (`sync`) is recorded."""
+    record = read_cycle(data_dir)
+    if record is not None:
+        record["next_run_at"] = when.isoformat()
+        _write(Path(data_dir) / FILE, record)
+
+
+def next_run(cycle: dict | None, after_finished: Any, now: datetime) -> datetime | None:
+    """When the next cycle runs, as the overview shows it: what the daemon planned, else
+    `after_finished(finished_at)` (the schedule's next tick); never in the past. None before
+    the first cycle."""
+    if cycle is None:
+        return None
+    planned = cycle.get("next_run_at")
+    when = datetime.fromisoformat(planned) if planned \
+        else after_finished(datetime.fromisoformat(cycle["finished_at"]))
+    return max(when, now)
+
+
+def _write(path: Path, record: dict) -> None:
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:

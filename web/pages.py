@@ -11,7 +11,7 @@ from uuid import UUID
 import aiohttp_jinja2
 from aiohttp import web
 
-from adapters.cycle_record import read_cycle
+from adapters.cycle_record import next_run, read_cycle
 from adapters.schedule import Schedule
 from adapters.settings import parse_duration
 from ledger.errors import LedgerError
@@ -69,11 +69,10 @@ async def overview(request: web.Request) -> web.Response:
         runs = views.poll_runs(cur, 1)
     cycle = read_cycle(rt.settings.data_dir)
     schedule = Schedule(rt.settings.connector.schedule, rt.settings.connector.timezone)
-    after = datetime.fromisoformat(cycle["finished_at"]) if cycle else now
-    next_run = max(schedule.next_after(after), now) if cycle else None
+    planned = next_run(cycle, schedule.next_after, now)
     oldest = data["oldest"]
     return _render(request, "overview.html", {
-        **data, "cycle": cycle, "next_run": next_run.isoformat() if next_run else "",
+        **data, "cycle": cycle, "next_run": planned.isoformat() if planned else "",
         "schedule": rt.settings.connector.schedule, "last_poll": runs[0] if runs else None,
         "oldest_step": next_step(oldest) if oldest else ""})
 

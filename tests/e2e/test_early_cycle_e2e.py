@@ -9,8 +9,10 @@ import os
 import signal
 import subprocess
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from adapters.cycle_record import read_cycle
+from adapters.schedule import EARLY_GAP
 from adapters.settings import load_settings
 from runtime import Runtime
 from tests.e2e.conftest import CLI, SAMPLES, cli_env, write_config
@@ -88,6 +90,11 @@ def test_a_file_skipped_as_too_young_is_posted_by_an_early_cycle(make_world):
     assert skip["reason"] == "younger than min_file_age"
     assert datetime.fromisoformat(skip["ready_at"]) < datetime.fromisoformat(early.ended_at)
     assert INVOICES not in first.taken and INVOICES in early.taken
+    # The overview's next run is the hourly tick after the first cycle, which the early
+    # cycle did not move (it would be an hour after the early cycle otherwise).
+    planned = read_cycle(world.dir / "data")["next_run_at"]
+    assert datetime.fromisoformat(planned) <= datetime.fromisoformat(early.ended_at) \
+        + timedelta(hours=1) - EARLY_GAP
     assert {(i["Identity"], i["InvoiceNo"]) for i in world.ifs_invoices()} == APPROVED
     posted = {key for key, row in world.status().items() if row["state"] == "posted"}
     assert posted == APPROVED

@@ -6,7 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from adapters.cycle_record import write_cycle
+from adapters.cycle_record import next_run, note_next_run, read_cycle, write_cycle
+from adapters.schedule import Schedule
 from adapters.settings import settings_from_dict
 from ledger.status import COLUMNS, empty_row
 from projections.status import TABLE
@@ -73,6 +74,21 @@ def _cycle(rt, finished: datetime, errors: list[str]) -> None:
         "started_at": finished.isoformat(), "finished_at": finished.isoformat(),
         "duration_seconds": 1.0, "moved": {}, "failed": 0, "errors": errors,
         "poll_errors": 0, "sftp_ok": True, "ifs_ok": not errors, "ok": not errors})
+
+
+def test_the_next_run_is_what_the_daemon_planned_else_the_tick_after_the_last_cycle(rt):
+    rt.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    hourly = Schedule("1h").next_after
+    assert next_run(read_cycle(rt.settings.data_dir), hourly, NOW) is None
+    _cycle(rt, NOW - timedelta(minutes=10), [])                  # a `sync`
+    assert next_run(read_cycle(rt.settings.data_dir), hourly, NOW) == NOW + timedelta(minutes=50)
+    early = NOW + timedelta(seconds=7)                           # a file too young: early
+    note_next_run(rt.settings.data_dir, early)
+    assert next_run(read_cycle(rt.settings.data_dir), hourly, NOW) == early
+    assert next_run(read_cycle(rt.settings.data_dir), hourly, early + timedelta(seconds=3)) \
+        == early + timedelta(seconds=3)                          # never in the past
+    _cycle(rt, NOW, [])                                          # then a `sync`: its own tick
+    assert next_run(read_cycle(rt.settings.data_dir), hourly, NOW) == NOW + timedelta(hours=1)
 
 
 def test_healthz_names_what_is_wrong(rt):
