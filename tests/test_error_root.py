@@ -21,6 +21,8 @@ INTERNAL = {
     "adapters.schedule.ScheduleError": "settings.py checks the schedule at load: ConfigError",
     "adapters.stampli.errors.ExportFileError": "stampli/configured.py makes it UnreadableFile",
     "adapters.stampli.values.ValueProblem": "the readers make it a rejected row or file",
+    "adapters.stampli.spill.SpillError": "raised in the pass-2 worker process, whose stop the"
+                                         " reader reports (worker.py)",
     "adapters.ifs.errors.PreconditionFailed": "412: the caller re-reads the ETag and retries",
     "adapters.ifs.read_only.WriteRefused": "a dry run's guard: reaching it is a bug, reported"
                                            " as one",
