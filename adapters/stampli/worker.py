@@ -75,7 +75,8 @@ class Pass2:
         if os.name == "posix":         # the worker waits for pass 1 with select() on a pipe
             spill.on_flush = self._flushed
 
-    def run(self, groups: Iterator[list[Any]]) -> Iterator[ParsedInvoice | RejectedRow]:
+    def run(self, groups: Iterator[list[Any]]
+            ) -> Iterator[ParsedInvoice | PreparedInvoice | RejectedRow]:
         spill = self.spill
         if worth_it(spill.count):
             path, in_order = spill.seal()
