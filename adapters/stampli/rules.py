@@ -29,6 +29,7 @@ HEADER_FIELDS = (
 LINE_FIELDS = ("line_number", "line_description", "gl_account", "cost_center", "line_net",
                "tax_code", "line_tax")
 _AMOUNTS = frozenset({"invoice_net", "invoice_tax", "invoice_total", "line_net", "line_tax"})
+_INVOICE_AMOUNTS = ("invoice_net", "invoice_tax", "invoice_total")
 _DATES = frozenset({"invoice_date", "due_date"})
 _REQUIRED_TEXT = ("vendor_name", "currency", "invoice_date")
 _TIMESTAMPS = ("approved_at", "exported_at")
@@ -111,9 +112,15 @@ class _Builder:
                       f"(e.g. USD, EUR, JPY); fix the invoice in Stampli")
         money_ok = is_currency(currency)
         units = minor_units(currency) if money_ok else None
-        net = self._money(first, "invoice_net", units, currency)
-        tax = self._money(first, "invoice_tax", units, currency)
-        total = self._money(first, "invoice_total", units, currency)
+        texts = [get(name, "") for name in _INVOICE_AMOUNTS]
+        for row in line_rows:
+            texts += (row.values.get("line_net", ""), row.values.get("line_tax", ""))
+        amounts = ctx.formats.plain_amounts(texts, units)
+        if amounts is None:            # some amount breaks a rule: each is read on its own
+            net, tax, total = (self._money(first, name, units, currency)
+                               for name in _INVOICE_AMOUNTS)
+        else:
+            net, tax, total = amounts[:3]
         invoice_date, invoice_ok = self._date(first, "invoice_date")
         due_date, due_ok = self._date(first, "due_date")
         if invoice_ok and due_ok and due_date < invoice_date:
@@ -121,7 +128,11 @@ class _Builder:
                       f"{ctx.label('due_date')} {due_date} is before "
                       f"{ctx.label('invoice_date')} {invoice_date}")
 
-        lines = [self._line(row, units, currency) for row in line_rows]
+        if amounts is None:
+            lines = [self._line(row, units, currency) for row in line_rows]
+        else:
+            lines = [self._line(row, units, currency, line_net, line_tax) for row, line_net, line_tax
+                     in zip(line_rows, amounts[3::2], amounts[4::2])]
         self._lines(lines, net, tax, total, doc_type)
         lines.sort(key=lambda ln: (ln.line_number, ln.source_line))
 
@@ -199,7 +210,9 @@ class _Builder:
                               f"misplaced, so this row probably took in the text of the rows "
                               f"after it; fix the export and send it again")
 
-    def _line(self, row: Row, units: int | None, currency: str) -> InvoiceLine:
+    def _line(self, row: Row, units: int | None, currency: str, net: Decimal | None = None,
+              tax: Decimal | None = None) -> InvoiceLine:
+        """net and tax: already read (plain_amounts), else None: read here."""
         # Runs once per CSV row: labels are looked up only for a message.
         get, line = row.values.get, row.line
         number = 0
@@ -219,12 +232,13 @@ class _Builder:
                 if not value:
                     self.flag("required", name, line, f"{self.ctx.label(name)} is empty; it is "
                               f"required")
+        if net is None:
+            net = self._money(row, "line_net", units, currency)
+            tax = self._money(row, "line_tax", units, currency, empty_is_zero=True)
         return InvoiceLine(
             line_number=number, description=get("line_description", ""),
-            gl_account=gl_account, cost_center=cost_center,
-            net=self._money(row, "line_net", units, currency), tax_code=get("tax_code", ""),
-            tax=self._money(row, "line_tax", units, currency, empty_is_zero=True),
-            source_line=line)
+            gl_account=gl_account, cost_center=cost_center, net=net,
+            tax_code=get("tax_code", ""), tax=tax, source_line=line)
 
     # ------------------------------------------------------------------ rules
 
