@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
-from itertools import repeat
-from operator import is_not
+from itertools import chain, repeat
+from operator import attrgetter, is_not
 
 from adapters.stampli.values import Formats, ValueProblem, line_number
 from ledger.model import (DOCUMENT_TYPES, CanonicalInvoice, InvoiceLine, ParsedInvoice,
@@ -39,16 +39,18 @@ MULTILINE_FIELDS = frozenset({"line_description"})
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _LINE_BREAK = re.compile("[\r\n\u2028\u2029]")
 _SUSPECT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\n\u2028\u2029]")
+_PLAIN_ASCII = b"\t" + bytes(range(0x20, 0x7f))   # bytes _SUSPECT never matches
 _NO_HEADER = ("",) * len(HEADER_FIELDS)    # defaults for map(values.get, HEADER_FIELDS, ...)
 _ZERO = Decimal("0")                       # immutable: one for every empty line tax
+_LINE_ORDER = attrgetter("line_number", "source_line")
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     """Raw text of one CSV row or XML element: canonical field -> stripped value ('' absent)."""
     line: int
     values: dict[str, str]
-    problems: list[tuple[str, str, str]] = field(default_factory=list)  # (rule, field, message)
+    problems: Sequence[tuple[str, str, str]] = ()   # (rule, field, message)
 
     def get(self, name: str) -> str:
         return self.values.get(name, "")
@@ -86,11 +88,15 @@ class _Builder:
         # CSV passes the same rows as header and line rows; XML distinct ones.
         rows = header_rows if header_rows is line_rows else \
             {id(r): r for r in (*header_rows, *line_rows)}.values()
+        # One C scan per invoice; the rows' fields are looked at only when it finds something.
+        # Plain ASCII text (nearly all) is passed by a byte translate, 4x cheaper than the regex.
+        text = "".join(chain.from_iterable([r.values.values() for r in rows]))
+        suspect = text.encode("utf-8", "surrogatepass").translate(None, _PLAIN_ASCII) and \
+            _SUSPECT.search(text)
         for row in rows:
             for rule, name, message in row.problems:
                 self.flag(rule, name, row.line, message)
-            # One C scan per row; the fields are looked at only when it finds something.
-            if _SUSPECT.search("".join(row.values.values())):
+            if suspect and _SUSPECT.search("".join(row.values.values())):
                 self._characters(row)
         self._agreement(header_rows)
         for name in _TIMESTAMPS:
@@ -131,10 +137,10 @@ class _Builder:
         if amounts is None:
             lines = [self._line(row, units, currency) for row in line_rows]
         else:
-            lines = [self._line(row, units, currency, line_net, line_tax) for row, line_net, line_tax
-                     in zip(line_rows, amounts[3::2], amounts[4::2])]
+            lines = [self._line(row, units, currency, line_net, line_tax)
+                     for row, line_net, line_tax in zip(line_rows, amounts[3::2], amounts[4::2])]
         self._lines(lines, net, tax, total, doc_type)
-        lines.sort(key=lambda ln: (ln.line_number, ln.source_line))
+        lines.sort(key=_LINE_ORDER)
 
         invoice = CanonicalInvoice(
             company=ctx.company, stampli_company_id=get("company_id", ""),
@@ -278,8 +284,9 @@ class _Builder:
         if not lines:
             self.flag("no_lines", "line_number", 0, "the invoice has no lines; it needs at "
                       "least one line with an account, a cost center and an amount")
+        numbers = [ln.line_number for ln in lines]
         seen: dict[int, int] = {}
-        for ln in lines:
+        for ln in lines if len(set(numbers)) < len(numbers) else ():
             if ln.line_number in seen and ln.line_number:
                 self.flag("line_numbers_unique", "line_number", ln.source_line,
                           f"{label('line_number')} {ln.line_number} on line {ln.source_line} "
