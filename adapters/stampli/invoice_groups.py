@@ -30,7 +30,7 @@ def build_groups(groups: Iterable[list[Any]], fields: tuple[str, ...], labels: d
             continue
         rows = [Row(line, dict(zip(fields, vals)), [("row_shape", "", shape)] if shape else ())
                 for _kind, line, vals, shape in group]
-        company = company_of(rows[0].get("company_id"), default_company, companies)
+        company = company_of(rows[0].values.get("company_id", ""), default_company, companies)
         context = contexts.get(company)
         if context is None:
             context = contexts[company] = Context(company=company, formats=formats,

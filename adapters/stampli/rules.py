@@ -100,7 +100,9 @@ class _Builder:
                 self._characters(row)
         self._agreement(header_rows)
         for name in _TIMESTAMPS:
-            self._timestamp(first, name)
+            text = get(name, "")
+            if text and not _is_timestamp(text):
+                self._timestamp(first, name, text)
 
         doc_type = get("document_type", "")
         if doc_type not in DOCUMENT_TYPES:
@@ -185,14 +187,12 @@ class _Builder:
             self.flag("date_format", name, row.line, f"{self.ctx.label(name)}: {exc}")
             return text, False
 
-    def _timestamp(self, row: Row, name: str) -> None:
-        """An ISO 8601 date and time with its UTC offset (2026-11-06T15:22:10Z), or empty."""
-        text = row.get(name)
-        if text and not _is_timestamp(text):
-            self.flag("timestamp_format", name, row.line,
-                      f"{self.ctx.label(name)}: expected an ISO 8601 date and time with its "
-                      f"UTC offset (e.g. '2026-11-06T15:22:10Z'), got {text[:60]!r}; fix the "
-                      f"export template in Stampli")
+    def _timestamp(self, row: Row, name: str, text: str) -> None:
+        """text is not an ISO 8601 date and time with its UTC offset (2026-11-06T15:22:10Z)."""
+        self.flag("timestamp_format", name, row.line,
+                  f"{self.ctx.label(name)}: expected an ISO 8601 date and time with its UTC "
+                  f"offset (e.g. '2026-11-06T15:22:10Z'), got {text[:60]!r}; fix the export "
+                  f"template in Stampli")
 
     def _characters(self, row: Row) -> None:
         """Control characters (a terminal escape, a NUL) and line breaks in a one-line field
