@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
 from itertools import chain, repeat
-from operator import attrgetter, is_not
+from operator import attrgetter, is_not, itemgetter
 
 from adapters.stampli.values import Formats, ValueProblem, line_number
 from ledger.model import (DOCUMENT_TYPES, CanonicalInvoice, InvoiceLine, ParsedInvoice,
@@ -41,6 +41,7 @@ _LINE_BREAK = re.compile("[\r\n\u2028\u2029]")
 _SUSPECT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\n\u2028\u2029]")
 _PLAIN_ASCII = b"\t" + bytes(range(0x20, 0x7f))   # bytes _SUSPECT never matches
 _NO_HEADER = ("",) * len(HEADER_FIELDS)    # defaults for map(values.get, HEADER_FIELDS, ...)
+_HEADER_TEXT = itemgetter(*HEADER_FIELDS)
 _ZERO = Decimal("0")                       # immutable: one for every empty line tax
 _LINE_ORDER = attrgetter("line_number", "source_line")
 
@@ -255,9 +256,12 @@ class _Builder:
         if len(rows) < 2:
             return
         # Fast path: rows that repeat the first row's text exactly cannot disagree.
-        same = list(map(first.values.get, HEADER_FIELDS, _NO_HEADER))
-        for row in rows[1:]:
-            if list(map(row.values.get, HEADER_FIELDS, _NO_HEADER)) == same:
+        try:                           # every header field present: one C call a row
+            texts = [_HEADER_TEXT(row.values) for row in rows]
+        except KeyError:               # a template without some optional column
+            texts = [tuple(map(row.values.get, HEADER_FIELDS, _NO_HEADER)) for row in rows]
+        for row, text in zip(rows, texts):
+            if text == texts[0]:
                 continue
             for name in HEADER_FIELDS:
                 mine, theirs = row.get(name), first.get(name)
@@ -295,14 +299,14 @@ class _Builder:
             seen.setdefault(ln.line_number, ln.source_line)
         nets = [ln.net for ln in lines]
         if lines and net is not None and _all_set(nets):
-            line_sum = sum(nets, Decimal("0"))
+            line_sum = sum(nets, _ZERO)
             if line_sum != net:
                 self.flag("lines_sum_net", "invoice_net", 0,
                           f"{label('invoice_net')} is {net} but the {label('line_net')} of "
                           f"{_where(lines)} sum to {line_sum}; they must be equal")
         taxes = [ln.tax for ln in lines]
         if lines and tax is not None and _all_set(taxes):
-            tax_sum = sum(taxes, Decimal("0"))
+            tax_sum = sum(taxes, _ZERO)
             if tax_sum != tax:
                 self.flag("lines_sum_tax", "invoice_tax", 0,
                           f"{label('invoice_tax')} is {tax} but the {label('line_tax')} of "
