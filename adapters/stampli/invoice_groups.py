@@ -28,9 +28,9 @@ def build_groups(groups: Iterable[list[Any]], fields: tuple[str, ...], labels: d
             _kind, line, name, message = group[0]
             yield RejectedRow(line=line, field=name, message=message)
             continue
-        rows = [Row(line, dict(zip(fields, vals)), [("row_shape", "", shape)] if shape else [])
+        rows = [Row(line, dict(zip(fields, vals)), [("row_shape", "", shape)] if shape else ())
                 for _kind, line, vals, shape in group]
-        company = company_of(rows[0].get("company_id"), default_company, companies)
+        company = company_of(rows[0].values.get("company_id", ""), default_company, companies)
         context = contexts.get(company)
         if context is None:
             context = contexts[company] = Context(company=company, formats=formats,

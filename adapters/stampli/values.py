@@ -19,6 +19,7 @@ from adapters.stampli.errors import ExportFileError
 MAX_DIGITS = 18       # beyond this no real amount exists, and exactness under the default
                       # 28-digit Decimal context would no longer be guaranteed for sums
 _INT = re.compile(r"[+]?\d{1,9}", re.ASCII)
+_NUMBERS = {str(n): n for n in range(1, 1000)}   # the usual line numbers, read without a regex
 _SAMPLE_DATE = date(2026, 11, 4)
 
 
@@ -93,6 +94,19 @@ class Formats:
         fraction = match.group(1) if match is not None else None
         return value, len(fraction.rstrip("0")) if fraction else 0
 
+    def plain_amounts(self, texts: list[str], units: int | None) -> list[Decimal] | None:
+        """[money(t) for t in texts] when every text is a plain '[sign]digits[.digits]' of at
+        most MAX_DIGITS characters with no more significant decimals than units (None: any);
+        else None, and the caller reads them one by one with amount() for the exact messages.
+        One regex call per invoice instead of one per amount: nearly every invoice is clean."""
+        if not self._plain or not texts or max(map(len, texts)) > MAX_DIGITS:
+            return None
+        joined = "\n".join(texts)
+        # A text holding the separator would pass as two amounts: counted out.
+        if joined.count("\n") != len(texts) - 1 or not _plain_list(units).fullmatch(joined):
+            return None
+        return list(map(Decimal, texts))
+
     def date(self, text: str) -> str:
         """The ISO date (YYYY-MM-DD) of a date written in the configured format."""
         raw = text.strip()
@@ -117,10 +131,21 @@ def _strptime_iso(text: str, date_format: str) -> str | None:
         return None
 
 
+@lru_cache(maxsize=None)    # one per minor units value
+def _plain_list(units: int | None) -> re.Pattern[str]:
+    """Plain amounts, one a line, whose decimals without trailing zeros fit in units."""
+    fraction = r"\d+" if units is None else rf"(?=\d)\d{{0,{units}}}0*"
+    amount = rf"[+-]?\d+(?:\.{fraction})?"
+    return re.compile(rf"{amount}(?:\n{amount})*", re.ASCII)
+
+
 XML_FORMATS = Formats()                # XML carries xs:decimal and xs:date, whatever the CSV uses
 
 
 def line_number(text: str) -> int:
+    number = _NUMBERS.get(text)
+    if number is not None:
+        return number
     raw = text.strip()
     if not _INT.fullmatch(raw) or int(raw) < 1:
         raise ValueProblem(f"expected a whole number 1, 2, ..., got {raw!r}")
