@@ -35,6 +35,8 @@ T = TypeVar("T")
 
 _ESCAPED = re.compile("[\udc80-\udcff]")
 FIELD_LIMIT = csv.field_size_limit()       # 128 KiB: the cap on one value, CSV and XML alike
+_QUOTED_RUN = 8       # quoted lines in a row after which the csv module reads the file itself
+_STRETCH = 256        # ... for this many records, then lines are looked at one by one again
 
 
 class BrokenRecord:
@@ -115,29 +117,49 @@ class CsvExport:
         delimiter = self.settings.delimiter
         limit = csv.field_size_limit()    # a line no longer than this holds no longer value
         pending: list[str] = []
-        # The reader's source: the line handed over, then (inside a quoted value) the next
-        # lines of the file; None ends it at the end of the file.
-        reader = csv.reader(iter(lambda: pending.pop() if pending else next(text, None), None),
+        # Reads the line handed over, then (inside a quoted value) the next lines of the
+        # file; None ends its source at the end of the file.
+        handed = csv.reader(iter(lambda: pending.pop() if pending else next(text, None), None),
                             delimiter=delimiter, strict=True)
-        split = 0                          # lines read by split (reader.line_num: the rest)
+        # Reads the file itself, for stretches of quoted lines (see below).
+        direct = csv.reader(text, delimiter=delimiter, strict=True)
+        split = quoted = 0                 # lines split; quoted lines in a row
         try:
             for line in text:
                 if '"' not in line and len(line) <= limit:
                     split += 1
+                    quoted = 0
                     row = line.rstrip("\r\n").split(delimiter)
                     # Same test as any(cell.strip() ...), in one C call.
                     if "".join(row).strip():
-                        yield split + reader.line_num, row
+                        yield split + handed.line_num + direct.line_num, row
                     continue
-                start = split + reader.line_num + 1
+                start = split + handed.line_num + direct.line_num + 1
                 pending.append(line)
                 try:
-                    row = next(reader)
+                    row = next(handed)
                 except csv.Error as exc:
-                    yield start, self._broken(start, split + reader.line_num, str(exc))
+                    yield start, self._broken(start, split + handed.line_num + direct.line_num,
+                                              str(exc))
                     continue
                 if "".join(row).strip():
                     yield start, row
+                quoted += 1
+                if quoted < _QUOTED_RUN:
+                    continue
+                # Quotes on line after line (an export that quotes every value): handing
+                # lines over costs more than splitting saves, so the csv module reads the
+                # next rows straight from the file, C to C.
+                quoted = 0
+                base = split + handed.line_num
+                start = base + direct.line_num + 1
+                try:
+                    for row in itertools.islice(direct, _STRETCH):
+                        if "".join(row).strip():
+                            yield start, row
+                        start = base + direct.line_num + 1
+                except csv.Error as exc:
+                    yield start, self._broken(start, base + direct.line_num, str(exc))
         except UnicodeError:          # UnicodeDecodeError, or UTF-16 without BOM
             raise self._decode_error() from None
 

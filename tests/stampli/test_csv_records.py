@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.settings import InvoiceFileSettings
+from adapters.stampli import csvfile
 from adapters.stampli.csvfile import BrokenRecord, CsvExport
 from adapters.stampli.errors import ExportFileError
 from adapters.stampli.templates import INVOICES
@@ -69,10 +70,36 @@ PIECES = st.sampled_from(["a", "INV-1", " ", "  x ", ",", ";", "\t", '"', '""', 
 
 @EXAMPLES
 @given(lines=st.lists(st.lists(PIECES, max_size=12).map("".join), max_size=12),
-       delimiter=st.sampled_from([",", ";", "\t", " ", "|"]), limit=st.sampled_from([None, 20]))
-def test_records_read_what_the_csv_module_reads(tmp_path, lines, delimiter, limit):
+       delimiter=st.sampled_from([",", ";", "\t", " ", "|"]), limit=st.sampled_from([None, 20]),
+       stretch=st.sampled_from([(csvfile._QUOTED_RUN, csvfile._STRETCH), (1, 2)]))
+def test_records_read_what_the_csv_module_reads(tmp_path, lines, delimiter, limit, stretch):
     header = delimiter.join(HEADER) + "\r\n"
-    assert_same(tmp_path, header + "".join(lines), delimiter, limit=limit)
+    saved = csvfile._QUOTED_RUN, csvfile._STRETCH
+    csvfile._QUOTED_RUN, csvfile._STRETCH = stretch     # short stretches: more hand-overs
+    try:
+        assert_same(tmp_path, header + "".join(lines), delimiter, limit=limit)
+    finally:
+        csvfile._QUOTED_RUN, csvfile._STRETCH = saved
+
+
+def quoted_rows(count: int) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
+    for i in range(count):
+        writer.writerow([f"C{i}", "two\nlines" if i % 50 == 7 else f" v{i} ", "x"])
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("middle", ["", "\r\n\r\n", "a,b,c\n", '"a"b,c\n', '"a",,\n\n' * 300])
+def test_an_export_quoting_every_value_reads_the_same(tmp_path, middle):
+    """Rows read by the csv module straight from the file, in stretches, among split ones."""
+    assert_same(tmp_path, ",".join(HEADER) + "\r\n" + quoted_rows(300) + middle
+                + quoted_rows(300) + "plain,row\n" + quoted_rows(20))
+
+
+def test_an_unclosed_quote_in_a_stretch_of_quoted_rows_rejects_the_file(tmp_path):
+    assert_same(tmp_path, ",".join(HEADER) + "\n" + quoted_rows(100) + '"open,b\n'
+                + "a,b\n" * 3)
 
 
 @pytest.mark.parametrize("body", [
