@@ -123,25 +123,26 @@ class CsvExport:
                             delimiter=delimiter, strict=True)
         # Reads the file itself, for stretches of quoted lines (see below).
         direct = csv.reader(text, delimiter=delimiter, strict=True)
-        split = quoted = 0                 # lines split; quoted lines in a row
+        n = quoted = 0                     # lines read so far; quoted lines in a row
         try:
             for line in text:
                 if '"' not in line and len(line) <= limit:
-                    split += 1
+                    n += 1
                     quoted = 0
                     row = line.rstrip("\r\n").split(delimiter)
-                    # Same test as any(cell.strip() ...), in one C call.
-                    if "".join(row).strip():
-                        yield split + handed.line_num + direct.line_num, row
+                    # any(cell.strip() ...): the first cell nearly always decides it.
+                    if row[0].strip() or "".join(row).strip():
+                        yield n, row
                     continue
-                start = split + handed.line_num + direct.line_num + 1
+                start, taken = n + 1, handed.line_num
                 pending.append(line)
                 try:
                     row = next(handed)
                 except csv.Error as exc:
-                    yield start, self._broken(start, split + handed.line_num + direct.line_num,
-                                              str(exc))
+                    n += handed.line_num - taken
+                    yield start, self._broken(start, n, str(exc))
                     continue
+                n += handed.line_num - taken
                 if "".join(row).strip():
                     yield start, row
                 quoted += 1
@@ -151,8 +152,8 @@ class CsvExport:
                 # lines over costs more than splitting saves, so the csv module reads the
                 # next rows straight from the file, C to C.
                 quoted = 0
-                base = split + handed.line_num
-                start = base + direct.line_num + 1
+                base = n - direct.line_num
+                start = n + 1
                 try:
                     for row in itertools.islice(direct, _STRETCH):
                         if "".join(row).strip():
@@ -160,6 +161,7 @@ class CsvExport:
                         start = base + direct.line_num + 1
                 except csv.Error as exc:
                     yield start, self._broken(start, base + direct.line_num, str(exc))
+                n = base + direct.line_num
         except UnicodeError:          # UnicodeDecodeError, or UTF-16 without BOM
             raise self._decode_error() from None
 
