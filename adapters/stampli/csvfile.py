@@ -112,8 +112,8 @@ class CsvExport:
         line without a quote is split by str.split, a third of the csv module's cost: without
         a quote the csv module too just cuts the line at each delimiter. A line with a quote,
         or too long to rule out an over-long value, goes to the csv module, which reads any
-        further lines of a quoted value from the same stream (tests/stampli/
-        test_csv_records.py holds the two to the same result)."""
+        further lines of a quoted value from the same stream. (The tests in
+        test_csv_records.py hold the two ways to the same result.)"""
         delimiter = self.settings.delimiter
         limit = csv.field_size_limit()    # a line no longer than this holds no longer value
         pending: list[str] = []
