@@ -73,6 +73,9 @@ def _spill_rows(export: CsvExport, template: Template, delimiter: str, spill: Sp
     positions = tuple(template.index.values())
     take = itemgetter(*positions)      # the required columns alone are > 1: always a tuple
     reach = max(positions) + 1
+    # A header that starts with the template's columns in order (the default template): a row
+    # of exactly that width needs no itemgetter.
+    prefix = reach if positions == tuple(range(reach)) else -1
     width = template.width
     number_at, vendor_at, type_at = (fields.index(f) for f in IDENTITY)
     company_at = fields.index("company_id") if "company_id" in fields else None
@@ -92,7 +95,9 @@ def _spill_rows(export: CsvExport, template: Template, delimiter: str, spill: Sp
             spill.add(None, ("rejected", line, "row", f"the row {cells.message}"))  # type: ignore
             continue
         count = len(cells)
-        if count >= reach:
+        if count == prefix:
+            values = list(map(strip, cells))
+        elif count >= reach:
             values = list(map(strip, take(cells)))
         else:                          # '' for the columns the short row lacks
             values = [cells[i].strip() if i < count else "" for i in positions]

@@ -1,7 +1,8 @@
 """Streaming CSV access shared by the invoice, vendor and purchase-order readers.
 
 The file is decoded strictly with the configured encoding (never guessed) through a text stream
-and read by the csv module record by record, so memory does not grow with the file. Quoted
+and read record by record, so memory does not grow with the file: a line without a quote is
+split on the delimiter, anything else is read by the csv module, with the same result. Quoted
 newlines work; every record carries the file line where it starts.
 
 Quoting is read strictly: a quote left open at the end of the file (or running on past the
@@ -34,6 +35,8 @@ T = TypeVar("T")
 
 _ESCAPED = re.compile("[\udc80-\udcff]")
 FIELD_LIMIT = csv.field_size_limit()       # 128 KiB: the cap on one value, CSV and XML alike
+_QUOTED_RUN = 8       # quoted lines in a row after which the csv module reads the file itself
+_STRETCH = 256        # ... for this many records, then lines are looked at one by one again
 
 
 class BrokenRecord:
@@ -54,7 +57,7 @@ class CsvExport:
         self.spec = spec
         self.template: Template | None = None
         self._raw: BinaryIO | None = None
-        self._reader = None
+        self._records: Iterator[tuple[int, list[str] | BrokenRecord]] | None = None
         self._header: list[str] = []
         _check_settings(settings, spec, self.name)
 
@@ -65,8 +68,9 @@ class CsvExport:
             self._raw.seek(0)
             text = io.TextIOWrapper(self._raw, encoding=self.settings.encoding, errors="strict",
                                     newline="")
-            self._reader = csv.reader(text, delimiter=self.settings.delimiter, strict=True)
-            for line, row in self.records():       # blank lines before the header: skipped
+            # One iterator for the header and the rows: it carries the line count.
+            self._records = self._read(text)
+            for line, row in self._records:        # blank lines before the header: skipped
                 if isinstance(row, BrokenRecord):
                     raise ExportFileError(self.name, line, "", f"the header row {row.message}")
                 row[0] = row[0].lstrip("\ufeff")       # a BOM under plain "utf-8" is no header
@@ -100,22 +104,66 @@ class CsvExport:
         """(file line where the record starts, cells) for every non-blank record after the
         header, or (line, BrokenRecord) for one the csv module could not read. Rows whose
         cells are all blank are skipped."""
-        reader = self._reader
-        assert reader is not None
-        while True:
-            start = reader.line_num + 1
-            try:
-                # One `for` over the C reader per stretch of good rows: this runs per row.
-                for row in reader:
-                    # Same test as any(cell.strip() ...), in one C call.
-                    if "".join(row).strip():
-                        yield start, row
-                    start = reader.line_num + 1
-                return
-            except UnicodeError:          # UnicodeDecodeError, or UTF-16 without BOM
-                raise self._decode_error() from None
-            except csv.Error as exc:
-                yield start, self._broken(start, reader.line_num, str(exc))
+        assert self._records is not None
+        return self._records
+
+    def _read(self, text: io.TextIOWrapper) -> Iterator[tuple[int, list[str] | BrokenRecord]]:
+        """records() from the first line on. This runs per row of files with millions, so a
+        line without a quote is split by str.split, a third of the csv module's cost: without
+        a quote the csv module too just cuts the line at each delimiter. A line with a quote,
+        or too long to rule out an over-long value, goes to the csv module, which reads any
+        further lines of a quoted value from the same stream. (The tests in
+        test_csv_records.py hold the two ways to the same result.)"""
+        delimiter = self.settings.delimiter
+        limit = csv.field_size_limit()    # a line no longer than this holds no longer value
+        pending: list[str] = []
+        # Reads the line handed over, then (inside a quoted value) the next lines of the
+        # file; None ends its source at the end of the file.
+        handed = csv.reader(iter(lambda: pending.pop() if pending else next(text, None), None),
+                            delimiter=delimiter, strict=True)
+        # Reads the file itself, for stretches of quoted lines (see below).
+        direct = csv.reader(text, delimiter=delimiter, strict=True)
+        n = quoted = 0                     # lines read so far; quoted lines in a row
+        try:
+            for line in text:
+                if '"' not in line and len(line) <= limit:
+                    n += 1
+                    quoted = 0
+                    row = line.rstrip("\r\n").split(delimiter)
+                    # any(cell.strip() ...): the first cell nearly always decides it.
+                    if row[0].strip() or "".join(row).strip():
+                        yield n, row
+                    continue
+                start, taken = n + 1, handed.line_num
+                pending.append(line)
+                try:
+                    row = next(handed)
+                except csv.Error as exc:
+                    n += handed.line_num - taken
+                    yield start, self._broken(start, n, str(exc))
+                    continue
+                n += handed.line_num - taken
+                if "".join(row).strip():
+                    yield start, row
+                quoted += 1
+                if quoted < _QUOTED_RUN:
+                    continue
+                # Quotes on line after line (an export that quotes every value): handing
+                # lines over costs more than splitting saves, so the csv module reads the
+                # next rows straight from the file, C to C.
+                quoted = 0
+                base = n - direct.line_num
+                start = n + 1
+                try:
+                    for row in itertools.islice(direct, _STRETCH):
+                        if "".join(row).strip():
+                            yield start, row
+                        start = base + direct.line_num + 1
+                except csv.Error as exc:
+                    yield start, self._broken(start, base + direct.line_num, str(exc))
+                n = base + direct.line_num
+        except UnicodeError:          # UnicodeDecodeError, or UTF-16 without BOM
+            raise self._decode_error() from None
 
     def _broken(self, start: int, end: int, reason: str) -> BrokenRecord:
         """A record the strict reader refused. A quote that never closes (or runs on over
