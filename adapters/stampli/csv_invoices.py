@@ -47,7 +47,8 @@ def read_csv_invoices(path: Path, settings: InvoiceFileSettings, *, default_comp
             template = export.template
             assert template is not None
             started.append(worker.Pass2(spill, tuple(template.index), template.labels,
-                                        formats, default_company, companies, prepare_for))
+                                        formats, default_company, companies, prepare_for,
+                                        file_bytes=path.stat().st_size))
             _spill_rows(export, template, settings.delimiter, spill, default_company, companies)
         return started[0]
 

@@ -97,3 +97,15 @@ def test_an_early_worker_that_dies_at_once_means_pass_2_here(tmp_path, monkeypat
     monkeypatch.setattr(worker, "_COMMAND", ("-c", "import sys; sys.exit(3)"))
     assert list(read(path)) == expected
     assert [job["tail"] for job, _ in workers] == [True]
+
+
+def test_a_large_file_starts_its_worker_with_the_first_rows_spilled(tmp_path, monkeypatch,
+                                                                     workers):
+    """Its size says it has many rows: the worker need not wait for PARALLEL_ROWS of them."""
+    path = write(tmp_path, "invoices_a.csv", csv_text(in_order_rows(50)))
+    expected = here(monkeypatch, path)
+    monkeypatch.setattr(worker, "PARALLEL_ROWS", 10**9)
+    assert list(read(path)) == expected and workers == []           # small: here
+    monkeypatch.setattr(worker, "PARALLEL_BYTES", path.stat().st_size)
+    assert list(read(path)) == expected
+    assert [job["tail"] for job, _ in workers] == [True]
