@@ -15,6 +15,7 @@ import msgspec
 
 from ledger import new_invoice
 from ledger.app import Ledger
+from ledger.errors import ConcurrentChange
 from ledger.files import ExportFile
 from ledger.gcpause import gc_paused
 from ledger.invoice import Invoice
@@ -47,18 +48,56 @@ def record_invoice_file(ledger: Ledger, export_file: ExportFile,
     counts: Counter[str] = Counter()
     rejected: list[dict[str, Any]] = []
     failed: list[dict[str, str]] = []
-    pending: list[Any] = []
+    # Most invoices of an export are new, and then asking the ledger which of a batch it
+    # holds costs more than storing them: a batch is first saved as if none were recorded
+    # (a recorded one makes the save fail whole, nothing written), and from the first batch
+    # that fails on, each batch asks first.
+    ask = False
     for chunk in iter_chunks(items, batch_size):
-        pending, failing = [], []
         ids = [None if isinstance(item, RejectedRow) else item.id for item in chunk]
-        # One query for the whole batch: only invoices already in the ledger are loaded.
-        recorded = ledger.recorded(i for i in ids if i is not None)
+        batch = None
+        if not ask:
+            batch = _Batch(ledger, export_file, approved, superseded, chunk, ids, set())
+            try:
+                ledger.save_all(batch.pending)
+            except ConcurrentChange:
+                ask, batch = True, None
+        if batch is None:
+            # One query for the whole batch: only invoices already in the ledger are loaded.
+            recorded = ledger.recorded(i for i in ids if i is not None)
+            batch = _Batch(ledger, export_file, approved, superseded, chunk, ids, recorded)
+            ledger.save_all(batch.pending)
+        counts.update(batch.counts)
+        rejected.extend(batch.rejected[:MAX_REJECTED_ROWS_KEPT - len(rejected)])
+        failed.extend(batch.failing[:MAX_FAILED_LISTED - len(failed)])
+    export_file.record_parsed(records=sum(counts.values()) - counts["rejected_rows"],
+                              invoices_new=counts["parsed"], duplicates=counts["duplicate"],
+                              amendments=counts["amended"], rejected_rows=rejected)
+    ledger.save_all([export_file])
+    return {"file": export_file.name, "invoices_new": counts["parsed"],
+            "duplicates": counts["duplicate"], "amendments": counts["amended"],
+            "changed_after_posting": counts["changed_after_posting"],
+            "rejected_rows": counts["rejected_rows"], "superseded": counts["superseded"],
+            "rejected_rows_listed": rejected[:MAX_ROWS_LISTED], "failed": failed}
+
+
+class _Batch:
+    """What a batch of items adds to the ledger (`pending`, for one save), given which of its
+    invoices the ledger holds (`recorded`), with its counts, rejected rows and failures."""
+
+    def __init__(self, ledger: Ledger, export_file: ExportFile, approved: frozenset[str],
+                 superseded: Callable[[Invoice], bool] | None, chunk: list[Any],
+                 ids: list[UUID | None], recorded: set[UUID]) -> None:
+        self.pending: list[Any] = []
+        self.counts: Counter[str] = Counter()
+        self.rejected: list[dict[str, Any]] = []
+        self.failing: list[dict[str, str]] = []
+        pending, counts, failing = self.pending, self.counts, self.failing
         for item, id in zip(chunk, ids):
             if id is None:
                 counts["rejected_rows"] += 1
-                if len(rejected) < MAX_REJECTED_ROWS_KEPT:
-                    rejected.append({"line": item.line, "field": item.field,
-                                     "message": item.message})
+                self.rejected.append({"line": item.line, "field": item.field,
+                                      "message": item.message})
                 continue
             if item.__class__ is PreparedInvoice:      # encoded by the reader's worker
                 if id not in recorded and item.states is not None \
@@ -84,17 +123,6 @@ def record_invoice_file(ledger: Ledger, export_file: ExportFile,
                 if isinstance(events[-1], Invoice.Failed):
                     failing.append(_failure(item.invoice.ref, "data", events[-1].message))
             counts[outcome] += 1
-        ledger.save_all(pending)
-        failed.extend(failing[:MAX_FAILED_LISTED - len(failed)])
-    export_file.record_parsed(records=sum(counts.values()) - counts["rejected_rows"],
-                              invoices_new=counts["parsed"], duplicates=counts["duplicate"],
-                              amendments=counts["amended"], rejected_rows=rejected)
-    ledger.save_all([export_file])
-    return {"file": export_file.name, "invoices_new": counts["parsed"],
-            "duplicates": counts["duplicate"], "amendments": counts["amended"],
-            "changed_after_posting": counts["changed_after_posting"],
-            "rejected_rows": counts["rejected_rows"], "superseded": counts["superseded"],
-            "rejected_rows_listed": rejected[:MAX_ROWS_LISTED], "failed": failed}
 
 
 def _failure(ref: str, kind: str, message: str) -> dict[str, str]:
