@@ -173,7 +173,9 @@ class MacContract:
         ledger.use_keys(keys(OLD))
         populate(ledger, "B")
         result = self.check(ledger, store, policy)
-        assert result.ok and result.macs_checked == result.checked - upto
+        # Positions may skip on PostgreSQL (a save that failed used sequence values): count.
+        before = len(ledger.recorder.select_notifications(1, 10_000, stop=upto))
+        assert result.ok and result.macs_checked == result.checked - before
         tamper.flip_byte(3)
         result = self.check(ledger, store, policy)
         assert [(p.position, p.kind) for p in result.problems] == [(upto, "sealed")]
