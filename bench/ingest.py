@@ -10,13 +10,15 @@ same seeded data (the per-invoice rate does not depend on the file size; 100k wo
 take longer). PostgreSQL records the same 100k file into a throwaway database; the
 orchestrator puts its ratio to the SQLite figure of the same run beside it.
 
-Where the 100k file's time goes (300k rows; CPU seconds on the shared 2-core machine, best
-of several runs): pass 1 ~1.3 s (csv module 0.37, stripping the template's columns 0.25,
-the spill 0.45 with its items in a plain file, the per-row loop the rest; it was 1.6 s with
-the items as SQLite rows), pass 2 ~3 s of rules in the worker. After pass 1 the recording
-process bounds the wall time, not pass 2: pyinstrument of the whole ingest puts most of its
-time in save_all (SQLite insert ~half, event MACs a third) and in building the events, with
-0.6 s for decoding the worker's batches.
+Where the 100k file's time goes (300k rows; 2 cores; issue 16, second round). Pass 1 (read,
+validate and spill the whole file: ~1.3 s of CPU) runs in this process and nothing is
+recorded before it ends; pass 2 (the rules, ~2.3 s of CPU, plus each invoice's id, content
+hash and the states of its first two events, ledger/new_invoice.py) runs in a worker that
+starts while pass 1 is still writing the spill (adapters/stampli/worker.py). After pass 1
+this process only seals (the MACs, ledger/signing.py) and stores: SQLite's insert and commit
+~1.5 s, sealing ~0.7 s. Both processes are then busy, so the figure is bound by the machine's
+two cores: 6 s of CPU in this process and 6 s in the worker for a 7.4 s run.
+"""
 """
 from __future__ import annotations
 
