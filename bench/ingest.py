@@ -19,7 +19,6 @@ this process only seals (the MACs, ledger/signing.py) and stores: SQLite's inser
 ~1.5 s, sealing ~0.7 s. Both processes are then busy, so the figure is bound by the machine's
 two cores: 6 s of CPU in this process and 6 s in the worker for a 7.4 s run.
 """
-"""
 from __future__ import annotations
 
 import os
