@@ -20,7 +20,7 @@ from ledger.files import ExportFile
 from ledger.gcpause import gc_paused
 from ledger.invoice import Invoice
 from ledger.model import (ParsedInvoice, RejectedRow, VendorRecord,
-                          invoice_data_and_hash, vendor_stream_id)
+                          invoice_to_data, vendor_stream_id)
 from ledger.new_invoice import ExportFileRef, PreparedInvoice
 from ledger.persistence import iter_chunks
 from ledger.signing import Unsealed
@@ -137,12 +137,12 @@ def _new(export_file: ExportFile, item: ParsedInvoice, id: UUID,
     canonical = item.invoice
     is_approved = canonical.approval_status in approved
     if item.violations or not is_approved:         # a third event: built as objects
-        data, digest = invoice_data_and_hash(canonical)
         return Invoice.discovered_events(
             id, company=canonical.company, vendor_id=canonical.vendor_id,
             document_type=canonical.document_type, invoice_number=canonical.invoice_number,
             file_name=export_file.name, file_sha256=export_file.sha256,
-            locations=list(item.locations), invoice=data, content_hash=digest,
+            locations=list(item.locations), invoice=invoice_to_data(canonical),
+            content_hash=item.content_hash,
             violations=_violations(item), approved=is_approved)
     return _encoded(id, new_invoice.states(item, ExportFileRef(export_file.name,
                                                                export_file.sha256)))
@@ -163,10 +163,8 @@ def _take(export_file: ExportFile, item: ParsedInvoice, invoice: Invoice,
           approved: frozenset[str]) -> tuple[str, Invoice]:
     """What one parsed invoice adds to the stream of an invoice already recorded."""
     canonical = item.invoice
-    violations = _violations(item)
-    data, digest = invoice_data_and_hash(canonical)
     outcome = invoice.take_content(
-        data, digest, violations,
+        invoice_to_data(canonical), item.content_hash, _violations(item),
         file_name=export_file.name, file_sha256=export_file.sha256,
         locations=list(item.locations), approved=canonical.approval_status in approved)
     return outcome, invoice
