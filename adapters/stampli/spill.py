@@ -259,21 +259,26 @@ def _items_by_group(db_path: Path) -> Iterator[tuple[int, int, bytes]]:
             yield ordinal, pos, items.read(size)
 
 
-def read_groups(db_path: Path, in_order: bool, until: Callable[[], int | None] | None = None
-                ) -> Iterator[list[Any]]:
+def read_groups(db_path: Path, in_order: bool, until: Callable[[], int | None] | None = None,
+                wanted: Callable[[int], bool] | None = None) -> Iterator[list[Any]]:
     """The records of a sealed spill (seal() gives db_path and in_order) grouped by key,
     groups in first-seen order. `until`: the spill is still being written in order; see
-    _items."""
+    _items. `wanted(n)`: whether to read the n-th group (from 0); the others are skipped
+    undecoded (a pass-2 worker takes every other batch)."""
     current: int | None = None
     group: list[Any] = []
+    index, keep = -1, True
     with closing(_items(items_path(db_path), until) if in_order
                  else _items_by_group(db_path)) as items:
         for ordinal, _pos, data in items:
-            if ordinal != current and group:
-                yield group
-                group = []
-            current = ordinal
-            group.extend(_decode(data))
+            if ordinal != current:
+                if group:
+                    yield group
+                    group = []
+                current, index = ordinal, index + 1
+                keep = wanted is None or wanted(index)
+            if keep:
+                group.extend(_decode(data))
     if group:
         yield group
 

@@ -1,20 +1,22 @@
-"""Pass 2 of a large invoice CSV in a worker process, while this process records.
+"""Pass 2 of a large invoice CSV in worker processes, while this process records.
 
-An ingest's CPU splits roughly in half between applying the rules to the spilled rows (pass 2)
-and recording the invoices in the ledger, and both are Python: one process does one at a time.
-For a large file on a machine with a core to spare, pass 1 still runs here (a file that cannot
-be read is rejected before anything is yielded, as always), while a worker process reads the
-spill as it grows, applies the rules and streams the invoices back in msgpack batches, which
-this process records once pass 1 is over. The output is the in-process pass 2's, item for
-item.
+Applying the rules to the spilled rows (pass 2) takes about twice the CPU of recording the
+invoices in the ledger, and both are Python: one process does one at a time. For a large file
+on a machine with a core to spare, pass 1 still runs here (a file that cannot be read is
+rejected before anything is yielded, as always), while a team of workers, one per core, reads
+the spill as it grows; each applies the rules to every n-th batch of invoices and streams them
+back in msgpack batches, which this process reads in turn and records once pass 1 is over.
+The output is the in-process pass 2's, item for item.
 
-The worker is a plain `python -m adapters.stampli.worker` child: no fork of a process whose
-other threads may hold locks (SQLite's among them), no re-import of the caller's __main__. It
-is killed when the reader is closed early. If it cannot be started, or stops before its first
-batch, pass 2 runs here (a warning is logged); if it stops later, that is an error.
+A worker is a plain `python -m adapters.stampli.worker` child: no fork of a process whose
+other threads may hold locks (SQLite's among them), no re-import of the caller's __main__. The
+team is killed when the reader is closed early. If a worker cannot be started, or stops
+before the first batch arrived, pass 2 runs here (a warning is logged); if one stops later,
+that is an error.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import queue
@@ -41,8 +43,9 @@ except ImportError:                    # not on a Unix: pipes keep their default
 
 PARALLEL_ROWS = 50_000  # rows from which a worker pays for its start (~0.3 s of CPU)
 PARALLEL_BYTES = 10 << 20  # a file this large has about that many rows: start at once
-_BATCH = 500            # items per message
-_AHEAD = 64             # messages the worker may be ahead of the recording (bounds memory)
+MAX_WORKERS = 4         # per file; the recording process keeps up with about this many
+_BATCH = 500            # groups (so items) per message
+_AHEAD = 64             # messages a worker may be ahead of the recording (bounds memory)
 _DONE = b""             # the last message: everything was sent
 _PIPE_BYTES = 1 << 20   # Linux's default limit for an unprivileged process
 _COMMAND = ("-m", "adapters.stampli.worker")
@@ -80,7 +83,7 @@ class Pass2:
         self.spill = spill
         self.settings = (fields, labels, formats, default_company, companies)
         self.prepare_for = prepare_for
-        self.early: _Worker | None = None
+        self.early: _Team | None = None
         self.started_early = False     # once: a worker stopped for disorder is not restarted
         if os.name == "posix":         # the worker waits for pass 1 with select() on a pipe
             spill.on_flush = self._flushed
@@ -97,7 +100,7 @@ class Pass2:
                 else:
                     if worker is not None:
                         worker.stop()
-                    worker = _Worker(self._job(path, in_order, tail=False))
+                    worker = _Team(self._job(path, in_order, tail=False))
                 yield from worker.items()
                 return
             except _NoStart as exc:
@@ -116,13 +119,13 @@ class Pass2:
                 (worth_it(spill.count) or (self.large and _cores() > 1)):
             self.started_early = True
             try:
-                self.early = _Worker(self._job(spill.path, True, tail=True))
+                self.early = _Team(self._job(spill.path, True, tail=True))
             except _NoStart as exc:
                 log.warning("Stampli pass 2 waits for the end of pass 1: %s", exc)
 
     def _job(self, path: Path, in_order: bool, *, tail: bool) -> dict[str, Any]:
         fields, labels, formats, default_company, companies = self.settings
-        return {"spill": str(path), "in_order": in_order, "tail": tail,
+        return {"spill": str(path), "in_order": in_order, "tail": tail, "batch": _BATCH,
                 "prepare_for": self.prepare_for, "fields": list(fields),
                 "labels": labels, "default_company": default_company, "companies": companies,
                 "formats": [formats.decimal_separator, formats.thousands_separator,
@@ -153,7 +156,6 @@ class _Worker:
         assert self.process.stdin is not None and self.process.stdout is not None
         _widen(self.process.stdout)
         self.frames = _Frames(self.process.stdout)
-        self.prepared = job["prepare_for"]
         self._tell(job)
         if not job["tail"]:
             self._close_stdin()
@@ -163,31 +165,22 @@ class _Worker:
         self._tell({"size": size})
         self._close_stdin()
 
-    def items(self) -> Iterator[ParsedInvoice | PreparedInvoice | RejectedRow]:
-        decode = _decode_batch if self.prepared is None else _decode_prepared
-        received = done = False
-        try:
-            for frame in self.frames:
-                received = True
-                if frame == _DONE:
-                    done = True
-                    break
-                invoices, rejected = decode(frame)
-                items: list[Any] = list(invoices)
-                for position, row in rejected:
-                    items.insert(position, row)
-                yield from items
-            code = self.process.wait()
-            if not done or code:
-                self.errors.seek(0)
-                detail = self.errors.read()[-4000:].decode("utf-8", "replace").strip()
-                message = (f"the Stampli pass-2 worker stopped (exit code {code}) before it "
-                           f"was done: {detail or 'no message'}")
-                if not received:
-                    raise _NoStart(message)
-                raise RuntimeError(message)
-        finally:
-            self.stop()
+    def next_frame(self) -> bytes | None:
+        """Its next message (_DONE last); None if it stopped without sending _DONE."""
+        return self.frames.next()
+
+    def failure(self, received: bool) -> Exception | None:
+        """Once its output ended, or it is out of step: why it is not a success, if not."""
+        if not self.frames.done and self.process.poll() is None:
+            self.process.kill()        # out of step with the others: a bug, not a hang
+        code = self.process.wait()
+        if not self.frames.done or code:
+            self.errors.seek(0)
+            detail = self.errors.read()[-4000:].decode("utf-8", "replace").strip()
+            message = (f"the Stampli pass-2 worker stopped (exit code {code}) before it "
+                       f"was done: {detail or 'no message'}")
+            return RuntimeError(message) if received else _NoStart(message)
+        return None
 
     def stop(self) -> None:
         process = self.process
@@ -216,22 +209,79 @@ class _Worker:
             pass
 
 
+class _Team:
+    """The workers of one file's pass 2, each applying the rules to every n-th batch of
+    groups (the rules are most of an ingest's CPU, the recording process needs less than one
+    core): their batches are read in turn, so the items come in the spill's order."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        count = _team_size()
+        self.prepared = job["prepare_for"]
+        self.workers: list[_Worker] = []
+        try:
+            for share in range(count):
+                self.workers.append(_Worker({**job, "share": [share, count]}))
+        except _NoStart:
+            self.stop()
+            raise
+
+    def end_of_spill(self, size: int) -> None:
+        """Pass 1 is over: the spill file ends at `size` bytes."""
+        for worker in self.workers:
+            worker.end_of_spill(size)
+
+    def items(self) -> Iterator[ParsedInvoice | PreparedInvoice | RejectedRow]:
+        decode = _decode_batch if self.prepared is None else _decode_prepared
+        workers, received = self.workers, False
+        try:
+            for batch in itertools.count():
+                last = workers[batch % len(workers)]
+                frame = last.next_frame()
+                if frame is None or frame == _DONE:
+                    break
+                received = True
+                invoices, rejected = decode(frame)
+                items: list[Any] = list(invoices)
+                for position, row in rejected:
+                    items.insert(position, row)
+                yield from items
+            if frame == _DONE:         # batch `batch` is nobody's: all must be at their end
+                for worker in workers:
+                    if worker is not last:
+                        worker.next_frame()
+            for worker in [last] if frame is None else workers:
+                if (error := worker.failure(received)) is not None:
+                    raise error
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+
 class _Frames:
     """The worker's messages, read on a thread into a bounded queue: a pipe holds 64 KB, so
     without it the worker would wait for every read while this process records."""
 
     def __init__(self, stream: IO[bytes]) -> None:
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_AHEAD)
+        self.done = self._ended = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True,
                                         name="stampli-pass-2")
         self._thread.start()
 
-    def __iter__(self) -> Iterator[bytes]:
-        while (frame := self._queue.get()) is not None:
-            yield frame
-            if frame == _DONE:
-                return
+    def next(self) -> bytes | None:
+        """The next message; None once the output ended without _DONE (and ever after)."""
+        if self.done or self._ended:
+            return None
+        frame = self._queue.get()
+        if frame is None:
+            self._ended = True
+        elif frame == _DONE:
+            self.done = True
+        return frame
 
     def stop(self) -> None:
         self._stop.set()
@@ -271,6 +321,13 @@ def _widen(pipe: IO[bytes]) -> None:
         pass
 
 
+def _team_size() -> int:
+    """Workers per file: one per core. On two cores, one worker kept the recording process
+    waiting for the rules after pass 1 (100k invoices: 17 s); two workers and the recording
+    process share both cores (12 s; issue 16)."""
+    return max(1, min(_cores(), MAX_WORKERS))
+
+
 def _cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -295,16 +352,19 @@ def main() -> None:
     until = _until_end_of_spill if job["tail"] else None
     out = sys.stdout.buffer
     file = ExportFileRef(*job["prepare_for"]) if job["prepare_for"] else None
+    share, count, batch = *job["share"], job["batch"]
     invoices: list[ParsedInvoice | PreparedInvoice] = []
     rejected: list[tuple[int, RejectedRow]] = []
-    for item in build_groups(read_groups(Path(job["spill"]), job["in_order"], until),
-                             tuple(job["fields"]), job["labels"], Formats(*job["formats"]),
-                             job["default_company"], job["companies"]):
+    groups = read_groups(Path(job["spill"]), job["in_order"], until,
+                         wanted=lambda index: index // batch % count == share)
+    for item in build_groups(groups, tuple(job["fields"]), job["labels"],
+                             Formats(*job["formats"]), job["default_company"],
+                             job["companies"]):
         if isinstance(item, RejectedRow):
             rejected.append((len(invoices) + len(rejected), item))
         else:
             invoices.append(item if file is None else prepare(item, file))
-        if len(invoices) + len(rejected) >= _BATCH:
+        if len(invoices) + len(rejected) >= batch:      # one item per group
             _send(out, _encode((invoices, rejected)))
             invoices, rejected = [], []
     if invoices or rejected:

@@ -65,7 +65,7 @@ def test_prepared_invoices_are_recorded_as_parsed_ones(tmp_path, monkeypatch, wo
     ledger, items, summary, rows, file = _record(f"sqlite:///{tmp_path}/prepared.db", path,
                                                  prepare=True)
     try:
-        assert [job["prepare_for"] for job, _ in workers] == [(file.name, file.sha256)]
+        assert [job["prepare_for"] for job, _ in workers] == [(file.name, file.sha256)] * 2
         prepared = [i for i in items if isinstance(i, PreparedInvoice)]
         assert len(prepared) == 300 and any(p.states is None for p in prepared)
         assert [i.parsed() if isinstance(i, PreparedInvoice) else i for i in items] \

@@ -93,7 +93,36 @@ def test_a_worker_that_dies_later_is_an_error(tmp_path, monkeypatch, in_worker):
     with pytest.raises(RuntimeError, match="exit code 3.*boom"):
         for item in items:
             got.append(item)
-    assert len(got) == worker._BATCH
+    assert len(got) == worker._BATCH * 2       # each of the 2 workers sent one batch
+
+
+def test_one_worker_of_two_dying_later_is_an_error_after_the_batches_before_it(
+        tmp_path, monkeypatch, in_worker):
+    """The second worker sends its first batch (the file's second), then stops: the first
+    three batches arrive in the file's order, then the error, naming what it said."""
+    second_dies_after_one_batch = (
+        "import sys, adapters.stampli.worker as w\n"
+        "receive, send, job = w._receive, w._send, {}\n"
+        "def spy(fd):\n"
+        "    message = receive(fd)\n"
+        "    job.update(message or {})\n"
+        "    return message\n"
+        "def send_once(out, frame):\n"
+        "    send(out, frame)\n"
+        "    if job['share'][0] == 1:\n"
+        "        out.flush(); print('second worker fell over', file=sys.stderr); sys.exit(4)\n"
+        "w._receive, w._send = spy, send_once\n"
+        "w.main()\n")
+    path = write(tmp_path, "invoices_a.csv", csv_text(mixed_rows(1200)))
+    with monkeypatch.context() as m:
+        m.setattr(worker, "PARALLEL_ROWS", 10**9)
+        expected = list(read(path))
+    monkeypatch.setattr(worker, "_COMMAND", ("-c", second_dies_after_one_batch))
+    got = []
+    with pytest.raises(RuntimeError, match="exit code 4.*second worker fell over"):
+        for item in read(path):
+            got.append(item)
+    assert got == expected[:3 * worker._BATCH]
 
 
 def test_no_interpreter_to_start_means_pass_2_here(tmp_path, monkeypatch, in_worker):

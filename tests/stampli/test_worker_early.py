@@ -21,6 +21,7 @@ def workers(monkeypatch, tmp_path):
     monkeypatch.setattr(worker, "PARALLEL_ROWS", 0)
     monkeypatch.setattr(worker, "_cores", lambda: 2)
     monkeypatch.setattr(spill, "_BATCH", 7)
+    monkeypatch.setattr(worker, "_BATCH", 37)  # the two workers take turns, many times
     folder = tmp_path / "scratch"
     folder.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(folder))
@@ -58,7 +59,9 @@ def test_the_early_worker_yields_what_this_process_yields(tmp_path, monkeypatch,
     path = write(tmp_path, "invoices_a.csv", csv_text(in_order_rows()))
     expected = here(monkeypatch, path)
     got = list(read(path))
-    assert [job["tail"] for job, _ in workers] == [True]       # started during pass 1, once
+    # Started during pass 1, once: two workers, each with every other batch.
+    assert [(job["tail"], job["share"]) for job, _ in workers] == [(True, [0, 2]),
+                                                                    (True, [1, 2])]
     assert got == expected and repr(got) == repr(expected)
     assert {type(i).__name__ for i in got} == {"ParsedInvoice", "RejectedRow"}
 
@@ -68,8 +71,8 @@ def test_rows_far_apart_stop_the_early_worker_and_pass_2_starts_over(tmp_path, m
     path = write(tmp_path, "invoices_a.csv", csv_text(mixed_rows(400)))
     expected = here(monkeypatch, path)
     got = list(read(path))
-    assert [job["tail"] for job, _ in workers] == [True, False]
-    assert workers[0][1].poll() is not None                     # stopped
+    assert [job["tail"] for job, _ in workers] == [True, True, False, False]
+    assert workers[0][1].poll() is not None and workers[1][1].poll() is not None  # stopped
     assert got == expected and repr(got) == repr(expected)
 
 
@@ -96,7 +99,7 @@ def test_an_early_worker_that_dies_at_once_means_pass_2_here(tmp_path, monkeypat
     expected = here(monkeypatch, path)
     monkeypatch.setattr(worker, "_COMMAND", ("-c", "import sys; sys.exit(3)"))
     assert list(read(path)) == expected
-    assert [job["tail"] for job, _ in workers] == [True]
+    assert [job["tail"] for job, _ in workers] == [True, True]
 
 
 def test_a_large_file_starts_its_worker_with_the_first_rows_spilled(tmp_path, monkeypatch,
@@ -108,4 +111,4 @@ def test_a_large_file_starts_its_worker_with_the_first_rows_spilled(tmp_path, mo
     assert list(read(path)) == expected and workers == []           # small: here
     monkeypatch.setattr(worker, "PARALLEL_BYTES", path.stat().st_size)
     assert list(read(path)) == expected
-    assert [job["tail"] for job, _ in workers] == [True]
+    assert [job["tail"] for job, _ in workers] == [True, True]
