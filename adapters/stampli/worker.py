@@ -45,7 +45,7 @@ PARALLEL_ROWS = 50_000  # rows from which a worker pays for its start (~0.3 s of
 PARALLEL_BYTES = 10 << 20  # a file this large has about that many rows: start at once
 MAX_WORKERS = 4         # per file; the recording process keeps up with about this many
 _BATCH = 500            # groups (so items) per message
-_AHEAD = 64             # messages a worker may be ahead of the recording (bounds memory)
+_AHEAD = 64             # messages a team may be ahead of the recording (bounds memory)
 _DONE = b""             # the last message: everything was sent
 _PIPE_BYTES = 1 << 20   # Linux's default limit for an unprivileged process
 _COMMAND = ("-m", "adapters.stampli.worker")
@@ -155,7 +155,7 @@ class _Worker:
             raise _NoStart(f"cannot start {sys.executable}: {exc}") from None
         assert self.process.stdin is not None and self.process.stdout is not None
         _widen(self.process.stdout)
-        self.frames = _Frames(self.process.stdout)
+        self.frames = _Frames(self.process.stdout, max(2, _AHEAD // job["share"][1]))
         self._tell(job)
         if not job["tail"]:
             self._close_stdin()
@@ -264,8 +264,8 @@ class _Frames:
     """The worker's messages, read on a thread into a bounded queue: a pipe holds 64 KB, so
     without it the worker would wait for every read while this process records."""
 
-    def __init__(self, stream: IO[bytes]) -> None:
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_AHEAD)
+    def __init__(self, stream: IO[bytes], ahead: int) -> None:
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=ahead)
         self.done = self._ended = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True,
