@@ -11,13 +11,16 @@ take longer). PostgreSQL records the same 100k file into a throwaway database; t
 orchestrator puts its ratio to the SQLite figure of the same run beside it.
 
 Where the 100k file's time goes (300k rows; 2 cores; issue 16, second round). Pass 1 (read,
-validate and spill the whole file: ~1.3 s of CPU) runs in this process and nothing is
-recorded before it ends; pass 2 (the rules, ~2.3 s of CPU, plus each invoice's id, content
-hash and the states of its first two events, ledger/new_invoice.py) runs in a worker that
-starts while pass 1 is still writing the spill (adapters/stampli/worker.py). After pass 1
-this process only seals (the MACs, ledger/signing.py) and stores: SQLite's insert and commit
-~1.5 s, sealing ~0.7 s. Both processes are then busy, so the figure is bound by the machine's
-two cores: 6 s of CPU in this process and 6 s in the worker for a 7.4 s run.
+validate and spill the whole file: ~1.3 s of CPU on a quick host, ~2.5 s on a slow one) runs
+in this process and nothing is recorded before it ends; pass 2 (the rules, plus each
+invoice's id, content hash and the states of its first two events, ledger/new_invoice.py) is
+the largest share, about twice the recording's CPU, and runs in a team of worker processes,
+one per core, that start while pass 1 is still writing the spill and take every other batch
+(adapters/stampli/worker.py). After pass 1 this process only seals (the MACs,
+ledger/signing.py) and stores (SQLite's insert and commit). With one worker, the worker was
+the bottleneck (on a slow host: 17 s, of which 3 s pass 1 and 14 s waiting for the rules);
+with the team all three processes share both cores and the figure is bound by the machine's
+CPU: ~24 s of CPU in all for a 12 s run on that host.
 """
 from __future__ import annotations
 
