@@ -21,7 +21,7 @@ import contextlib
 import logging
 import random
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -49,6 +49,7 @@ class PipelineSettings:
     retry_max: float = 3600.0
     intent_lease: float = 120.0        # an intent younger than this may still be in flight
     post_batch: int = 200
+    posts_in_flight: int = 2           # IFS works on one batch while the other's is recorded
     page: int = 500
     # Invoices a stage records per transaction: a commit (an fsync, a round trip to
     # PostgreSQL) per invoice cost more than the stage's own work.
@@ -85,8 +86,7 @@ class Pipeline(PostingStage):
         self.poller, self.clock, self.jitter = poller, clock, jitter
         self.progress = progress or (lambda line: None)   # one line per stage (sync, stderr)
         self.stopping = asyncio.Event()
-        self._sending: asyncio.Task | None = None      # the batch IFS is working on
-        self._sending_ids: set[str] = set()
+        self._sending: deque[tuple[asyncio.Task, set[str]]] = deque()  # see PostingStage
         self._recent: OrderedDict[str, Invoice] = OrderedDict()   # see _keep
 
     # ------------------------------------------------------------------ the cycle

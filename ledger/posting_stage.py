@@ -1,11 +1,13 @@
 """The posting stage: claim a batch (the write-ahead intent of each invoice is the lock between
 workers), send it to IFS in the background while the cycle prepares the next, record every
-outcome. No invoice is posted twice: an invoice with an intent but no outcome is first looked
-up in IFS before anything is sent again."""
+outcome. Two batches may be in flight, so that IFS works on one while this process records
+the other's outcomes. No invoice is posted twice: an invoice with an intent but no outcome is
+first looked up in IFS before anything is sent again."""
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ledger.chunked import ChunkedStages
@@ -31,8 +33,7 @@ def stop_if_unavailable(failure: ErpFailure) -> None:
 
 class PostingStage(ChunkedStages):
     erp: Erp
-    _sending: asyncio.Task | None
-    _sending_ids: set[str]
+    _sending: deque[tuple[asyncio.Task, set[str]]]    # the batches IFS works on, oldest first
 
     def _intent_in_flight(self, invoice: Invoice) -> bool:
         """Another worker's intent with nothing recorded after it, younger than the lease,
@@ -44,14 +45,18 @@ class PostingStage(ChunkedStages):
             return False
         return self.clock() - intent["timestamp"].timestamp() < self.settings.intent_lease
 
+    @property
+    def _sending_ids(self) -> set[str]:
+        return set().union(*(ids for _, ids in self._sending))
+
     async def post(self, report: CycleReport) -> int:
         """Claim the next batch (intents recorded), then send it in the background: while
-        IFS works on it the cycle validates, resolves and claims the next. One batch at a
-        time is in flight; its outcomes are recorded before the next one is sent."""
-        batch = self.settings.post_batch
-        rows = [row for row in self.queue.ready(Stage.POST, self._now(),
-                                                batch + len(self._sending_ids))
-                if row["id"] not in self._sending_ids][:batch]
+        IFS works on it the cycle validates, resolves and claims the next. At most
+        `posts_in_flight` batches are in flight: the oldest one's outcomes are recorded
+        before another is sent."""
+        batch, sending = self.settings.post_batch, self._sending_ids
+        rows = [row for row in self.queue.ready(Stage.POST, self._now(), batch + len(sending))
+                if row["id"] not in sending][:batch]
         claimed: list[tuple[Invoice, PostingRequest]] = []
         for chunk in self._chunks(rows):
             intended = await self._intend(chunk, report)
@@ -62,23 +67,35 @@ class PostingStage(ChunkedStages):
             if not saved and intended:
                 break
             claimed += intended
-        finished = len(self._sending_ids)
-        await self._sent()
+        finished = 0
+        if self._sending and (not claimed or
+                              len(self._sending) >= self.settings.posts_in_flight):
+            finished = await self._oldest_sent()
         if not claimed:                 # one more round when a batch just came back
             return finished
-        self._sending_ids = {str(invoice.id) for invoice, _ in claimed}
-        self._sending = asyncio.create_task(self._send(claimed, report))
+        ids = {str(invoice.id) for invoice, _ in claimed}
+        self._sending.append((asyncio.create_task(self._send(claimed, report)), ids))
         await asyncio.sleep(0)          # the request goes out before the next stage's work
         return len(claimed)
 
+    async def _oldest_sent(self) -> int:
+        """Wait for the oldest batch in flight, its outcomes recorded (its ErpUnavailable
+        raised); returns its size."""
+        task, ids = self._sending.popleft()
+        await task
+        return len(ids)
+
     async def _sent(self) -> None:
-        """Wait for the batch in flight, its outcomes recorded (its ErpUnavailable raised)."""
-        task, self._sending = self._sending, None
-        try:
-            if task is not None:
-                await task
-        finally:
-            self._sending_ids = set()
+        """Wait for every batch in flight, each one's outcomes recorded; then raise the first
+        one's ErpUnavailable, if any."""
+        first: Exception | None = None
+        while self._sending:
+            try:
+                await self._oldest_sent()
+            except Exception as exc:    # the others still get their outcomes recorded
+                first = first or exc
+        if first is not None:
+            raise first
 
     async def _send(self, claimed: list[tuple[Invoice, PostingRequest]],
                     report: CycleReport) -> None:
