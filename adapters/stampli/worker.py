@@ -140,7 +140,7 @@ class _Worker:
     """A started worker process: the job sent, its output read on a thread."""
 
     def __init__(self, job: dict[str, Any]) -> None:
-        errors_path = Path(job["spill"]).parent / "worker-errors.txt"
+        errors_path = Path(job["spill"]).parent / f"worker-{job['share'][0]}-errors.txt"
         try:
             # Its stderr goes to a file beside the spill (a pipe could fill up and stall it).
             self.errors = open(errors_path, "w+b")   # noqa: SIM115 - closed in stop()

@@ -80,19 +80,27 @@ def test_a_worker_that_dies_before_its_first_batch_means_pass_2_here(tmp_path, m
 
 
 def test_a_worker_that_dies_later_is_an_error(tmp_path, monkeypatch, in_worker):
+    """Each worker sends one batch, then stops saying so: the error is the first worker's,
+    in its own words (each worker has its own file for them)."""
     one_batch_then_exit = (
         "import sys, adapters.stampli.worker as w\n"
-        "send = w._send\n"
+        "receive, send, job = w._receive, w._send, {}\n"
+        "def spy(fd):\n"
+        "    message = receive(fd)\n"
+        "    job.update(message or {})\n"
+        "    return message\n"
         "def first_only(out, frame):\n"
-        "    send(out, frame); out.flush(); print('boom', file=sys.stderr); sys.exit(3)\n"
-        "w._send = first_only\n"
+        "    send(out, frame); out.flush()\n"
+        "    print(f'boom from worker {job[\"share\"][0]}', file=sys.stderr); sys.exit(3)\n"
+        "w._receive, w._send = spy, first_only\n"
         "w.main()\n")
     monkeypatch.setattr(worker, "_COMMAND", ("-c", one_batch_then_exit))
     items = read(write(tmp_path, "invoices_a.csv", csv_text(mixed_rows(1200))))
     got = []
-    with pytest.raises(RuntimeError, match="exit code 3.*boom"):
+    with pytest.raises(RuntimeError, match="exit code 3.*boom from worker 0") as raised:
         for item in items:
             got.append(item)
+    assert "worker 1" not in str(raised.value)
     assert len(got) == worker._BATCH * 2       # each of the 2 workers sent one batch
 
 
