@@ -88,7 +88,7 @@ def timed_ingest(url: str, path: Path, name: str, ledger_cls: type[Ledger] = Led
 def split_note(first: FirstItem, seconds: float) -> str:
     return (f"of which {first.at:.1f} s before the first invoice (pass 1: read, validate and "
             f"spill the whole file; nothing can be recorded before it ends) and "
-            f"{seconds - first.at:.1f} s for pass 2 (the rules; in a worker process on a large "
+            f"{seconds - first.at:.1f} s for pass 2 (the rules; in worker processes on a large "
             f"file) beside recording" if first.at is not None else "no invoice read")
 
 
@@ -120,7 +120,7 @@ def diagnose(work: Path, url_of: Any, invoices: int) -> list[str]:
              f"{1e6 / TARGET:,.0f} us the target allows"]
     _, spots = hot_spots(lambda: timed_ingest(url_of("profile"), path, name))
     return notes + ["pyinstrument, ingest of the same subset (this process only: on large "
-                    "files the reader may run pass 2 in a worker process, "
+                    "files the reader runs pass 2 in worker processes, "
                     "adapters/stampli/worker.py, so these are CPU costs, not the 100k file's "
                     "wall time):"] + spots
 
