@@ -79,16 +79,20 @@ def test_a_worker_that_dies_before_its_first_batch_means_pass_2_here(tmp_path, m
     assert list(read(path)) == here
 
 
+# A worker script's start: `job` holds the job it was given (its share among them).
+KNOWING_ITS_JOB = (
+    "import sys, adapters.stampli.worker as w\n"
+    "receive, send, job = w._receive, w._send, {}\n"
+    "def spy(fd):\n"
+    "    message = receive(fd)\n"
+    "    job.update(message or {})\n"
+    "    return message\n")
+
+
 def test_a_worker_that_dies_later_is_an_error(tmp_path, monkeypatch, in_worker):
     """Each worker sends one batch, then stops saying so: the error is the first worker's,
     in its own words (each worker has its own file for them)."""
-    one_batch_then_exit = (
-        "import sys, adapters.stampli.worker as w\n"
-        "receive, send, job = w._receive, w._send, {}\n"
-        "def spy(fd):\n"
-        "    message = receive(fd)\n"
-        "    job.update(message or {})\n"
-        "    return message\n"
+    one_batch_then_exit = KNOWING_ITS_JOB + (
         "def first_only(out, frame):\n"
         "    send(out, frame); out.flush()\n"
         "    print(f'boom from worker {job[\"share\"][0]}', file=sys.stderr); sys.exit(3)\n"
@@ -108,13 +112,7 @@ def test_one_worker_of_two_dying_later_is_an_error_after_the_batches_before_it(
         tmp_path, monkeypatch, in_worker):
     """The second worker sends its first batch (the file's second), then stops: the first
     three batches arrive in the file's order, then the error, naming what it said."""
-    second_dies_after_one_batch = (
-        "import sys, adapters.stampli.worker as w\n"
-        "receive, send, job = w._receive, w._send, {}\n"
-        "def spy(fd):\n"
-        "    message = receive(fd)\n"
-        "    job.update(message or {})\n"
-        "    return message\n"
+    second_dies_after_one_batch = KNOWING_ITS_JOB + (
         "def send_once(out, frame):\n"
         "    send(out, frame)\n"
         "    if job['share'][0] == 1:\n"
