@@ -43,7 +43,7 @@ except ImportError:                    # not on a Unix: pipes keep their default
 
 PARALLEL_ROWS = 50_000  # rows from which a worker pays for its start (~0.3 s of CPU)
 PARALLEL_BYTES = 10 << 20  # a file this large has about that many rows: start at once
-MAX_WORKERS = 4         # per file; the recording process keeps up with about this many
+MAX_WORKERS = 4         # per file; recording (about half pass 2's CPU) is the limit past 2-3
 _BATCH = 500            # groups (so items) per message
 _AHEAD = 64             # messages a team may be ahead of the recording (bounds memory)
 _DONE = b""             # the last message: everything was sent
