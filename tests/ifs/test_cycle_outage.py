@@ -148,3 +148,19 @@ def test_a_hung_ifs_is_bounded_by_the_cycle_timeout(tmp_path, outbound, emulator
     assert lines[0].startswith("poll: ") and lines[1].startswith("vendors: ")
     assert lines[-1].startswith("IFS: stopped calling IFS for this cycle")
     assert "posted" not in states
+
+
+def test_a_maintenance_page_under_two_batches_in_flight_posts_each_invoice_once(
+        tmp_path, outbound, emulator, proxy):
+    """One invoice per batch, so two posting `$batch` requests are out at once; IFS answers
+    the first two with its maintenance page. Each of those invoices is charged with a
+    transient failure, looked up before it is sent again, and every approved invoice ends
+    posted exactly once."""
+    proxy.add(html_page(200), path="$batch", method="POST", count=2)
+    report, states, _, _ = sync(tmp_path, outbound, proxy.base_url, post_batch=1)
+    assert len(report.failed) == 2
+    assert all(f["kind"] == "transient" and "text/html" in f["message"]
+               for f in report.failed)
+    assert report.errors == [] and states.get("posted") == APPROVED
+    refs = [i["ExternalRef"] for i in emulator.state()["invoices"]]
+    assert len(refs) == len(set(refs)) == APPROVED
