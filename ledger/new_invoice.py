@@ -21,9 +21,8 @@ from eventsourcing.utils import get_topic
 from ledger import __version__
 from ledger.codec import encode
 from ledger.invoice import Invoice
-from ledger.model import ParsedInvoice
+from ledger.model import CanonicalInvoice, ParsedInvoice, invoice_json
 
-INVOICE_JSON = msgspec.json.Encoder(decimal_format="string", order="sorted").encode
 INVOICE_TOPIC = get_topic(Invoice)
 DISCOVERED, PARSED = get_topic(Invoice.Discovered), get_topic(Invoice.Parsed)
 _now = Invoice.Event.create_timestamp
@@ -46,26 +45,47 @@ def states(item: ParsedInvoice, file: ExportFileRef) -> tuple[bytes, bytes]:
                     "invoice_number": canonical.invoice_number, "file_name": file.name,
                     "file_sha256": file.sha256, "locations": list(item.locations)}),
             encode({"timestamp": _now(), "connector_version": __version__,
-                    "invoice": orjson.Fragment(INVOICE_JSON(canonical)),
+                    "invoice": orjson.Fragment(invoice_json(canonical)),
                     "content_hash": item.content_hash, "violations": [],
                     "file_name": file.name, "file_sha256": file.sha256}))
 
 
 class PreparedInvoice(msgspec.Struct, frozen=True, array_like=True):
     """A ParsedInvoice prepared in the reader's process for intake: `states` are those of
-    states() (None when the invoice broke a rule: intake's general path records it), `raw`
-    the ParsedInvoice itself, decoded only when intake needs it (parsed())."""
+    states() (None when the invoice broke a rule: intake's general path records it). The
+    ParsedInvoice itself, which intake needs only for an invoice it already holds, is read
+    back from the states (they hold all of it); `raw` carries it (msgpack) when there are none."""
     id: UUID
     approval_status: str
     states: tuple[bytes, bytes] | None
-    raw: msgspec.Raw
+    raw: bytes = b""
 
     def parsed(self) -> ParsedInvoice:
-        return _decode_parsed(self.raw)
+        if self.states is None:
+            return _decode_parsed(self.raw)
+        discovered, parsed = self.states
+        found = _decode_parsed_state(parsed)
+        return ParsedInvoice(invoice=found.invoice, violations=(),
+                             locations=_decode_discovered_state(discovered).locations,
+                             id=self.id, content_hash=found.content_hash)
+
+
+class _DiscoveredState(msgspec.Struct):
+    locations: tuple[int, ...]
+
+
+class _ParsedState(msgspec.Struct):
+    invoice: CanonicalInvoice
+    content_hash: str
+
+
+_decode_discovered_state = msgspec.json.Decoder(_DiscoveredState).decode
+_decode_parsed_state = msgspec.json.Decoder(_ParsedState).decode
 
 
 def prepare(item: ParsedInvoice, file: ExportFileRef) -> PreparedInvoice:
     assert item.id is not None         # set when the ParsedInvoice was built
-    return PreparedInvoice(item.id, item.invoice.approval_status,
-                           None if item.violations else states(item, file),
-                           msgspec.Raw(_encode_parsed(item)))
+    if item.violations:
+        return PreparedInvoice(item.id, item.invoice.approval_status, None,
+                               _encode_parsed(item))
+    return PreparedInvoice(item.id, item.invoice.approval_status, states(item, file))
