@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING
 
-from adapters.settings import FileKindSettings
 from adapters.stampli.errors import ExportFileError
+
+if TYPE_CHECKING:                      # the pass-2 worker (worker.py) starts without settings
+    from adapters.settings import FileKindSettings
 
 MAX_DIGITS = 18       # beyond this no real amount exists, and exactness under the default
                       # 28-digit Decimal context would no longer be guaranteed for sums
