@@ -49,6 +49,10 @@ _AHEAD = 64             # messages a team may be ahead of the recording (bounds 
 _DONE = b""             # the last message: everything was sent
 _PIPE_BYTES = 1 << 20   # Linux's default limit for an unprivileged process
 _COMMAND = ("-m", "adapters.stampli.worker")
+# The recording process is the serial part (pass 1, then every save): at equal priority the
+# team took a third of its core and it recorded the last batches alone, one core idle.
+# Yielding to it: 100k invoices, 2 cores, 8.2 -> 7.3 s (8 A/B pairs, 7 won; issue 16).
+WORKER_NICENESS = 10
 
 _Batch = tuple[list[ParsedInvoice], list[tuple[int, RejectedRow]]]
 _encode = msgspec.msgpack.Encoder().encode
@@ -346,6 +350,7 @@ def _env() -> dict[str, str]:
 def main() -> None:
     """The worker: reads the job on stdin (and, when it tails a spill still being written,
     the spill's final size later), writes length-prefixed msgpack batches on stdout."""
+    _yield_to_the_recording()
     job = _receive(0)
     if job is None:
         return                         # stopped before it got a job
@@ -371,6 +376,13 @@ def main() -> None:
         _send(out, _encode((invoices, rejected)))
     _send(out, _DONE)
     out.flush()
+
+
+def _yield_to_the_recording() -> None:
+    try:
+        os.nice(WORKER_NICENESS)
+    except (AttributeError, OSError):  # not on a Unix, or refused: equal priority, slower
+        pass
 
 
 def _until_end_of_spill() -> int | None:

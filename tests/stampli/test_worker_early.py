@@ -3,6 +3,7 @@ this process; a file whose invoices' rows are far apart, or that turns out unrea
 end, stops the early worker and loses nothing."""
 from __future__ import annotations
 
+import os
 import tempfile
 
 import pytest
@@ -64,6 +65,21 @@ def test_the_early_worker_yields_what_this_process_yields(tmp_path, monkeypatch,
                                                                     (True, [1, 2])]
     assert got == expected and repr(got) == repr(expected)
     assert {type(i).__name__ for i in got} == {"ParsedInvoice", "RejectedRow"}
+
+
+def test_the_workers_yield_the_cores_to_the_recording_process(tmp_path, workers):
+    """The recording process is the serial part of an ingest: the workers run at a lower
+    priority (worker.WORKER_NICENESS), so that it never waits for a core."""
+    path = write(tmp_path, "invoices_a.csv", csv_text(in_order_rows()))
+    items = read(path)
+    first_two_batches = [next(items) for _ in range(2 * 37 + 1)]  # one from each worker
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    try:
+        assert [os.getpriority(os.PRIO_PROCESS, process.pid) for _, process in workers] == [
+            min(19, ours + worker.WORKER_NICENESS)] * 2
+    finally:
+        items.close()
+    assert len(first_two_batches) == 75 and os.getpriority(os.PRIO_PROCESS, 0) == ours
 
 
 def test_rows_far_apart_stop_the_early_worker_and_pass_2_starts_over(tmp_path, monkeypatch,
