@@ -22,7 +22,7 @@ if TYPE_CHECKING:                      # the pass-2 worker (worker.py) starts wi
 MAX_DIGITS = 18       # beyond this no real amount exists, and exactness under the default
                       # 28-digit Decimal context would no longer be guaranteed for sums
 _INT = re.compile(r"[+]?\d{1,9}", re.ASCII)
-_NUMBERS = {str(n): n for n in range(1, 1000)}   # the usual line numbers, read without a regex
+LINE_NUMBERS = {str(n): n for n in range(1, 1000)}   # the usual ones, read without a regex
 _SAMPLE_DATE = date(2026, 11, 4)
 
 
@@ -110,6 +110,10 @@ class Formats:
             return None
         return list(map(Decimal, texts))
 
+    def iso_date(self, text: str) -> str | None:
+        """date(text) of a stripped text, or None where date() raises."""
+        return _strptime_iso(text, self.date_format)
+
     def date(self, text: str) -> str:
         """The ISO date (YYYY-MM-DD) of a date written in the configured format."""
         raw = text.strip()
@@ -146,7 +150,7 @@ XML_FORMATS = Formats()                # XML carries xs:decimal and xs:date, wha
 
 
 def line_number(text: str) -> int:
-    number = _NUMBERS.get(text)
+    number = LINE_NUMBERS.get(text)
     if number is not None:
         return number
     raw = text.strip()
