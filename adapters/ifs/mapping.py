@@ -92,11 +92,13 @@ def invoice_type(invoice: CanonicalInvoice) -> str:
     return "CREDIT" if invoice.document_type == "CreditNote" else "INVOICE"
 
 
-def invoice_payload(request: PostingRequest) -> dict[str, Any]:
-    """The supplier-invoice header. A credit note keeps its negative amounts (IFS credit
-    invoices carry negative amounts; InvoiceType CREDIT says what it is)."""
+def invoice_payload(request: PostingRequest, totals: tuple[Decimal, Decimal, Decimal]
+                    ) -> dict[str, Any]:
+    """The supplier-invoice header (totals: _check_header's). A credit note keeps its
+    negative amounts (IFS credit invoices carry negative amounts; InvoiceType CREDIT says what
+    it is)."""
     inv = request.invoice
-    net, tax, gross = _check_header(inv)
+    net, tax, gross = totals
     body: dict[str, Any] = {
         "Company": inv.company,
         "Identity": request.supplier_id,
@@ -144,13 +146,15 @@ def _row(invoice: CanonicalInvoice, account: str, signed: Decimal, text: str,
             "Text": _text(text)}
 
 
-def voucher_payloads(request: PostingRequest,
-                     posting: PostingSettings) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """GL voucher: expense per line on its cost center, input tax per tax code account, AP
-    liability for the gross. An invoice debits expense and tax and credits AP; a credit note
-    (negative amounts) lands on the opposite sides by the same rule."""
+def voucher_payloads(request: PostingRequest, posting: PostingSettings,
+                     totals: tuple[Decimal, Decimal, Decimal]
+                     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """GL voucher (totals: _check_header's): expense per line on its cost center, input
+    tax per tax code account, AP liability for the gross. An invoice debits expense and tax
+    and credits AP; a credit note (negative amounts) lands on the opposite sides by the same
+    rule."""
     inv = request.invoice
-    _, _, gross = _check_header(inv)
+    _, _, gross = totals
     field = code_field(posting)
     rows: list[dict[str, Any]] = []
     tax_by_code: dict[str, Decimal] = {}
@@ -196,7 +200,9 @@ def voucher_payloads(request: PostingRequest,
 
 def document(request: PostingRequest, posting: PostingSettings) -> Document:
     """All payloads of one request, or ErpFailure(kind="data") before anything is sent."""
-    header = invoice_payload(request)
+    totals = _check_header(request.invoice)
+    header = invoice_payload(request, totals)
     lines = line_payloads(request.invoice, posting)
-    voucher, rows = (voucher_payloads(request, posting) if posting.post_voucher else (None, []))
+    voucher, rows = (voucher_payloads(request, posting, totals) if posting.post_voucher
+                     else (None, []))
     return Document(invoice=header, lines=lines, voucher=voucher, rows=rows)
