@@ -13,14 +13,17 @@ orchestrator puts its ratio to the SQLite figure of the same run beside it.
 Where the 100k file's time goes (300k rows; 2 cores; issue 16, second round). Pass 1 (read,
 validate and spill the whole file: ~1.3 s of CPU on a quick host, ~2.5 s on a slow one) runs
 in this process and nothing is recorded before it ends; pass 2 (the rules, plus each
-invoice's id, content hash and the states of its first two events, ledger/new_invoice.py) is
-the largest share, about twice the recording's CPU, and runs in a team of worker processes,
-one per core, that start while pass 1 is still writing the spill and take every other batch
-(adapters/stampli/worker.py). After pass 1 this process only seals (the MACs,
-ledger/signing.py) and stores (SQLite's insert and commit). With one worker, the worker was
-the bottleneck (on a slow host: 17 s, of which 3 s pass 1 and 14 s waiting for the rules);
-with the team all three processes share both cores and the figure is bound by the machine's
-CPU: ~24 s of CPU in all for a 12 s run on that host.
+invoice's id, content hash and the states of its first two events, ledger/new_invoice.py)
+runs in a team of worker processes, one per core, that start while pass 1 is still writing
+the spill and take every other batch (adapters/stampli/worker.py). A plain invoice, nearly
+all, is read straight from its spilled rows (adapters/stampli/plain_invoice.py: pass 2 -23%
+instructions). After pass 1 this process only seals (the MACs, ledger/signing.py) and stores
+(SQLite's insert and commit: about a quarter of its CPU is the kernel's, writing the WAL). All
+three processes share both cores, busy to the end: the workers run at a lower priority, so
+the recording process, the serial part, never waits for a core (before that it took a third
+of one, and recorded the last batches alone with a core idle). The figure is bound by the
+machine's CPU: ~12 s of CPU in all for a 6.3 s run on this stop's host (main ~5.2 s, of which
+1.3 s in the kernel; workers ~6.7 s).
 """
 from __future__ import annotations
 

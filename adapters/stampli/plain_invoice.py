@@ -21,6 +21,7 @@ from adapters.stampli.values import LINE_NUMBERS, Formats
 from ledger.model import DOCUMENT_TYPES, CanonicalInvoice, InvoiceLine, ParsedInvoice
 from ledger.money import ISO_4217, minor_units
 
+
 class PlainReader:
     """The plain path for one template: where each field is in a spilled row's values."""
 
