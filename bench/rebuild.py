@@ -59,7 +59,8 @@ from bench.common import args, emit, hot_spots, log, rate, ratio, result, scratc
 from bench.generate import vendor_ids, write_invoices_csv
 from ledger.app import Ledger
 
-TARGET = 75_000                        # events per second
+TARGET = 75_000                        # events per second: the per-event budget in the notes
+RATIO_TARGET = 0.8                     # rebuild / raw read of the same rows, same run (issue 16)
 TEMPLATE_INVOICES = 1000
 VENDORS = 50
 PAGE = 2000                            # raw read: the Projector's catch-up page size
@@ -183,7 +184,7 @@ def main() -> None:
         applied = rebuild(ledger)
         seconds, cpu_s = time.perf_counter() - started, time.process_time() - cpu
         value, base = rate(applied, seconds), rate(raw_count, raw_s)
-        met = value >= TARGET
+        met = value >= RATIO_TARGET * base
         notes = [f"{applied:,} events ({invoice_events / len(template):.1%} invoice events, "
                  f"{len(template):,}-event template from a real sync copied "
                  f"{inserted // len(template) + 1}x) rebuilt in {seconds:.1f} s; bulk insert "
@@ -206,7 +207,7 @@ def main() -> None:
     finally:
         ledger.close()
     emit([result("projection rebuild (status, SQLite)", round(value), "events/s",
-                 target=f">= {TARGET:,}", met=met,
+                 target=f">= {RATIO_TARGET}x the raw read (same run)", met=met,
                  baseline={"name": "raw read + decode", "value": round(base),
                            "unit": "events/s"},
                  ratio=ratio(value, base), ratio_means="rebuild / raw read",
