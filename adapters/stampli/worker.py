@@ -51,7 +51,7 @@ _PIPE_BYTES = 1 << 20   # Linux's default limit for an unprivileged process
 _COMMAND = ("-m", "adapters.stampli.worker")
 # The recording process is the serial part (pass 1, then every save): at equal priority the
 # team took a third of its core and it recorded the last batches alone, one core idle.
-# Yielding to it: 100k invoices, 2 cores, 8.2 -> 7.3 s (8 A/B pairs, 7 won; issue 16).
+# Yielding to it: 100k invoices, 2 cores, 8.0 -> 7.3 s (means of 8 A/B pairs, 7 won; issue 16).
 WORKER_NICENESS = 10
 
 _Batch = tuple[list[ParsedInvoice], list[tuple[int, RejectedRow]]]
