@@ -9,7 +9,8 @@ directory and is deleted by `close()` (also on garbage collection of the Tempora
 Consecutive records with the same key (an invoice's rows are usually adjacent) are stored as
 one item, so a typical invoice costs one item and one identity lookup, not one per line. Items
 are appended to a plain file (items.bin: length, group ordinal, msgpack), which costs a third
-of SQLite rows holding the same bytes; the identities live in SQLite (groups). When every
+of SQLite rows holding the same bytes; the identities live in memory up to KEYS_IN_MEMORY,
+then all in SQLite (groups), so that memory stays bounded on any file. When every
 key's records were adjacent, the items are already in group order and pass 2 reads the file
 straight through; otherwise seal() indexes the items by group once, in SQLite.
 
@@ -34,6 +35,8 @@ _BATCH = 5000         # stored rows per executemany
 _BATCH_BYTES = 4 << 20  # ... or fewer, when the encoded rows add up to this much
 _RECENT = 4096        # identities remembered in memory (then forgotten all at once); adjacent
                       # rows rarely hit SQLite
+KEYS_IN_MEMORY = 200_000  # identities known without SQLite (~20 MB), then all moved there:
+                      # inserting each into SQLite cost a seventh of pass 1
 RUN = 256             # records of one key stored together at most (bounds one blob)
 
 T = TypeVar("T")
@@ -61,6 +64,7 @@ class Spill:
         self._items = open(items_path(self.path), "wb")  # noqa: SIM115 - closed in seal/close
         self._next = 0
         self._recent: dict[bytes, int] = {}
+        self._known: dict[bytes, int] | None = {}       # every identity, until there are many
         self._batch: list[tuple[int, bytes]] = []
         self._new_keys: list[tuple[bytes, int]] = []    # ordinals given since the last flush
         self._batch_bytes = 0
@@ -149,6 +153,16 @@ class Spill:
 
     def _ordinal(self, key: str) -> int:
         raw = key.encode("utf-8", "surrogatepass")
+        known = self._known
+        if known is not None:          # every identity so far is here: no SQLite
+            ordinal = known.get(raw)
+            if ordinal is None:
+                self._next += 1
+                ordinal = known[raw] = self._next
+                if len(known) >= KEYS_IN_MEMORY:   # from now on, SQLite keeps them
+                    self._new_keys = list(known.items())
+                    self._known = None
+            return ordinal
         ordinal = self._recent.get(raw)
         if ordinal is not None:
             return ordinal

@@ -27,9 +27,11 @@ def scratch(tmp_path, monkeypatch):
 
 @pytest.fixture
 def small_buffers(monkeypatch):
-    """Tiny batch and identity cache, so a small file exercises what a 1 GB file would."""
+    """Tiny batch and identity caches, so a small file exercises what a 1 GB file would: its
+    first 50 identities known in memory, then all of them in SQLite."""
     monkeypatch.setattr(spill, "_BATCH", 50)
     monkeypatch.setattr(spill, "_RECENT", 50)
+    monkeypatch.setattr(spill, "KEYS_IN_MEMORY", 50)
 
 
 def far_apart_rows(invoices: int, description: str = "x"):
@@ -59,12 +61,18 @@ def test_spill_is_removed_after_reading_early_close_and_rejection(tmp_path, scra
     assert list(scratch.iterdir()) == []
 
 
-def test_far_apart_rows_group_beyond_the_identity_cache(tmp_path, small_buffers):
+@pytest.mark.parametrize("in_sqlite", [True, False])
+def test_far_apart_rows_group_beyond_the_identity_cache(tmp_path, monkeypatch, in_sqlite):
+    """Whether the identities are known in memory (a file of up to KEYS_IN_MEMORY invoices)
+    or, past that, in SQLite, rows of one invoice far apart come out together."""
+    monkeypatch.setattr(spill, "_BATCH", 50)
+    monkeypatch.setattr(spill, "_RECENT", 50)
+    monkeypatch.setattr(spill, "KEYS_IN_MEMORY", 50 if in_sqlite else 10**6)
     path = write(tmp_path, "invoices_a.csv", csv_text(far_apart_rows(300)))
     items = list(read(path))
     assert [p.invoice.invoice_number for p in items] == [f"N{i}" for i in range(300)]
     assert all(isinstance(p, ParsedInvoice) and p.violations == () for p in items)
-    assert items[7].locations == (9, 309)
+    assert items[7].locations == (9, 309) and items[60].locations == (62, 362)
 
 
 def peak_while_reading(path) -> int:
