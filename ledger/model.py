@@ -150,14 +150,8 @@ def invoice_to_data(invoice: CanonicalInvoice) -> dict:
 
 
 def invoice_data_and_hash(invoice: CanonicalInvoice) -> tuple[dict, str]:
-    """(invoice_to_data(invoice), content_hash(invoice)) for the price of one conversion:
-    the hash encodes the data with exported_at and the source lines blanked, which gives the
-    same JSON bytes as encoding the blanked struct (the encoder sorts dict keys as it sorts
-    struct fields, and writes decimals as the same strings to_builtins makes)."""
-    data = msgspec.to_builtins(invoice, order="sorted")
-    stripped = dict(data, exported_at="",
-                    lines=[dict(line, source_line=0) for line in data["lines"]])
-    return data, hashlib.sha256(_encoder.encode(stripped)).hexdigest()
+    """(invoice_to_data(invoice), content_hash(invoice))."""
+    return invoice_to_data(invoice), content_hash(invoice)
 
 
 def invoice_from_data(data: dict) -> CanonicalInvoice:

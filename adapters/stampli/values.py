@@ -117,7 +117,7 @@ class Formats:
     def date(self, text: str) -> str:
         """The ISO date (YYYY-MM-DD) of a date written in the configured format."""
         raw = text.strip()
-        iso = _strptime_iso(raw, self.date_format)
+        iso = self.iso_date(raw)
         if iso is not None:
             return iso
         try:
