@@ -12,6 +12,12 @@ nothing of the save is kept. Measured on a 100k-invoice ingest, 2 cores (bench/i
   Events are keyed by random UUIDs, so each batch dirties leaf pages all over the primary key
   index; checkpointing after every batch copied most of that index into the database file
   each time. Checkpoints stay automatic; the -wal file grows to about 40 MB. (+9%)
+- A page cache of up to 32 MiB instead of 2 MiB. A batch of 5,000 invoices dirties ~11 MB of
+  table pages and most of the primary key index (~9 MB at 100k invoices): in 2 MiB, SQLite
+  spilled dirty pages to the WAL before the commit wrote them again (over the same frames: the
+  WAL is no larger, only the writes more), and read evicted index pages back. On 100k
+  invoices: 350k -> 214k pwrite calls, 217k -> 61k pread calls, the recording process's
+  kernel time 1.6 -> 1.0 s (strace, 2 cores). The cache grows only as pages are used.
 """
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ from eventsourcing.sqlite import (SQLiteApplicationRecorder, SQLiteConnection,
                                   SQLiteConnectionPool, SQLiteCursor, SQLiteFactory)
 
 WAL_CHECKPOINT_PAGES = 10_000
+CACHE_KIB = 32 * 1024
 
 
 class BulkSQLiteApplicationRecorder(SQLiteApplicationRecorder):
@@ -44,6 +51,7 @@ class _CheckpointPool(SQLiteConnectionPool):
         connection = super()._create_connection()
         if not self.is_sqlite_memory_mode:
             connection._sqlite_conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+            connection._sqlite_conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         return connection
 
 
