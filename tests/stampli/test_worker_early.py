@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -77,6 +78,9 @@ def test_the_workers_yield_the_cores_to_the_recording_process(tmp_path, workers)
     try:
         assert [os.getpriority(os.PRIO_PROCESS, process.pid) for _, process in workers] == [
             min(19, ours + worker.WORKER_NICENESS)] * 2
+        for _, process in workers:     # and keep their heap (glibc), not fault it in anew
+            environ = Path(f"/proc/{process.pid}/environ").read_bytes().split(b"\0")
+            assert b"MALLOC_TOP_PAD_=16777216" in environ
     finally:
         items.close()
     assert len(first_two_batches) == 75 and os.getpriority(os.PRIO_PROCESS, 0) == ours
