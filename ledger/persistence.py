@@ -29,7 +29,9 @@ def environment_for(url: str) -> dict[str, str]:
         path = url[len("sqlite:///"):]
         if path != ":memory:":
             make_private_dir(os.path.dirname(os.path.abspath(path)))
-            create_private_file(path)     # vendor tax ids: 0600, and so its -wal and -shm
+            if create_private_file(path):     # vendor tax ids: 0600, and so its -wal and -shm
+                from ledger.sqlite_store import new_ledger_file   # the backend in use only
+                new_ledger_file(path)
         return {"PERSISTENCE_MODULE": SQLITE_FACTORY_TOPIC,
                 "SQLITE_DBNAME": path if path != ":memory:" else ":memory:",
                 "SQLITE_LOCK_TIMEOUT": "30"}

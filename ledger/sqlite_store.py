@@ -18,10 +18,17 @@ nothing of the save is kept. Measured on a 100k-invoice ingest, 2 cores (bench/i
   WAL is no larger, only the writes more), and read evicted index pages back. On 100k
   invoices: 350k -> 214k pwrite calls, 217k -> 61k pread calls, the recording process's
   kernel time 1.6 -> 1.0 s (strace, 2 cores). The cache grows only as pages are used.
+- A new ledger file gets 16 KiB pages instead of 4 KiB (new_ledger_file). A WAL frame is two
+  writes whatever its size, and an insert walks fewer, fuller pages: on 100k invoices the
+  recording process's CPU -0.6 s (kernel -0.3 s). SQLite keeps a file's page size once WAL
+  is on, so it is chosen before the library opens the file; a ledger made before keeps its
+  4 KiB pages and works as it did. The WAL checkpoint interval is in bytes, whatever the page.
 """
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
+from contextlib import closing
 from typing import Any
 from uuid import UUID
 
@@ -29,8 +36,22 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import (SQLiteApplicationRecorder, SQLiteConnection,
                                   SQLiteConnectionPool, SQLiteCursor, SQLiteFactory)
 
-WAL_CHECKPOINT_PAGES = 10_000
+PAGE_BYTES = 16 * 1024                 # of a new ledger file
+WAL_CHECKPOINT_BYTES = 10_000 * 4096   # ~40 MB (SQLite's default is 1000 pages)
 CACHE_KIB = 32 * 1024
+
+
+def new_ledger_file(path: str) -> None:
+    """Give a ledger file just created, still empty, PAGE_BYTES pages and WAL. (If another
+    process opened it first, it has SQLite's default pages: the pragma is then ignored.)"""
+    with closing(sqlite3.connect(path)) as connection:
+        connection.execute(f"PRAGMA page_size={PAGE_BYTES}")
+        connection.execute("PRAGMA journal_mode=WAL")
+
+
+def wal_checkpoint_pages(connection: sqlite3.Connection) -> int:
+    """The autocheckpoint setting (in pages) for WAL_CHECKPOINT_BYTES on this file."""
+    return WAL_CHECKPOINT_BYTES // connection.execute("PRAGMA page_size").fetchone()[0]
 
 
 class BulkSQLiteApplicationRecorder(SQLiteApplicationRecorder):
@@ -50,8 +71,9 @@ class _CheckpointPool(SQLiteConnectionPool):
     def _create_connection(self) -> SQLiteConnection:
         connection = super()._create_connection()
         if not self.is_sqlite_memory_mode:
-            connection._sqlite_conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
-            connection._sqlite_conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+            sqlite_conn = connection._sqlite_conn
+            sqlite_conn.execute(f"PRAGMA wal_autocheckpoint={wal_checkpoint_pages(sqlite_conn)}")
+            sqlite_conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         return connection
 
 

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from ledger.sqlite_store import WAL_CHECKPOINT_PAGES
+from ledger.sqlite_store import wal_checkpoint_pages
 
 
 class ViewStore:
@@ -68,7 +68,7 @@ class SqliteViewStore(ViewStore):
             conn.execute("PRAGMA synchronous=NORMAL")
             # Same reason as the ledger's (ledger/sqlite_store.py): upserts keyed by random
             # UUIDs dirty pages all over the index; checkpointing each page's commit cost 7%.
-            conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+            conn.execute(f"PRAGMA wal_autocheckpoint={wal_checkpoint_pages(conn)}")
             self._local.conn = conn
         return conn
 

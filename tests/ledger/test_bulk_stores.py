@@ -4,6 +4,7 @@ back must be the rows' real positions, a clash must keep nothing of the save, an
 of the state must come back as stored. SQLite connections checkpoint the WAL less often."""
 from __future__ import annotations
 
+import sqlite3
 import uuid
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from ledger.app import Ledger
 from ledger.postgres_store import BulkPostgresApplicationRecorder
-from ledger.sqlite_store import (CACHE_KIB, WAL_CHECKPOINT_PAGES,
+from ledger.sqlite_store import (CACHE_KIB, PAGE_BYTES, WAL_CHECKPOINT_BYTES,
                                   BulkSQLiteApplicationRecorder)
 from projections.store import open_view_store
 
@@ -70,17 +71,37 @@ def test_every_byte_of_the_state_comes_back(ledger):
     assert [e.state for e in ledger.recorder.select_events(stream)] == states
 
 
-def test_connections_checkpoint_the_wal_every_40_mb_and_cache_32_mib(sqlite_ledger):
-    # What the cache saves (a batch's dirty pages spilled and written again, index pages
-    # read back) shows in kernel time only: bench/ingest.py measures it.
-    ledger = sqlite_ledger
+def _pragmas(ledger, *names):
     with ledger.recorder.datastore.transaction(commit=False) as cursor:
-        cursor.execute("PRAGMA wal_autocheckpoint")
-        assert cursor.fetchone()[0] == WAL_CHECKPOINT_PAGES == 10_000
-        cursor.execute("PRAGMA cache_size")
-        assert cursor.fetchone()[0] == -CACHE_KIB == -32 * 1024
-        cursor.execute("PRAGMA journal_mode")
-        assert cursor.fetchone()[0] == "wal"
+        found = []
+        for name in names:
+            cursor.execute(f"PRAGMA {name}")
+            found.append(cursor.fetchone()[0])
+    return found
+
+
+def test_a_new_ledger_has_16_kib_pages_a_40_mb_wal_and_a_32_mib_cache(sqlite_ledger):
+    # What the pages and the cache save (fewer writes, no dirty pages spilled and written
+    # again, no index pages read back) shows in time only: bench/ingest.py measures it.
+    assert _pragmas(sqlite_ledger, "page_size", "journal_mode", "wal_autocheckpoint",
+                    "cache_size") == [PAGE_BYTES, "wal", 2500, -CACHE_KIB]
+    assert PAGE_BYTES == 16 * 1024 and CACHE_KIB == 32 * 1024
+    assert 2500 * PAGE_BYTES == WAL_CHECKPOINT_BYTES == 40_960_000
+
+
+def test_a_ledger_made_with_4_kib_pages_keeps_them_and_its_events(tmp_path):
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:     # as SQLite (and the connector before) made them
+        old.execute("PRAGMA journal_mode=WAL")
+    ledger = Ledger(f"sqlite:///{path}")
+    try:
+        stream = uuid.uuid4()
+        ledger.recorder.insert_events(_events(stream, range(1, 3)))
+        assert _pragmas(ledger, "page_size", "wal_autocheckpoint") == [4096, 10_000]
+        assert [e.state for e in ledger.recorder.select_events(stream)] == [
+            b'{"v":1}', b'{"v":2}']
+    finally:
+        ledger.close()
 
 
 def test_an_in_memory_ledger_still_works():
@@ -92,11 +113,11 @@ def test_an_in_memory_ledger_still_works():
         ledger.close()
 
 
-def test_the_projection_store_checkpoints_alike(tmp_path):
-    store = open_view_store(f"sqlite:///{tmp_path}/l.db")
+def test_the_projection_store_checkpoints_alike(sqlite_ledger, tmp_path):
+    store = open_view_store(f"sqlite:///{tmp_path}/l.db")     # the ledger's file
     try:
         with store.transaction() as cursor:
-            assert cursor.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 10_000
+            assert cursor.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 2500
     finally:
         store.close()
 
