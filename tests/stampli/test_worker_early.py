@@ -122,13 +122,22 @@ def test_an_early_worker_that_dies_at_once_means_pass_2_here(tmp_path, monkeypat
     assert [job["tail"] for job, _ in workers] == [True, True]
 
 
-def test_a_large_file_starts_its_worker_with_the_first_rows_spilled(tmp_path, monkeypatch,
-                                                                     workers):
-    """Its size says it has many rows: the worker need not wait for PARALLEL_ROWS of them."""
+def test_a_large_file_starts_its_workers_before_the_first_row_is_spilled(tmp_path, monkeypatch,
+                                                                         workers):
+    """Its size says it has many rows: the workers need not wait for PARALLEL_ROWS of them,
+    nor for the first rows (their start then overlaps pass 1 on the idle core)."""
     path = write(tmp_path, "invoices_a.csv", csv_text(in_order_rows(50)))
     expected = here(monkeypatch, path)
     monkeypatch.setattr(worker, "PARALLEL_ROWS", 10**9)
     assert list(read(path)) == expected and workers == []           # small: here
+    spilled_at_start = []
+    real = worker._Team.__init__
+
+    def team(self, job):
+        spilled_at_start.append(spill.items_path(job["spill"]).stat().st_size)
+        real(self, job)
+    monkeypatch.setattr(worker._Team, "__init__", team)
     monkeypatch.setattr(worker, "PARALLEL_BYTES", path.stat().st_size)
     assert list(read(path)) == expected
     assert [job["tail"] for job, _ in workers] == [True, True]
+    assert spilled_at_start == [0]
