@@ -27,8 +27,12 @@ instructions). After pass 1 this process only seals (the MACs, ledger/signing.py
 three processes share both cores, busy to the end: the workers run at a lower priority, so
 the recording process, the serial part, never waits for a core (before that it took a third
 of one, and recorded the last batches alone with a core idle). The figure is bound by the
-machine's CPU: ~12 s of CPU in all for a 6.3 s run on this stop's host (main ~5.2 s, of which
-1.3 s in the kernel; workers ~6.7 s).
+machine's CPU: both cores are busy from ~0.2 s after the start to ~0.2 s before the end, and
+the wall time is about half the CPU time plus 0.3 s. On this stop's host, 8.2 s of CPU for a
+4.4 s run in a quiet minute, 10.6 s for 5.7 s in a slow one (main 3.8-4.9 s, of which 0.6-0.8
+s in the kernel; workers 4.4-5.7 s, 0.2-0.3 s in the kernel). The kernel's share came down
+from 2.3 s: SQLite's page cache and pages (ledger/sqlite_store.py) and the workers' heap
+(worker.WORKER_MALLOC).
 """
 from __future__ import annotations
 
