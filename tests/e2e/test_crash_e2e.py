@@ -120,10 +120,15 @@ def test_sigkill_at_random_moments_never_loses_or_doubles(make_world, tmp_path):
 @pytest.mark.slow
 def test_workers_sharing_a_postgresql_ledger_split_the_work(make_world, tmp_path, pg_url):
     world = make_world(ifs_seed(VENDORS), ledger=pg_url, connector={"post_batch": 10})
-    _drop_generated(world, tmp_path, invoices=200, files=4)
     logs = [tmp_path / f"worker{n}.log" for n in range(3)]
     workers = [_start_run(world, log) for log in logs]
     try:
+        # The exports land once every worker is up (each has finished a cycle): dropped
+        # before, the first worker to start could post all 200 before the others polled.
+        end = time.time() + 60
+        while time.time() < end and not all("cycle done" in log.read_text() for log in logs):
+            time.sleep(0.2)
+        _drop_generated(world, tmp_path, invoices=200, files=4)
         end = time.time() + 150
         while time.time() < end:
             rows = json.loads(world.cli("status", "--json").stdout)
