@@ -4,8 +4,8 @@ end, stops the early worker and loses nothing."""
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
-from pathlib import Path
 
 import pytest
 
@@ -78,12 +78,29 @@ def test_the_workers_yield_the_cores_to_the_recording_process(tmp_path, workers)
     try:
         assert [os.getpriority(os.PRIO_PROCESS, process.pid) for _, process in workers] == [
             min(19, ours + worker.WORKER_NICENESS)] * 2
-        for _, process in workers:     # and keep their heap (glibc), not fault it in anew
-            environ = Path(f"/proc/{process.pid}/environ").read_bytes().split(b"\0")
-            assert b"MALLOC_TOP_PAD_=16777216" in environ
     finally:
         items.close()
     assert len(first_two_batches) == 75 and os.getpriority(os.PRIO_PROCESS, 0) == ours
+
+
+def test_the_workers_keep_their_heap_unless_told_otherwise(tmp_path, monkeypatch, workers):
+    """glibc's MALLOC_TOP_PAD_ is set in each worker's environment (worker.WORKER_MALLOC), so
+    its heap is not handed back and faulted in again between batches; a value the caller's
+    environment already holds is kept."""
+    path = write(tmp_path, "invoices_a.csv", csv_text(in_order_rows()))
+    envs: list[dict] = []
+    real = subprocess.Popen
+
+    def popen(*args, **kwargs):
+        envs.append(kwargs["env"])
+        return real(*args, **kwargs)
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    expected = list(read(path))
+    assert [env["MALLOC_TOP_PAD_"] for env in envs] == ["16777216"] * 2
+    monkeypatch.setenv("MALLOC_TOP_PAD_", "0")
+    envs.clear()
+    assert list(read(path)) == expected
+    assert [env["MALLOC_TOP_PAD_"] for env in envs] == ["0"] * 2
 
 
 def test_rows_far_apart_stop_the_early_worker_and_pass_2_starts_over(tmp_path, monkeypatch,
