@@ -62,12 +62,12 @@ def test_spill_is_removed_after_reading_early_close_and_rejection(tmp_path, scra
 
 
 @pytest.mark.parametrize("in_sqlite", [True, False])
-def test_far_apart_rows_group_beyond_the_identity_cache(tmp_path, monkeypatch, in_sqlite):
+def test_far_apart_rows_group_beyond_the_identity_cache(tmp_path, small_buffers, monkeypatch,
+                                                       in_sqlite):
     """Whether the identities are known in memory (a file of up to KEYS_IN_MEMORY invoices)
     or, past that, in SQLite, rows of one invoice far apart come out together."""
-    monkeypatch.setattr(spill, "_BATCH", 50)
-    monkeypatch.setattr(spill, "_RECENT", 50)
-    monkeypatch.setattr(spill, "KEYS_IN_MEMORY", 50 if in_sqlite else 10**6)
+    if not in_sqlite:
+        monkeypatch.setattr(spill, "KEYS_IN_MEMORY", 10**6)
     path = write(tmp_path, "invoices_a.csv", csv_text(far_apart_rows(300)))
     items = list(read(path))
     assert [p.invoice.invoice_number for p in items] == [f"N{i}" for i in range(300)]
