@@ -119,7 +119,11 @@ def test_sigkill_at_random_moments_never_loses_or_doubles(make_world, tmp_path):
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_workers_sharing_a_postgresql_ledger_split_the_work(make_world, tmp_path, pg_url):
-    world = make_world(ifs_seed(VENDORS), ledger=pg_url, connector={"post_batch": 10})
+    # IFS takes 20 requests a second: unthrottled, one worker posted all 200 in 0.75 s, less
+    # than the others' 1 s schedule, and in CI (twice) they found nothing left; now posting
+    # lasts ~5 s and every worker takes part.
+    world = make_world(ifs_seed(VENDORS), ledger=pg_url, connector={"post_batch": 10},
+                       budget=(20, 1.0))
     logs = [tmp_path / f"worker{n}.log" for n in range(3)]
     workers = [_start_run(world, log) for log in logs]
     try:
