@@ -19,6 +19,11 @@ Chosen by the ledger URL's environment (`PERSISTENCE_MODULE` names LedgerPostgre
   regular expression. Here the same rows go as four parallel arrays (ids, versions, topics,
   states) in binary, unnested in the same order: the same table lock, NOTIFY, statement shape
   (INSERT ... SELECT ... RETURNING notification_id), ids read back and errors as the library's.
+- Event states are compressed with lz4 instead of PostgreSQL's default pglz (PostgreSQL 14
+  and later). A Posted event keeps its IFS exchanges, about 17 KB of JSON, so every one is
+  compressed on its way into TOAST; pglz took a fifth of the server's CPU in the end-to-end
+  flow (2.7 s of server CPU for 5,000 invoices, 2.1 s with lz4). Only new rows are affected;
+  a server without lz4 keeps pglz.
 """
 from __future__ import annotations
 
@@ -28,7 +33,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.persistence import (InterfaceError, NotSupportedError, OperationalError,
+                                      ProgrammingError, StoredEvent)
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier, Literal
@@ -82,6 +88,24 @@ class BulkPostgresApplicationRecorder(PostgresApplicationRecorder):
         self.last_id_statement = SQL(
             "SELECT currval(pg_get_serial_sequence({name}, 'notification_id')) AS last").format(
             name=Literal(f'"{datastore.schema}"."{events_table_name}"'))
+        self.state_compression_statement = SQL(
+            "SELECT attcompression FROM pg_attribute WHERE attrelid = to_regclass({name})"
+            " AND attname = 'state'").format(
+            name=Literal(f'"{datastore.schema}"."{events_table_name}"'))
+        self.compress_with_lz4_statement = SQL(
+            "ALTER TABLE {schema}.{table} ALTER COLUMN state SET COMPRESSION lz4").format(**table)
+
+    def create_table(self) -> None:
+        super().create_table()
+        # Asked first: ALTER TABLE locks out the other workers, even when nothing changes.
+        try:
+            with self.datastore.transaction(commit=True) as curs:
+                curs.execute(self.state_compression_statement)
+                row = curs.fetchone()
+                if row is not None and row["attcompression"] != "l":
+                    curs.execute(self.compress_with_lz4_statement)
+        except (ProgrammingError, NotSupportedError):
+            pass                       # PostgreSQL 13 (no attcompression) or built without lz4
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent],

@@ -15,7 +15,7 @@ from projections.base import LedgerEvent, Projection, select_in
 from projections.store import Cursor
 
 TABLE = "mlc_invoice_status"
-_INT_COLUMNS = {"attempts", "version"}
+_TYPES = tuple("INTEGER" if c in ("attempts", "version") else "TEXT" for c in COLUMNS)
 
 
 class StatusProjection(Projection):
@@ -25,8 +25,8 @@ class StatusProjection(Projection):
     tables = (TABLE,)
     ddl = (
         f"CREATE TABLE IF NOT EXISTS {TABLE} ("
-        + ", ".join(f"{c} {'INTEGER' if c in _INT_COLUMNS else 'TEXT'}"
-                    + (" PRIMARY KEY" if c == "id" else "") for c in COLUMNS) + ")",
+        + ", ".join(f"{c} {t}" + (" PRIMARY KEY" if c == "id" else "")
+                    for c, t in zip(COLUMNS, _TYPES)) + ")",
         f"CREATE INDEX IF NOT EXISTS {TABLE}_state ON {TABLE} (state, next_retry_at)",
         # the workspace: exceptions oldest first per state, and a file's invoices
         f"CREATE INDEX IF NOT EXISTS {TABLE}_state_age ON {TABLE} (state, updated_at)",
@@ -71,7 +71,7 @@ class StatusProjection(Projection):
     def flush(self, cur: Cursor) -> None:
         """Each row touched since the last flush, written once."""
         rows = self._rows
-        cur.executemany(_UPSERT, [_as_tuple(rows[i]) for i in sorted(self._dirty)])
+        cur.upsert(TABLE, COLUMNS, _TYPES, [_as_tuple(rows[i]) for i in sorted(self._dirty)])
         self._dirty = set()
         if len(rows) > self.CACHE_ROWS:
             rows.clear()
@@ -83,9 +83,6 @@ def _decoder(kind: str) -> Callable[[bytes], dict[str, Any]]:
 
 
 _as_tuple = operator.itemgetter(*COLUMNS)
-_UPSERT = (f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-           " ON CONFLICT (id) DO UPDATE SET "
-           + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c != "id"))
 
 
 def read_status(cur: Cursor, state: str | None = None) -> list[dict[str, Any]]:

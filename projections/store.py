@@ -40,6 +40,26 @@ class Cursor:
         if rows:
             self.raw.executemany(self._sql(sql), rows)
 
+    def upsert(self, table: str, columns: Sequence[str], types: Sequence[str],
+               rows: Sequence[Sequence[Any]]) -> None:
+        """Rows written over any with the same first column (the table's key; unique within
+        `rows`). PostgreSQL gets them in one statement, a column per array: executemany
+        sent one statement per row, 25,000 for a 5,000-invoice backfill, and half the time
+        of a projection's catch-up went into sending and planning them."""
+        if not rows:
+            return
+        update = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
+        names = ", ".join(columns)
+        if not self.translate:
+            self.raw.executemany(
+                f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})"
+                f" ON CONFLICT ({columns[0]}) DO UPDATE SET {update}", rows)
+            return
+        arrays = ", ".join(f"%s::{t}[]" for t in types)
+        self.raw.execute(f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})"
+                         f" ON CONFLICT ({columns[0]}) DO UPDATE SET {update}",
+                         [list(column) for column in zip(*rows)])
+
     def fetchall(self) -> list[tuple[Any, ...]]:
         return list(self.raw.fetchall())
 

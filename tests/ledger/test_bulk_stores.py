@@ -122,6 +122,25 @@ def test_the_projection_store_checkpoints_alike(sqlite_ledger, tmp_path):
         store.close()
 
 
+def test_a_projection_upsert_writes_new_rows_and_overwrites_old_ones(ledger):
+    """The status view's flush (projections/store.py Cursor.upsert): on PostgreSQL one
+    statement of arrays, on SQLite a statement a row; the same table either way."""
+    store = open_view_store(ledger.url)
+    columns, types = ("id", "note", "attempts"), ("TEXT", "TEXT", "INTEGER")
+    try:
+        with store.transaction() as cur:
+            cur.execute("CREATE TABLE t_upsert (id TEXT PRIMARY KEY, note TEXT, attempts INTEGER)")
+            cur.upsert("t_upsert", columns, types, [("a", "first", 0), ("b", None, 1)])
+            cur.upsert("t_upsert", columns, types, [])
+        with store.transaction() as cur:
+            cur.upsert("t_upsert", columns, types, [("b", "it's \\ \"ü\"", 2), ("c", "", None)])
+            rows = cur.execute("SELECT id, note, attempts FROM t_upsert ORDER BY id").fetchall()
+    finally:
+        store.close()
+    assert [tuple(r) for r in rows] == [("a", "first", 0), ("b", "it's \\ \"ü\"", 2),
+                                        ("c", "", None)]
+
+
 # ---- PostgreSQL: large saves go by COPY (ledger/postgres_store.py) -------------------------
 
 @pytest.fixture(params=["copy", "insert"])
@@ -234,3 +253,22 @@ def test_recorded_finds_exactly_the_streams_with_events(ledger):
     asked = held + [uuid.uuid4() for _ in range(600)] + held[:5]
     assert ledger.recorded(asked) == set(held[::3])
     assert ledger.recorded([]) == set()
+
+
+def test_event_states_are_compressed_with_lz4(pg_ledger):
+    """A Posted event's IFS exchanges make large states: lz4 compresses them for a fraction
+    of pglz's CPU, and they come back byte for byte."""
+    ledger = pg_ledger
+    stream = uuid.uuid4()
+    state = b'{"exchanges":[%s]}' % b",".join(b'{"n":%d,"body":"%s"}' % (n, b"x" * 200)
+                                                for n in range(100))
+    ledger.recorder.insert_events([StoredEvent(stream, 1, "tests.Large", state)])
+    with ledger.recorder.datastore.transaction() as curs:
+        curs.execute(ledger.recorder.state_compression_statement)
+        assert curs.fetchone()["attcompression"] == "l"
+        curs.execute("SELECT pg_column_compression(state) AS method, octet_length(state) AS n,"
+                     " pg_column_size(state) AS stored FROM ml_connector_events")
+        row = curs.fetchone()
+    assert row["method"] == "lz4" and row["n"] == len(state) and row["stored"] < len(state) / 4
+    assert ledger.recorder.select_events(stream)[0].state == state
+    Ledger(ledger.url).close()                 # opened again: the setting is kept, no error
