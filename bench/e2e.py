@@ -35,6 +35,9 @@ from bench.e2e_world import RequestCounter, RssWatch, Sshd, drop_exports, write_
 
 INVOICES, QUICK_INVOICES = 100_000, 4_000
 PG_INVOICES, QUICK_PG_INVOICES = 5_000, 2_000
+# SQLite and PostgreSQL alternate, best of each (timeit's rule: this host's speed moves by up
+# to a third from one minute to the next; one run of each gave 0.65x to 1.05x for one code).
+PG_ROUNDS, QUICK_PG_ROUNDS = 2, 1
 FILES = 20
 VENDORS = 50
 BUDGET = (1000, 60.0)                  # the tenant's: 1,000 requests per minute
@@ -223,12 +226,16 @@ def backfill_figure(flow: dict[str, Any], ingest: dict[str, Any]) -> dict[str, A
                   budget_ceiling_per_min=round(ceiling))
 
 
-def postgres_figures(sqlite: dict[str, Any], one: dict[str, Any],
+def postgres_figures(sqlite_runs: list[dict[str, Any]], one_runs: list[dict[str, Any]],
                      two: dict[str, Any]) -> list[dict[str, Any]]:
+    sqlite, one = (max(runs, key=lambda f: f["per_minute"]) for runs in (sqlite_runs, one_runs))
     n = sqlite["invoices"]
     share = ratio(one["per_minute"], sqlite["per_minute"])
     clean = all(f["posted"] == f["documents"] == n and not f["posted_twice"]
-                for f in (sqlite, one, two))
+                for f in (*sqlite_runs, *one_runs, two))
+    rounds = (f"best of {len(one_runs)} alternating rounds: SQLite "
+              + ", ".join(f"{f['per_minute']:,.0f}" for f in sqlite_runs) + "/min; PostgreSQL "
+              + ", ".join(f"{f['per_minute']:,.0f}" for f in one_runs) + "/min")
     return [
         result("end to end on a PostgreSQL ledger, 1 worker", round(one["per_minute"]),
                "invoices/min", target=f">= {TARGET_PG_SHARE}x SQLite, 0 posted twice",
@@ -238,14 +245,15 @@ def postgres_figures(sqlite: dict[str, Any], one: dict[str, Any],
                ratio=share, ratio_means="PostgreSQL / SQLite",
                notes=[f"{n:,} invoices, same flow as the backfill: SQLite {sqlite['seconds']:.1f}"
                       f" s, PostgreSQL {one['seconds']:.1f} s; posted twice: SQLite "
-                      f"{sqlite['posted_twice']}, PostgreSQL {one['posted_twice']}"],
+                      f"{sum(f['posted_twice'] for f in sqlite_runs)}, PostgreSQL "
+                      f"{sum(f['posted_twice'] for f in one_runs)}", rounds],
                **_details(one)),
         result("end to end on a PostgreSQL ledger, 2 workers", round(two["per_minute"]),
                "invoices/min", target="report; 0 posted twice", met=clean,
                baseline={"name": "1 worker on the same database setup",
                          "value": round(one["per_minute"]), "unit": "invoices/min"},
                ratio=ratio(two["per_minute"], one["per_minute"]),
-               ratio_means="2 workers / 1 worker",
+               ratio_means="2 workers / 1 worker (its best round)",
                notes=[f"two `sync` processes sharing one PostgreSQL ledger, {n:,} invoices in "
                       f"{two['seconds']:.1f} s; runs per worker {two['sync_runs']}; documents "
                       f"in IFS {two['documents']:,}, posted twice {two['posted_twice']}; on 2 "
@@ -285,25 +293,31 @@ def main() -> None:
         rows.append(row)
     if not opts.no_postgres:
         try:
-            rows += _postgres(opts.work, small, profile is not None)
+            rows += _postgres(opts.work, small, QUICK_PG_ROUNDS if opts.quick else PG_ROUNDS,
+                              profile is not None)
         except Unavailable as exc:
             rows.append(result("end to end on a PostgreSQL ledger, 1 worker", None,
                                "invoices/min", notes=[f"skipped: {exc}"]))
     emit(rows, opts.out)
 
 
-def _postgres(work: Path, n: int, profile: bool = False) -> list[dict[str, Any]]:
-    log(f"SQLite at {n:,} invoices")
-    sqlite = run_flow(work, n, label="sqlite-small")
+def _postgres(work: Path, n: int, rounds: int, profile: bool = False) -> list[dict[str, Any]]:
+    sqlite_runs, one_runs = [], []
+    for r in range(rounds):
+        log(f"round {r + 1}/{rounds}: SQLite at {n:,} invoices")
+        sqlite_runs.append(run_flow(work, n, label=f"sqlite-small{r}"))
+        with pg_database("mlc_bench_e2e") as url:
+            log(f"PostgreSQL, 1 worker, {n:,} invoices "
+                f"(SQLite {sqlite_runs[-1]['per_minute']:,.0f}/min)")
+            one_runs.append(run_flow(
+                work, n, ledger=url, label=f"pg1-{r}",
+                profile=work / "e2e-pg1.pyinstrument.txt" if profile and r == 0 else None))
+        log(f"PostgreSQL 1 worker {one_runs[-1]['per_minute']:,.0f}/min")
     with pg_database("mlc_bench_e2e") as url:
-        log(f"PostgreSQL, 1 worker, {n:,} invoices (SQLite {sqlite['per_minute']:,.0f}/min)")
-        one = run_flow(work, n, ledger=url, label="pg1",
-                       profile=work / "e2e-pg1.pyinstrument.txt" if profile else None)
-    with pg_database("mlc_bench_e2e") as url:
-        log(f"PostgreSQL, 2 workers (1 worker {one['per_minute']:,.0f}/min)")
+        log(f"PostgreSQL, 2 workers, {n:,} invoices")
         two = run_flow(work, n, ledger=url, workers=2, label="pg2")
     log(f"2 workers {two['per_minute']:,.0f}/min")
-    return postgres_figures(sqlite, one, two)
+    return postgres_figures(sqlite_runs, one_runs, two)
 
 
 def _profile_head(path: Path, lines: int = 40) -> list[str]:
