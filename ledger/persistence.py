@@ -14,6 +14,9 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlparse
 from uuid import UUID
 
+from eventsourcing.persistence import InterfaceError, OperationalError
+from eventsourcing.utils import retry
+
 from ledger.errors import LedgerError
 from ledger.private import create_private_file, make_private_dir
 
@@ -171,7 +174,8 @@ def notification_rows(recorder: Any, start: int,
     """The notification log from `start` as plain tuples (position, stream id, version,
     topic, stored state). On SQLite it reads the table directly: the library's reader
     builds a UUID and a Notification per row, which costs more than the projections' own
-    work on a rebuild. Same rows, same order (rowid is the notification id)."""
+    work on a rebuild. Same rows, same order (rowid is the notification id). On PostgreSQL
+    it reads them in binary (_postgres_notification_rows)."""
     from eventsourcing.sqlite import SQLiteApplicationRecorder
 
     if isinstance(recorder, SQLiteApplicationRecorder):
@@ -184,8 +188,31 @@ def notification_rows(recorder: Any, start: int,
             known = _DASHED.get
             return [(position, known(hex_id) or _dashed(hex_id), version, topic, state)
                     for position, hex_id, version, topic, state in cursor.fetchall()]
+    if _is_postgres(recorder):
+        return _postgres_notification_rows(recorder, start, limit)
     return [(n.id, str(n.originator_id), n.originator_version, n.topic, n.state)
             for n in recorder.select_notifications(start, limit)]
+
+
+@retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)   # as the library's
+def _postgres_notification_rows(recorder: Any, start: int,
+                                limit: int) -> list[tuple[int, str, int, str, bytes]]:
+    """The same rows from PostgreSQL as tuples, in binary: the library's reader takes dict
+    rows, bytea as hex text and a Notification per row, three times the time of this read
+    for a page holding Posted events (17 KB of IFS exchanges each)."""
+    from psycopg.rows import tuple_row
+    from psycopg.sql import SQL, Identifier
+
+    statement = SQL("SELECT notification_id, originator_id::text, originator_version, topic,"
+                    " state FROM {schema}.{table} WHERE notification_id >= %s"
+                    " ORDER BY notification_id LIMIT %s").format(
+        schema=Identifier(recorder.datastore.schema),
+        table=Identifier(recorder.events_table_name))
+    with recorder.datastore.get_connection() as conn, \
+            conn.transaction(force_rollback=True), \
+            conn.cursor(row_factory=tuple_row, binary=True) as cursor:
+        cursor.execute(statement, (start, limit))
+        return cursor.fetchall()
 
 
 def _is_postgres(recorder: Any) -> bool:

@@ -210,6 +210,8 @@ class Projector:
             if not done:
                 return applied
             applied += done
+            if min(self._written.values(), default=0) >= total:
+                return applied        # no need to ask for an empty page (a transaction more)
 
     def _forget_all(self) -> None:
         self._written = {}
@@ -244,10 +246,11 @@ class Projector:
                 del page
             if not read:
                 return 0
+            names = [projection.name for projection in self.projections]
             for projection in self.projections:
                 projection.flush(cur)
-                cur.execute(f"UPDATE {POSITIONS} SET position = ? WHERE name = ?",
-                            (last, projection.name))
+            cur.execute(f"UPDATE {POSITIONS} SET position = ? WHERE name IN"
+                        f" ({','.join('?' * len(names))})", (last, *names))
         self._written = {projection.name: last for projection in self.projections}
         if progress:
             progress(last, max(total, last))

@@ -122,6 +122,23 @@ def test_the_projection_store_checkpoints_alike(sqlite_ledger, tmp_path):
         store.close()
 
 
+def test_notification_rows_are_the_librarys_notifications_as_tuples(ledger):
+    """The projections' own reader (ledger/persistence.py notification_rows): the rows the
+    library's select_notifications gives, from a position, every byte of the state."""
+    a, b = uuid.uuid4(), uuid.uuid4()
+    states = [bytes(range(256)), b"", b"\\x00 '\" \\N", b'{"big":"%s"}' % (b"x" * 20_000)]
+    ledger.recorder.insert_events([StoredEvent(a, v, "tests.Bytes", s)
+                                   for v, s in enumerate(states, start=1)])
+    ledger.recorder.insert_events(_events(b, range(1, 4)))
+    expected = [(n.id, str(n.originator_id), n.originator_version, n.topic, bytes(n.state))
+                for n in ledger.recorder.select_notifications(3, 100)]
+    rows = ledger.notification_rows(3, 100)
+    assert rows == expected and len(rows) == 5
+    assert all(type(r[1]) is str and type(r[4]) is bytes for r in rows)
+    assert ledger.notification_rows(3, 2) == expected[:2]
+    assert ledger.notification_rows(8, 10) == []
+
+
 def test_a_projection_upsert_writes_new_rows_and_overwrites_old_ones(ledger):
     """The status view's flush (projections/store.py Cursor.upsert): on PostgreSQL one
     statement of arrays, on SQLite a statement a row; the same table either way."""
