@@ -194,13 +194,11 @@ def notification_rows(recorder: Any, start: int,
             for n in recorder.select_notifications(start, limit)]
 
 
-@retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)   # as the library's
 def _postgres_notification_rows(recorder: Any, start: int,
                                 limit: int) -> list[tuple[int, str, int, str, bytes]]:
     """The same rows from PostgreSQL as tuples, in binary: the library's reader takes dict
     rows, bytea as hex text and a Notification per row, three times the time of this read
     for a page holding Posted events (17 KB of IFS exchanges each)."""
-    from psycopg.rows import tuple_row
     from psycopg.sql import SQL, Identifier
 
     statement = SQL("SELECT notification_id, originator_id::text, originator_version, topic,"
@@ -208,10 +206,19 @@ def _postgres_notification_rows(recorder: Any, start: int,
                     " ORDER BY notification_id LIMIT %s").format(
         schema=Identifier(recorder.datastore.schema),
         table=Identifier(recorder.events_table_name))
+    return _postgres_rows(recorder, statement, (start, limit))
+
+
+@retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)   # as the library's
+def _postgres_rows(recorder: Any, statement: Any, params: tuple[Any, ...]) -> list[tuple]:
+    """A read-only query's rows as tuples, in binary (bytea as bytes, not hex text); a lost
+    connection is retried as the library's reads are."""
+    from psycopg.rows import tuple_row
+
     with recorder.datastore.get_connection() as conn, \
             conn.transaction(force_rollback=True), \
             conn.cursor(row_factory=tuple_row, binary=True) as cursor:
-        cursor.execute(statement, (start, limit))
+        cursor.execute(statement, params)
         return cursor.fetchall()
 
 
@@ -283,10 +290,7 @@ def stored_events_of(recorder: Any, ids: list[UUID]) -> dict[UUID, list[Any]]:
                             " ORDER BY originator_id, originator_version").format(
                 schema=Identifier(recorder.datastore.schema),
                 table=Identifier(recorder.events_table_name))
-            with recorder.datastore.transaction(commit=False) as cursor:
-                cursor.execute(statement, (_postgres_ids(recorder, part),))
-                rows = [(r["originator_id"], r["originator_version"], r["topic"], r["state"])
-                        for r in cursor.fetchall()]
+            rows = _postgres_rows(recorder, statement, (_postgres_ids(recorder, part),))
         else:
             for i in part:
                 found[i] = list(recorder.select_events(i))
