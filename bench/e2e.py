@@ -13,7 +13,8 @@ Figures:
   creation included) and (b) ingest alone (`ml-connector ingest` of the same files into a
   fresh ledger, same run);
 - the same flow at a smaller size on a PostgreSQL ledger with one `sync` and with two `sync`
-  processes sharing the database, against SQLite at that size in the same run.
+  processes sharing the database, against SQLite at that size in the same run (SQLite and
+  PostgreSQL alternate, PG_ROUNDS rounds, best of each).
 """
 from __future__ import annotations
 
