@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from bench import emulator as emulators
-from bench.common import (ROOT, Unavailable, args, emit, log, pg_database, rate, ratio,
-                          result, scratch)
-from bench.e2e_world import RequestCounter, RssWatch, Sshd, drop_exports, write_world
+from bench.common import (CORES, ROOT, Unavailable, args, emit, log, pg_database, rate,
+                          ratio, result, scratch)
+from bench.e2e_world import (RequestCounter, RssWatch, Sshd, drop_exports,
+                             postgres_server_cpu, write_world)
 
 INVOICES, QUICK_INVOICES = 100_000, 4_000
 PG_INVOICES, QUICK_PG_INVOICES = 5_000, 2_000
@@ -108,6 +109,7 @@ def run_flow(work: Path, invoices: int, *, ledger: str | None = None, workers: i
             config = write_world(folder, sshd, emu.base_url, ledger=ledger)
             names = drop_exports(folder / "exports", sshd.outbound, invoices, FILES, VENDORS)
             watch, counter = RssWatch(), RequestCounter(emu)
+            server_cpu = postgres_server_cpu(ledger) if ledger else None
             started = time.perf_counter()
             try:
                 if workers == 1:
@@ -118,6 +120,8 @@ def run_flow(work: Path, invoices: int, *, ledger: str | None = None, workers: i
             finally:
                 watch.stop()
             seconds = time.perf_counter() - started
+            if server_cpu is not None:
+                server_cpu = (postgres_server_cpu(ledger) or server_cpu) - server_cpu
             emulator_cpu = emu.cpu_seconds()
             counter.stop()
             documents = Counter(i["ExternalRef"] for i in emu.state()["invoices"])
@@ -136,6 +140,7 @@ def run_flow(work: Path, invoices: int, *, ledger: str | None = None, workers: i
             "peak_rss_mb": round(watch.peak_mb, 1), "sync_runs": [r["runs"] for r in runs],
             "sync_cpu_seconds": [round(r["cpu_seconds"], 1) for r in runs],
             "emulator_cpu_seconds": round(emulator_cpu, 1),
+            "postgres_cpu_seconds": None if server_cpu is None else round(server_cpu, 1),
             "states": runs[0]["report"].get("states", {}), "config": config}
 
 
@@ -209,8 +214,7 @@ def backfill_figure(flow: dict[str, Any], ingest: dict[str, Any]) -> dict[str, A
         f"{per_invoice:.4f} per posted invoice -> budget ceiling {ceiling:,.0f}/min; ingest "
         f"alone (`ml-connector ingest`, same files, fresh ledger) {ingest['seconds']:.1f} s "
         f"= {ingest['per_minute']:,.0f}/min; the slower is {which}",
-        f"where the wall time went: sync process CPU {sum(flow['sync_cpu_seconds']):.1f} s, "
-        f"emulator CPU {flow['emulator_cpu_seconds']:.1f} s, of {flow['seconds']:.1f} s",
+        where_time_went(flow),
         f"documents in the emulator {flow['documents']:,}, posted twice {flow['posted_twice']};"
         f" peak RSS of the sync process tree {flow['peak_rss_mb']:,.0f} MB (<= 512 MB)",
         "the machine is shared (other jobs on the 2 cores): absolute rates are low while they "
@@ -227,6 +231,17 @@ def backfill_figure(flow: dict[str, Any], ingest: dict[str, Any]) -> dict[str, A
                   budget_ceiling_per_min=round(ceiling))
 
 
+def where_time_went(flow: dict[str, Any]) -> str:
+    """CPU seconds of each process of the flow against its wall time on this machine's
+    cores: near cores x wall, the flow is bound by the CPU, not by waiting."""
+    server = flow.get("postgres_cpu_seconds")
+    return (f"where the wall time went: sync process CPU "
+            + " + ".join(f"{s:.1f}" for s in flow["sync_cpu_seconds"]) + " s, emulator CPU "
+            f"{flow['emulator_cpu_seconds']:.1f} s"
+            + (f", PostgreSQL server CPU {server:.1f} s" if server is not None else "")
+            + f", of {flow['seconds']:.1f} s wall on {CORES} cores")
+
+
 def postgres_figures(sqlite_runs: list[dict[str, Any]], one_runs: list[dict[str, Any]],
                      two: dict[str, Any]) -> list[dict[str, Any]]:
     sqlite, one = (max(runs, key=lambda f: f["per_minute"]) for runs in (sqlite_runs, one_runs))
@@ -234,7 +249,8 @@ def postgres_figures(sqlite_runs: list[dict[str, Any]], one_runs: list[dict[str,
     share = ratio(one["per_minute"], sqlite["per_minute"])
     clean = all(f["posted"] == f["documents"] == n and not f["posted_twice"]
                 for f in (*sqlite_runs, *one_runs, two))
-    rounds = (f"best of {len(one_runs)} alternating rounds: SQLite "
+    rounds = ((f"best of {len(one_runs)} alternating rounds" if len(one_runs) > 1
+               else "one round") + ": SQLite "
               + ", ".join(f"{f['per_minute']:,.0f}" for f in sqlite_runs) + "/min; PostgreSQL "
               + ", ".join(f"{f['per_minute']:,.0f}" for f in one_runs) + "/min")
     return [
@@ -247,7 +263,8 @@ def postgres_figures(sqlite_runs: list[dict[str, Any]], one_runs: list[dict[str,
                notes=[f"{n:,} invoices, same flow as the backfill: SQLite {sqlite['seconds']:.1f}"
                       f" s, PostgreSQL {one['seconds']:.1f} s; posted twice: SQLite "
                       f"{sum(f['posted_twice'] for f in sqlite_runs)}, PostgreSQL "
-                      f"{sum(f['posted_twice'] for f in one_runs)}", rounds],
+                      f"{sum(f['posted_twice'] for f in one_runs)}", rounds,
+                      f"SQLite {where_time_went(sqlite)}", f"PostgreSQL {where_time_went(one)}"],
                **_details(one)),
         result("end to end on a PostgreSQL ledger, 2 workers", round(two["per_minute"]),
                "invoices/min", target="report; 0 posted twice", met=clean,
@@ -258,7 +275,8 @@ def postgres_figures(sqlite_runs: list[dict[str, Any]], one_runs: list[dict[str,
                notes=[f"two `sync` processes sharing one PostgreSQL ledger, {n:,} invoices in "
                       f"{two['seconds']:.1f} s; runs per worker {two['sync_runs']}; documents "
                       f"in IFS {two['documents']:,}, posted twice {two['posted_twice']}; on 2 "
-                      "cores the workers share the CPU with the emulator, sshd and PostgreSQL"],
+                      "cores the workers share the CPU with the emulator, sshd and PostgreSQL",
+                      where_time_went(two)],
                **_details(two)),
     ]
 

@@ -115,6 +115,30 @@ tax_accounts = {{ TX8 = "2640" }}
     return config
 
 
+def postgres_server_cpu(url: str) -> float | None:
+    """CPU seconds the PostgreSQL server behind `url` has used so far: its postmaster and
+    every process it started, running or ended (an ended backend's time is in the
+    postmaster's children times). None when the server is not a process of this machine."""
+    import psutil
+    import psycopg
+
+    try:
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+            postmaster = psutil.Process(backend).parent()
+        times = postmaster.cpu_times()
+        seconds = times.user + times.system + times.children_user + times.children_system
+        for child in postmaster.children():
+            try:
+                child_times = child.cpu_times()
+            except psutil.Error:
+                continue                # ended between the listing and the look: reaped
+            seconds += child_times.user + child_times.system
+        return seconds
+    except (psycopg.Error, psutil.Error, AttributeError):
+        return None
+
+
 class RssWatch:
     """Peak resident set size of a process and its children, sampled every 0.1 s."""
 
