@@ -59,7 +59,7 @@ def sync_until_posted(config: Path, expected: int, watch: RssWatch, *, deadline:
                       profile: Path | None = None, tag: str = "") -> dict[str, Any]:
     """`ml-connector sync --json` again and again until `expected` invoices are posted (a
     cycle may end at connector.cycle_timeout; a second worker may finish the last ones)."""
-    runs, last, cpu = 0, {}, 0.0
+    runs, last, cpu, raced = 0, {}, 0.0, 0
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         command = [*CLI, "--config", str(config), "sync", "--json"]
@@ -79,6 +79,7 @@ def sync_until_posted(config: Path, expected: int, watch: RssWatch, *, deadline:
         (config.parent / f"sync{tag.strip(' #')}-{runs}.log").write_text(err)
         watch.forget(proc.pid)
         cpu += watch.cpu_of(proc.pid)
+        raced += err.count("another worker moved")    # work done, then not recorded
         runs += 1
         try:                            # a cycle that ran out of time exits 1 with its report
             last = json.loads(out)
@@ -89,7 +90,7 @@ def sync_until_posted(config: Path, expected: int, watch: RssWatch, *, deadline:
         if last.get("errors"):
             log(f"sync{tag} errors: {last['errors'][:3]}")
         time.sleep(0.2)
-    return {"runs": runs, "report": last, "cpu_seconds": cpu}
+    return {"runs": runs, "report": last, "cpu_seconds": cpu, "raced": raced}
 
 
 def _timestamped(stream: Any, into: list[str]) -> None:
@@ -139,6 +140,7 @@ def run_flow(work: Path, invoices: int, *, ledger: str | None = None, workers: i
             "per_minute": posted / seconds * 60 if posted else 0.0,
             "peak_rss_mb": round(watch.peak_mb, 1), "sync_runs": [r["runs"] for r in runs],
             "sync_cpu_seconds": [round(r["cpu_seconds"], 1) for r in runs],
+            "lost_races": sum(r["raced"] for r in runs),
             "emulator_cpu_seconds": round(emulator_cpu, 1),
             "postgres_cpu_seconds": None if server_cpu is None else round(server_cpu, 1),
             "states": runs[0]["report"].get("states", {}), "config": config}
@@ -276,7 +278,10 @@ def postgres_figures(sqlite_runs: list[dict[str, Any]], one_runs: list[dict[str,
                       f"{two['seconds']:.1f} s; runs per worker {two['sync_runs']}; documents "
                       f"in IFS {two['documents']:,}, posted twice {two['posted_twice']}; on 2 "
                       "cores the workers share the CPU with the emulator, sshd and PostgreSQL",
-                      where_time_went(two)],
+                      where_time_went(two),
+                      f"lost races: {two['lost_races']:,} times a worker's work on an invoice"
+                      " (or a whole chunk) was not recorded because the other worker had"
+                      " recorded it first (`another worker moved ... first` in the logs)"],
                **_details(two)),
     ]
 

@@ -77,6 +77,11 @@ class Ledger(Application[UUID]):
         because in a new export most invoices are new."""
         return persistence.recorded(self.recorder, ids)
 
+    def last_versions(self, ids: list[UUID]) -> dict[UUID, int]:
+        """Each stream's last recorded version (streams with no event left out): which
+        invoices of a chunk another worker moved, found in one query."""
+        return persistence.last_versions(self.recorder, ids)
+
     def notification_rows(self, start: int, limit: int) -> list[tuple[int, str, int, str, bytes]]:
         """The notification log from `start` as plain tuples (position, stream id, version,
         topic, stored state), read in the dialect's own SQL (ledger/persistence.py)."""

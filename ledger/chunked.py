@@ -64,7 +64,7 @@ class ChunkedStages:
                     keep: bool = True) -> list[Invoice]:
         """Record several invoices' new events in one transaction; returns those recorded.
         When another worker moved one of them first, nothing of the chunk is written and,
-        with `each`, every invoice is then saved alone (the others still get recorded).
+        with `each`, the others are then recorded (_save_unmoved).
         With `keep`, the next stage takes the recorded invoices from memory (_load)."""
         if not invoices:
             return []
@@ -76,16 +76,37 @@ class ChunkedStages:
             if not each:
                 log.info("another worker moved one of %s first", invoices[0].ref)
                 return []
+            saved = self._save_unmoved(pending)
+        if keep:
+            self._keep(saved)
+        return saved
+
+    def _save_unmoved(self, pending: list[tuple[Invoice, list[Any]]]) -> list[Invoice]:
+        """After a chunk's save clashed: the invoices whose streams still end where this
+        worker read them (one query) saved together, the others left as the other worker
+        recorded them. Each one is saved alone only if that clashes too: a transaction per
+        invoice, most clashing again, when two workers were on one page."""
+        last = self.ledger.last_versions([invoice.id for invoice, _ in pending])
+        unmoved = []
+        for invoice, events in pending:
+            if events and last.get(invoice.id, 0) >= events[0].originator_version:
+                log.info("another worker moved %s first", invoice.ref)
+            else:
+                unmoved.append((invoice, events))
+        if not unmoved:
+            return []
+        try:
+            self.ledger.save_all([e for _, events in unmoved for e in events])
+            return [invoice for invoice, _ in unmoved]
+        except ConcurrentChange:        # moved meanwhile as well
             saved = []
-            for invoice, events in pending:
+            for invoice, events in unmoved:
                 try:
                     self.ledger.save_all(events)
                     saved.append(invoice)
                 except ConcurrentChange:
                     log.info("another worker moved %s first", invoice.ref)
-        if keep:
-            self._keep(saved)
-        return saved
+            return saved
 
     def _keep(self, invoices: list[Invoice]) -> None:
         """Invoices just recorded, for the next stage (which would read their events back):

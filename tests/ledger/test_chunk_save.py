@@ -1,7 +1,6 @@
 """A stage records a chunk of invoices in one transaction (ledger/chunked.py). When another
-worker sharing the ledger moved one of them first, nothing of the chunk is written, and each
-invoice is then saved alone: the others are still recorded, the moved one is left as the
-other worker recorded it."""
+worker sharing the ledger moved one of them first, nothing of the chunk is written; the
+others are then recorded together, the moved one is left as the other worker recorded it."""
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -73,3 +72,39 @@ def test_the_saved_invoices_are_kept_for_the_next_stage(two_workers):
     saved = chunked._save_chunk(failed_in(first, "A", "C"))
     assert list(chunked._recent) == [str(i.id) for i in saved]
     assert stages(first)._save_chunk([]) == []
+
+
+def test_after_a_clash_the_unmoved_invoices_are_saved_together(two_workers, monkeypatch):
+    """Which invoices the other worker moved is read in one query; the others go in one
+    save, not one transaction each."""
+    first, second = two_workers
+    mine = failed_in(first, "A", "B", "C")
+    stages(second)._save_chunk(failed_in(second, "B"))
+    saves = []
+    real_save_all = first.save_all
+    monkeypatch.setattr(first, "save_all", lambda events: (saves.append(len(list(events))),
+                                                           real_save_all(events))[1])
+    saved = stages(first)._save_chunk(mine)
+    assert [i.id for i in saved] == [invoice("A").id, invoice("C").id]
+    assert saves == [3, 2]          # the chunk (clashed), then A and C together
+    assert stage_messages(first, "C") == [f"checked by {id(first)}"]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def ledger_url(request):
+    return request.getfixturevalue(f"{'pg' if request.param == 'postgres' else 'sqlite'}_url")
+
+
+def test_last_versions_reads_each_streams_last_version(ledger_url):
+    ledger = Ledger(ledger_url)
+    try:
+        record_invoice_file(ledger, export_file(), [parsed(invoice(n)) for n in "AB"],
+                            ["Approved"])
+        a = ledger.invoice(invoice("A").id)
+        a.fail("validate", "data", "checked")
+        ledger.save_all([a])
+        absent = invoice("Z").id
+        last = ledger.last_versions([invoice("A").id, invoice("B").id, absent])
+        assert last == {invoice("A").id: a.version, invoice("B").id: a.version - 1}
+    finally:
+        ledger.close()
