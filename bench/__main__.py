@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import CORES, ROOT, WORK, result
-from bench.ingest import PG_RATIO_TARGET
 
 FIGURES: dict[str, list[str]] = {
     "posting": ["bench.posting"],
@@ -96,20 +95,6 @@ def run_figure(name: str, opts: argparse.Namespace, extra: list[str]) -> list[di
     for row in rows:
         row["details"]["figure_seconds"] = round(seconds, 1)
     return rows
-
-
-def link_baselines(rows: list[dict[str, Any]]) -> None:
-    """Ratios between figures of different processes (same run): PostgreSQL / SQLite."""
-    sqlite = next((r for r in rows if r["figure"].startswith("ingest rate")), None)
-    for row in rows:
-        if row["figure"] == "PostgreSQL ingest" and row["value"] is not None:
-            if sqlite is None or sqlite["value"] is None:
-                row["notes"].append("no SQLite ingest in this run to compare with")
-                continue
-            row["baseline"] = {"name": "SQLite ingest (same file)", "value": sqlite["value"],
-                               "unit": sqlite["unit"]}
-            row["ratio"] = round(row["value"] / sqlite["value"], 3)
-            row["met"] = row["ratio"] >= PG_RATIO_TARGET
 
 
 def fmt(value: Any) -> str:
@@ -186,7 +171,6 @@ def main() -> None:
             shutil.rmtree(opts.work, ignore_errors=True)
             with contextlib.suppress(OSError):
                 WORK.rmdir()            # only when no other run is using it
-    link_baselines(rows)
     seconds = time.perf_counter() - started
     report = {"machine": {"cores": CORES, "python": platform.python_version(),
                           "platform": platform.platform()},
