@@ -264,38 +264,54 @@ def _recorded(recorder: Any, ids: list[UUID]) -> set[UUID]:
     return {i for i in ids if recorder.select_events(i, limit=1)}
 
 
+def _rows_of_streams(recorder: Any, ids: list[UUID], sqlite_sql: str,
+                     postgres_sql: str) -> list[tuple] | None:
+    """Rows of a query on the events table for these streams, one query per few hundred ids:
+    `sqlite_sql` with {table} and {marks} (a placeholder per id; the SQLite recorder stores
+    UUID stream ids as their hex text), `postgres_sql` with {schema}, {table}, {id_type} and
+    one array parameter of the ids. None for a recorder of neither kind."""
+    from eventsourcing.sqlite import SQLiteAggregateRecorder
+
+    def sqlite_rows(part: list[UUID]) -> list[tuple]:
+        with recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(sqlite_sql.format(table=recorder.events_table_name,
+                                             marks=",".join("?" * len(part))),
+                           [i.hex for i in part])
+            return [tuple(row) for row in cursor.fetchall()]
+
+    if isinstance(recorder, SQLiteAggregateRecorder):
+        read = sqlite_rows
+    elif _is_postgres(recorder):
+        from psycopg.sql import SQL, Identifier
+
+        statement = SQL(postgres_sql).format(
+            id_type=Identifier(recorder.datastore.originator_id_type),
+            schema=Identifier(recorder.datastore.schema),
+            table=Identifier(recorder.events_table_name))
+
+        def read(part: list[UUID]) -> list[tuple]:
+            return _postgres_rows(recorder, statement, (_postgres_ids(recorder, part),))
+    else:
+        return None
+    return [row for part in iter_chunks(ids, _IDS_PER_QUERY) for row in read(part)]
+
+
 def last_versions(recorder: Any, ids: list[UUID]) -> dict[UUID, int]:
     """The last version recorded of each of these streams (a stream with no event left out),
     in one query per few hundred ids on SQLite and PostgreSQL; any other recorder is asked
     per id."""
-    from eventsourcing.sqlite import SQLiteAggregateRecorder
-
-    found: dict[UUID, int] = {}
-    for part in iter_chunks(ids, _IDS_PER_QUERY):
-        if isinstance(recorder, SQLiteAggregateRecorder):
-            with recorder.datastore.transaction(commit=False) as cursor:
-                cursor.execute(f"SELECT originator_id, MAX(originator_version) FROM"
-                               f" {recorder.events_table_name} WHERE originator_id IN"
-                               f" ({','.join('?' * len(part))}) GROUP BY originator_id",
-                               [i.hex for i in part])
-                rows = [tuple(row) for row in cursor.fetchall()]
-        elif _is_postgres(recorder):
-            from psycopg.sql import SQL, Identifier
-
-            # One index probe per id, newest version first (see _recorded on `= ANY`).
-            statement = SQL("SELECT i.id, last.version FROM unnest(%s::{id_type}[]) AS i(id),"
-                            " LATERAL (SELECT originator_version AS version FROM"
-                            " {schema}.{table} AS t WHERE t.originator_id = i.id"
-                            " ORDER BY originator_version DESC LIMIT 1) AS last").format(
-                id_type=Identifier(recorder.datastore.originator_id_type),
-                schema=Identifier(recorder.datastore.schema),
-                table=Identifier(recorder.events_table_name))
-            rows = _postgres_rows(recorder, statement, (_postgres_ids(recorder, part),))
-        else:
-            rows = [(i, events[0].originator_version) for i in part
-                    if (events := recorder.select_events(i, desc=True, limit=1))]
-        found.update((i if isinstance(i, UUID) else UUID(str(i)), int(v)) for i, v in rows)
-    return found
+    rows = _rows_of_streams(
+        recorder, ids,
+        "SELECT originator_id, MAX(originator_version) FROM {table}"
+        " WHERE originator_id IN ({marks}) GROUP BY originator_id",
+        # One index probe per id, newest version first (see _recorded on `= ANY`).
+        "SELECT i.id, last.version FROM unnest(%s::{id_type}[]) AS i(id), LATERAL"
+        " (SELECT originator_version AS version FROM {schema}.{table} AS t"
+        " WHERE t.originator_id = i.id ORDER BY originator_version DESC LIMIT 1) AS last")
+    if rows is None:
+        rows = [(i, events[0].originator_version) for i in ids
+                if (events := recorder.select_events(i, desc=True, limit=1))]
+    return {(i if isinstance(i, UUID) else UUID(str(i))): int(v) for i, v in rows}
 
 
 def stored_events_of(recorder: Any, ids: list[UUID]) -> dict[UUID, list[Any]]:
@@ -304,36 +320,20 @@ def stored_events_of(recorder: Any, ids: list[UUID]) -> dict[UUID, list[Any]]:
     reads a chunk of invoices at once: a query per invoice was a round trip per invoice to
     PostgreSQL."""
     from eventsourcing.persistence import StoredEvent
-    from eventsourcing.sqlite import SQLiteAggregateRecorder
 
+    rows = _rows_of_streams(
+        recorder, ids,
+        "SELECT originator_id, originator_version, topic, state FROM {table}"
+        " WHERE originator_id IN ({marks}) ORDER BY originator_id, originator_version",
+        "SELECT originator_id, originator_version, topic, state FROM {schema}.{table}"
+        " WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version")
+    if rows is None:
+        return {i: list(recorder.select_events(i)) for i in ids}
     found: dict[UUID, list[Any]] = {}
-    for part in iter_chunks(ids, _IDS_PER_QUERY):
-        if isinstance(recorder, SQLiteAggregateRecorder):
-            marks = ",".join("?" * len(part))
-            with recorder.datastore.transaction(commit=False) as cursor:
-                cursor.execute("SELECT originator_id, originator_version, topic, state FROM"
-                               f" {recorder.events_table_name} WHERE originator_id IN"
-                               f" ({marks}) ORDER BY originator_id, originator_version",
-                               [i.hex for i in part])
-                rows = [tuple(row) for row in cursor.fetchall()]
-        elif _is_postgres(recorder):
-            from psycopg.sql import SQL, Identifier
-
-            statement = SQL("SELECT originator_id, originator_version, topic, state"
-                            " FROM {schema}.{table} WHERE originator_id = ANY(%s)"
-                            " ORDER BY originator_id, originator_version").format(
-                schema=Identifier(recorder.datastore.schema),
-                table=Identifier(recorder.events_table_name))
-            rows = _postgres_rows(recorder, statement, (_postgres_ids(recorder, part),))
-        else:
-            for i in part:
-                found[i] = list(recorder.select_events(i))
-            continue
-        for stream, version, topic, state in rows:
-            key = stream if isinstance(stream, UUID) else UUID(str(stream))
-            found.setdefault(key, []).append(StoredEvent(
-                originator_id=key, originator_version=version, topic=topic,
-                state=bytes(state)))
+    for stream, version, topic, state in rows:
+        key = stream if isinstance(stream, UUID) else UUID(str(stream))
+        found.setdefault(key, []).append(StoredEvent(
+            originator_id=key, originator_version=version, topic=topic, state=bytes(state)))
     return found
 
 
