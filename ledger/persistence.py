@@ -157,16 +157,20 @@ _IDS_PER_QUERY = 500                   # well under SQLite's bound-parameter lim
 
 
 def recorded(recorder: Any, ids: Iterable[UUID]) -> set[UUID]:
-    """Which of these streams have any event: one query per few hundred ids on SQLite, one
-    for all on PostgreSQL (they go as one array; each query is a round trip)."""
-    from eventsourcing.sqlite import SQLiteAggregateRecorder
-
+    """Which of these streams have any event (_rows_of_streams: one query per few hundred ids
+    on SQLite, one for all on PostgreSQL); any other recorder is asked per id."""
     ids = list(ids)
-    per_query = _IDS_PER_QUERY if isinstance(recorder, SQLiteAggregateRecorder) else len(ids)
-    found: set[UUID] = set()
-    for start in range(0, len(ids), per_query or 1):
-        found |= _recorded(recorder, ids[start:start + per_query])
-    return found
+    rows = _rows_of_streams(
+        recorder, ids,
+        "SELECT DISTINCT originator_id FROM {table} WHERE originator_id IN ({marks})",
+        # One index probe per id (LATERAL ... LIMIT 1): a plain `= ANY(ids)` was planned as
+        # a sequential scan of the whole table on a freshly filled one (no statistics yet),
+        # so each batch of an ingest read every event recorded before it.
+        "SELECT i.id FROM unnest(%s::{id_type}[]) AS i(id), LATERAL (SELECT 1 FROM"
+        " {schema}.{table} AS t WHERE t.originator_id = i.id LIMIT 1) AS hit")
+    if rows is None:
+        return {i for i in ids if recorder.select_events(i, limit=1)}
+    return {_stream_id(stream) for stream, in rows}
 
 
 def notification_rows(recorder: Any, start: int,
@@ -232,91 +236,63 @@ def _postgres_ids(recorder: Any, ids: list[UUID]) -> list[Any]:
     return [str(i) for i in ids] if recorder.datastore.originator_id_type == "text" else ids
 
 
-def _recorded(recorder: Any, ids: list[UUID]) -> set[UUID]:
-    """The ids with any event, asked of the recorder's table in one query (SQLite and
-    PostgreSQL); any other recorder is asked per id."""
-    from eventsourcing.sqlite import SQLiteAggregateRecorder
-
-    if not ids:
-        return set()
-    if isinstance(recorder, SQLiteAggregateRecorder):
-        # The SQLite recorder stores UUID originator ids as their hex text.
-        marks = ",".join("?" * len(ids))
-        with recorder.datastore.transaction(commit=False) as cursor:
-            cursor.execute(f"SELECT DISTINCT originator_id FROM {recorder.events_table_name}"
-                           f" WHERE originator_id IN ({marks})", [i.hex for i in ids])
-            return {UUID(row[0]) for row in cursor.fetchall()}
-    if _is_postgres(recorder):
-        from psycopg.sql import SQL, Identifier
-
-        # One index probe per id (LATERAL ... LIMIT 1): a plain `= ANY(ids)` was planned as
-        # a sequential scan of the whole table on a freshly filled one (no statistics yet),
-        # so each batch of an ingest read every event recorded before it.
-        statement = SQL("SELECT i.id AS originator_id FROM unnest(%s::{id_type}[]) AS i(id),"
-                        " LATERAL (SELECT 1 FROM {schema}.{table} AS t"
-                        " WHERE t.originator_id = i.id LIMIT 1) AS hit").format(
-            id_type=Identifier(recorder.datastore.originator_id_type),
-            schema=Identifier(recorder.datastore.schema),
-            table=Identifier(recorder.events_table_name))
-        with recorder.datastore.transaction(commit=False) as cursor:
-            cursor.execute(statement, (_postgres_ids(recorder, ids),))
-            return {UUID(str(row["originator_id"])) for row in cursor.fetchall()}
-    return {i for i in ids if recorder.select_events(i, limit=1)}
-
-
 def _rows_of_streams(recorder: Any, ids: list[UUID], sqlite_sql: str,
                      postgres_sql: str) -> list[tuple] | None:
-    """Rows of a query on the events table for these streams, one query per few hundred ids:
-    `sqlite_sql` with {table} and {marks} (a placeholder per id; the SQLite recorder stores
-    UUID stream ids as their hex text), `postgres_sql` with {schema}, {table}, {id_type} and
-    one array parameter of the ids. None for a recorder of neither kind."""
+    """Rows of a query on the events table for these streams: on SQLite one query per few
+    hundred ids (its bound-parameter limit), `sqlite_sql` with {table} and {marks} (a
+    placeholder per id; the recorder stores UUID stream ids as their hex text); on
+    PostgreSQL one query for all (they go as one array; each query is a round trip),
+    `postgres_sql` with {schema}, {table}, {id_type} and the array parameter. None for a
+    recorder of neither kind."""
     from eventsourcing.sqlite import SQLiteAggregateRecorder
 
-    def sqlite_rows(part: list[UUID]) -> list[tuple]:
-        with recorder.datastore.transaction(commit=False) as cursor:
-            cursor.execute(sqlite_sql.format(table=recorder.events_table_name,
-                                             marks=",".join("?" * len(part))),
-                           [i.hex for i in part])
-            return [tuple(row) for row in cursor.fetchall()]
-
     if isinstance(recorder, SQLiteAggregateRecorder):
-        read = sqlite_rows
-    elif _is_postgres(recorder):
-        from psycopg.sql import SQL, Identifier
-
-        statement = SQL(postgres_sql).format(
-            id_type=Identifier(recorder.datastore.originator_id_type),
-            schema=Identifier(recorder.datastore.schema),
-            table=Identifier(recorder.events_table_name))
-
-        def read(part: list[UUID]) -> list[tuple]:
-            return _postgres_rows(recorder, statement, (_postgres_ids(recorder, part),))
-    else:
+        rows = []
+        for part in iter_chunks(ids, _IDS_PER_QUERY):
+            with recorder.datastore.transaction(commit=False) as cursor:
+                cursor.execute(sqlite_sql.format(table=recorder.events_table_name,
+                                                 marks=",".join("?" * len(part))),
+                               [i.hex for i in part])
+                rows += [tuple(row) for row in cursor.fetchall()]
+        return rows
+    if not _is_postgres(recorder):
         return None
-    return [row for part in iter_chunks(ids, _IDS_PER_QUERY) for row in read(part)]
+    if not ids:
+        return []
+    from psycopg.sql import SQL, Identifier
+
+    statement = SQL(postgres_sql).format(
+        id_type=Identifier(recorder.datastore.originator_id_type),
+        schema=Identifier(recorder.datastore.schema),
+        table=Identifier(recorder.events_table_name))
+    return _postgres_rows(recorder, statement, (_postgres_ids(recorder, ids),))
+
+
+def _stream_id(value: Any) -> UUID:
+    """A stream id as a row gives it (a UUID, or text: SQLite's hex, a text id column)."""
+    return value if isinstance(value, UUID) else UUID(str(value))
 
 
 def last_versions(recorder: Any, ids: list[UUID]) -> dict[UUID, int]:
     """The last version recorded of each of these streams (a stream with no event left out),
-    in one query per few hundred ids on SQLite and PostgreSQL; any other recorder is asked
-    per id."""
+    read as _rows_of_streams reads; any other recorder is asked per id."""
     rows = _rows_of_streams(
         recorder, ids,
         "SELECT originator_id, MAX(originator_version) FROM {table}"
         " WHERE originator_id IN ({marks}) GROUP BY originator_id",
-        # One index probe per id, newest version first (see _recorded on `= ANY`).
+        # One index probe per id, newest version first (see recorded on `= ANY`).
         "SELECT i.id, last.version FROM unnest(%s::{id_type}[]) AS i(id), LATERAL"
         " (SELECT originator_version AS version FROM {schema}.{table} AS t"
         " WHERE t.originator_id = i.id ORDER BY originator_version DESC LIMIT 1) AS last")
     if rows is None:
         rows = [(i, events[0].originator_version) for i in ids
                 if (events := recorder.select_events(i, desc=True, limit=1))]
-    return {(i if isinstance(i, UUID) else UUID(str(i))): int(v) for i, v in rows}
+    return {_stream_id(stream): int(version) for stream, version in rows}
 
 
 def stored_events_of(recorder: Any, ids: list[UUID]) -> dict[UUID, list[Any]]:
-    """Every stored event of these streams, oldest first per stream, in one query per few
-    hundred ids (SQLite and PostgreSQL; any other recorder is asked per id). The pipeline
+    """Every stored event of these streams, oldest first per stream, read as
+    _rows_of_streams reads (any other recorder is asked per id). The pipeline
     reads a chunk of invoices at once: a query per invoice was a round trip per invoice to
     PostgreSQL."""
     from eventsourcing.persistence import StoredEvent
@@ -331,7 +307,7 @@ def stored_events_of(recorder: Any, ids: list[UUID]) -> dict[UUID, list[Any]]:
         return {i: list(recorder.select_events(i)) for i in ids}
     found: dict[UUID, list[Any]] = {}
     for stream, version, topic, state in rows:
-        key = stream if isinstance(stream, UUID) else UUID(str(stream))
+        key = _stream_id(stream)
         found.setdefault(key, []).append(StoredEvent(
             originator_id=key, originator_version=version, topic=topic, state=bytes(state)))
     return found
