@@ -122,7 +122,8 @@ def run_flow(work: Path, invoices: int, *, ledger: str | None = None, workers: i
                 watch.stop()
             seconds = time.perf_counter() - started
             if server_cpu is not None:
-                server_cpu = (postgres_server_cpu(ledger) or server_cpu) - server_cpu
+                after = postgres_server_cpu(ledger)
+                server_cpu = None if after is None else after - server_cpu
             emulator_cpu = emu.cpu_seconds()
             counter.stop()
             documents = Counter(i["ExternalRef"] for i in emu.state()["invoices"])

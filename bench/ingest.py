@@ -150,6 +150,19 @@ def runs_note(rates: list[float], unit: str = "invoices/s") -> str:
             + ", ".join(f"{r:,.0f}" for r in rates) + f" {unit}")
 
 
+def sqlite_run(folder: Path, tag: str, path: Path, name: str,
+               ledger_cls: type[Ledger] = Ledger
+               ) -> tuple[float, float, dict[str, Any], int, FirstItem]:
+    """(rate, seconds, summary, events, first item) of one ingest of the file into a fresh
+    SQLite ledger in `folder`, deleted afterwards (~220 MB a run)."""
+    first = FirstItem()
+    seconds, summary, events = timed_ingest(f"sqlite:///{folder}/{tag}.db", path, name,
+                                            ledger_cls, first)
+    for leftover in folder.glob(f"{tag}.db*"):
+        leftover.unlink()
+    return rate(summary["invoices_new"], seconds), seconds, summary, events, first
+
+
 def sqlite_figures(opts: Any) -> list[dict[str, Any]]:
     invoices = 10_000 if opts.quick else 100_000
     subset = 1_000 if opts.quick else 5_000
@@ -158,23 +171,16 @@ def sqlite_figures(opts: Any) -> list[dict[str, Any]]:
     def url_of(tag: str) -> str:
         return f"sqlite:///{folder}/{tag}.db"
 
-    def measured(tag: str, path: Path, name: str, ledger_cls: type[Ledger] = Ledger
-                 ) -> tuple[float, float, dict[str, Any], int, FirstItem]:
-        first = FirstItem()
-        seconds, summary, events = timed_ingest(url_of(tag), path, name, ledger_cls, first)
-        for leftover in folder.glob(f"{tag}.db*"):
-            leftover.unlink()          # ~220 MB a run
-        return rate(summary["invoices_new"], seconds), seconds, summary, events, first
-
     log(f"generating {invoices:,} invoices")
     path, name = generated_export(opts.work, invoices)
     log(f"ingesting {path.stat().st_size / 1e6:,.0f} MB into SQLite, {REPEATS} times")
     rates, (value, seconds, summary, events, first) = best_of(
-        REPEATS, lambda i: measured(f"batched-{i}", path, name))
+        REPEATS, lambda i: sqlite_run(folder, f"batched-{i}", path, name))
     log(f"{value:,.0f} invoices/s; baseline: one save per event on {subset:,}")
     sub_path, sub_name = generated_export(opts.work, subset)
     base_rates, (base, base_s, _, base_events, _) = best_of(
-        REPEATS, lambda i: measured(f"per-event-{i}", sub_path, sub_name, PerEventLedger))
+        REPEATS, lambda i: sqlite_run(folder, f"per-event-{i}", sub_path, sub_name,
+                                      PerEventLedger))
     met = value >= TARGET and value >= RATIO_TARGET * base
     notes = [f"{invoices:,} invoices ({path.stat().st_size / 1e6:,.0f} MB, "
              f"{summary['invoices_new']:,} recorded, {events:,} events) in {seconds:.1f} s, "
@@ -208,19 +214,13 @@ def postgres_figures(opts: Any) -> list[dict[str, Any]]:
             seconds, summary, events = timed_ingest(url, path, name, first=first)
         return rate(summary["invoices_new"], seconds), seconds, events, first
 
-    def on_sqlite(i: int) -> float:
-        seconds, summary, _ = timed_ingest(f"sqlite:///{folder}/alternate-{i}.db", path, name)
-        for leftover in folder.glob(f"alternate-{i}.db*"):
-            leftover.unlink()
-        return rate(summary["invoices_new"], seconds)
-
     sqlite_rates: list[float] = []
     outcomes: list[tuple[float, float, int, FirstItem]] = []
     try:
         log(f"ingesting {invoices:,} invoices into SQLite and PostgreSQL, {REPEATS} times each,"
             " alternating")
         for i in range(REPEATS):
-            sqlite_rates.append(on_sqlite(i))
+            sqlite_rates.append(sqlite_run(folder, f"alternate-{i}", path, name)[0])
             outcomes.append(on_postgres())
     except Unavailable as exc:
         return [result("PostgreSQL ingest", None, "invoices/s", target="reported",
